@@ -1,0 +1,39 @@
+# Two commands for a fresh machine: `make demo` and `make test`.
+# Both create .venv and install on first use (again whenever pyproject.toml changes).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test install clean-demo help
+
+help:
+	@echo "make demo   install into $(VENV), then generate -> train -> digitise on local Ray and MLflow"
+	@echo "make test   install into $(VENV), then run the test suite"
+
+install: $(STAMP)
+
+# torch: where there is no CUDA, take the CPU build (torch==2.13.0 is the CPU
+# wheel on this machine's disk); never pull a multi-GB CUDA build into CI.
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then \
+		echo "CUDA found: installing the CUDA build of torch"; \
+		$(PY) -m pip install -q "torch>=2.4,<3"; \
+	else \
+		echo "no CUDA: installing the CPU build of torch"; \
+		$(PY) -m pip install -q torch==2.13.0; \
+	fi
+	$(PY) -m pip install -q -e ".[test]"
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/veernet demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+clean-demo:
+	rm -rf runs/demo

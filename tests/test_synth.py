@@ -1,0 +1,271 @@
+"""Synthetic generator: determinism, geometry, mask/LAS/sidecar agreement, rates, real LAS, errors."""
+
+from __future__ import annotations
+
+import filecmp
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from veernet_ray.synth import ScanStyle, SynthConfig, generate_dataset, render_sample
+from veernet_ray.synth.generate import DatasetExistsError
+from veernet_ray.synth.las_source import LasSourceError, load_las_pool
+from veernet_ray.synth.styles import SynthConfigError
+
+LAS_DIR = Path("/work/shared/data/las")
+TINY = dict(width=(200, 360), height=(64, 80))
+NO_SKEW = ScanStyle(p_skew=0.0)
+
+
+def tiny(style: ScanStyle | None = None, **kw) -> SynthConfig:
+    return SynthConfig(width=TINY["width"], height=TINY["height"], style=style or ScanStyle(), **kw).validate()
+
+
+def _files(root: Path) -> list[Path]:
+    return sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file())
+
+
+# ---------------------------------------------------------------- determinism
+def test_render_sample_is_a_function_of_seed_and_index():
+    a, b = render_sample(7, 3, tiny()), render_sample(7, 3, tiny())
+    assert np.array_equal(a.image, b.image) and np.array_equal(a.mask, b.mask)
+    assert a.sidecar.to_dict() == b.sidecar.to_dict()
+    np.testing.assert_array_equal(a.values[0], b.values[0])
+    c = render_sample(7, 4, tiny())
+    assert not (a.image.shape == c.image.shape and np.array_equal(a.image, c.image))
+
+
+def test_same_seed_same_bytes(tmp_path):
+    kw = dict(n=3, seed=11, width=TINY["width"], height=TINY["height"], progress=False)
+    m1 = generate_dataset(tmp_path / "a", **kw)
+    m2 = generate_dataset(tmp_path / "b", **kw)
+    files = _files(m1.parent)
+    assert files == _files(m2.parent)
+    assert {f.suffix for f in files} >= {".tif", ".las", ".json", ".parquet"}
+    for f in files:
+        assert filecmp.cmp(m1.parent / f, m2.parent / f, shallow=False), f
+
+
+@pytest.mark.slow
+def test_ray_workers_give_the_same_bytes(tmp_path):
+    kw = dict(n=4, seed=5, width=TINY["width"], height=TINY["height"], progress=False)
+    m1 = generate_dataset(tmp_path / "one", workers=1, **kw)
+    m2 = generate_dataset(tmp_path / "two", workers=2, **kw)
+    for f in _files(m1.parent):
+        assert filecmp.cmp(m1.parent / f, m2.parent / f, shallow=False), f
+
+
+# ---------------------------------------------------------------- geometry
+@pytest.mark.parametrize("preset,wr,hr", [("demo", (640, 2560), (96, 128)), ("seed", (3200, 12800), (480, 640))])
+def test_preset_shapes(preset, wr, hr):
+    cfg = SynthConfig.from_preset(preset)
+    assert (cfg.width, cfg.height) == (wr, hr)
+    if preset == "demo":
+        for i in range(3):
+            s = render_sample(1, i, cfg)
+            assert wr[0] <= s.width <= wr[1] and hr[0] <= s.height <= hr[1]
+            assert s.image.dtype == np.uint8 and s.mask.dtype == np.uint8 and s.mask.max() <= 2
+
+
+def test_explicit_ranges_and_invalid_ranges():
+    s = render_sample(0, 0, SynthConfig.from_preset("demo", width=(300, 300), height=(70, 70)))
+    assert s.image.shape == (70, 300)
+    for bad in [dict(width=(500, 400)), dict(height=(10, 20)), dict(width=(0, 100))]:
+        with pytest.raises(SynthConfigError):
+            SynthConfig.from_preset("demo", **bad)
+    with pytest.raises(SynthConfigError):
+        SynthConfig.from_preset("huge")
+
+
+# ---------------------------------------------------------------- mask / LAS / sidecar agreement
+def _check_agreement(image, mask, sidecar, values, widths):
+    """Mask rows of each curve map through the sidecar to the truth values (modulo one period if wrapped).
+
+    Every ink pixel of a curve at column c lies within the rows its truth spans over
+    the columns a pen of that width reaches (c +- (1 + w/2)), widened by half the line
+    width plus one pixel; where the truth is flat there and nothing covers the curve,
+    the centre of the ink run is the truth row within one pixel.
+    """
+    t0 = min(r for r, _ in sidecar.curves[0].ref)
+    t1 = max(r for r, _ in sidecar.curves[0].ref)
+    period = t1 - t0
+    checked = 0
+    for ax, vals, w in zip(sidecar.curves, values, widths):
+        r = ax.row_at(vals)
+        other = (mask > 0) & (mask != ax.class_id)
+        shifts = np.arange(-3, 4) * period if ax.wrap else np.zeros(1)
+        tol = 1.0 + w / 2.0
+        for c in np.flatnonzero((mask == ax.class_id).any(axis=0)):
+            rows = np.flatnonzero(mask[:, c] == ax.class_id)
+            assert np.isfinite(vals[c]), f"curve {ax.class_id} drawn at column {c} where truth is NaN"
+            hw = 1 + int(np.ceil(w / 2))  # a pen of width w inks columns up to w/2 beyond a vertex
+            near = r[max(c - hw, 0) : c + hw + 1]
+            near = near[np.isfinite(near)]
+            lo, hi = near.min() - tol, near.max() + tol
+            ok = ((rows[:, None] + shifts[None, :] >= lo) & (rows[:, None] + shifts[None, :] <= hi)).any(axis=1)
+            assert ok.all(), (ax.class_id, c, r[c], rows[~ok])
+            if near.max() - near.min() < 1.0 and not other[:, c].any() and rows.max() - rows.min() <= w + 1:
+                centre = 0.5 * (rows.min() + rows.max())
+                assert np.min(np.abs(centre + shifts - r[c])) <= 1.0, (ax.class_id, c, centre, r[c])
+                checked += 1
+    return checked
+
+
+def test_mask_sidecar_truth_agree_in_memory():
+    style = NO_SKEW.replace(p_wrap=0.5, p_cross=0.7)
+    total = 0
+    for i in range(12):
+        s = render_sample(21, i, tiny(style))
+        widths = [int(s.meta["curve1_style"].split(":")[1]), int(s.meta["curve2_style"].split(":")[1])]
+        total += _check_agreement(s.image, s.mask, s.sidecar, s.values, widths)
+        wrap_axes = [ax.wrap is not None for ax in s.sidecar.curves]
+        assert any(wrap_axes) == s.meta["wrap"]
+    assert total > 500  # flat, unoccluded columns where the centre rule was checked
+
+
+def test_files_agree_with_each_other(tmp_path):
+    from veernet_ray.data.manifest import read_manifest
+    from veernet_ray.io import read_header, read_image
+    from veernet_ray.las.lasfile import read_las_curves
+    from veernet_ray.las.sidecar import Sidecar
+
+    m = generate_dataset(tmp_path / "d", n=3, seed=2, style=NO_SKEW, progress=False, **TINY)
+    df = read_manifest(m, check_files=True)
+    for _, row in df.iterrows():
+        image, mask = read_image(row.image), read_image(row.mask)
+        hdr = read_header(row.image)
+        assert (hdr.height, hdr.width) == (row.height, row.width) == image.shape
+        sc = Sidecar.load(row.calibration)
+        depth, curves, unit = read_las_curves(row.las)
+        assert unit.upper() == sc.depth.unit
+        np.testing.assert_allclose(depth, sc.depth.depth_at(np.arange(row.width)), atol=1e-4)
+        vals = [curves[ax.mnemonic] for ax in sc.curves]
+        widths = [int(row.curve2_style.split(":")[1])] * 2  # curve 1 width is not in the manifest; <= 4
+        _check_agreement(image, mask, sc, vals, [4, widths[1]])
+        assert sc.extra["skew_deg"] == 0.0 and sc.extra["curve_on_top"] in (1, 2)
+
+
+# ---------------------------------------------------------------- rates
+def test_wrap_and_crossing_rates():
+    n = 40
+    half = [render_sample(3, i, tiny(NO_SKEW.replace(p_wrap=0.5))).meta["wrap"] for i in range(n)]
+    assert 0.3 <= np.mean(half) <= 0.7
+    none = [render_sample(3, i, tiny(NO_SKEW.replace(p_wrap=0.0))).meta["wrap"] for i in range(20)]
+    assert not any(none)
+    cross = [render_sample(4, i, tiny(NO_SKEW.replace(p_wrap=0.0, p_cross=1.0))).meta["crossing"] for i in range(20)]
+    assert np.mean(cross) >= 0.85
+    apart = [render_sample(4, i, tiny(NO_SKEW.replace(p_wrap=0.0, p_cross=0.0))).meta["crossing"] for i in range(20)]
+    assert not any(apart)
+
+
+def test_curve_styles_are_distinguishable():
+    for i in range(15):
+        s = render_sample(9, i, tiny())
+        p2, w2 = s.meta["curve2_style"].split(":")
+        w1 = int(s.meta["curve1_style"].split(":")[1])
+        assert p2 != "solid" and 1 <= w1 <= 4 and 1 <= int(w2) <= 4
+        if p2 == "solid_thin":
+            assert int(w2) < w1
+
+
+# ---------------------------------------------------------------- real LAS
+def test_real_las_pool_handles_the_shared_files():
+    pool = load_las_pool(LAS_DIR)
+    names = dict(pool.files)
+    assert "F03-02.las" in names  # descending depth, STEP 0, -9999 sentinels
+    for _, curves in pool.files:
+        for c in curves:
+            assert np.all(np.diff(c.depth) > 0)
+            fin = c.values[np.isfinite(c.values)]
+            assert fin.min() > -9000
+    cfg = tiny(NO_SKEW, source="las")
+    real = 0
+    for i in range(6):
+        s = render_sample(0, i, cfg, pool)
+        real += s.source != "synthetic"
+        widths = [int(s.meta["curve1_style"].split(":")[1]), int(s.meta["curve2_style"].split(":")[1])]
+        _check_agreement(s.image, s.mask, s.sidecar, s.values, widths)
+    assert real >= 4
+
+
+def test_real_las_dataset_sources(tmp_path):
+    m = generate_dataset(tmp_path / "r", n=3, seed=1, las_dir=LAS_DIR, source="las", progress=False, **TINY)
+    import pandas as pd
+
+    df = pd.read_parquet(m)
+    assert set(df.source) - {"synthetic"} <= {p.name for p in LAS_DIR.glob("*.las")}
+    assert (df.source != "synthetic").any()
+
+
+def test_bad_las_folder_is_a_clear_error(tmp_path, capsys):
+    from veernet_ray.synth.cli import main
+
+    bad = tmp_path / "las"
+    bad.mkdir()
+    (bad / "junk.las").write_text("this is not a LAS file\n\x00\x01")
+    (bad / "empty.las").write_text("")
+    with pytest.warns(UserWarning):
+        with pytest.raises(LasSourceError, match="junk.las"):
+            load_las_pool(bad)
+    rc = main([str(tmp_path / "out"), "--n", "2", "--las-dir", str(bad), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "error:" in err and "junk.las" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------- manifest and folders
+def test_manifest_columns_and_splits(tmp_path):
+    from veernet_ray.data.manifest import REQUIRED, read_manifest
+
+    m = generate_dataset(tmp_path / "d", n=10, seed=0, split=(0.6, 0.2, 0.2), preview=2, progress=False, **TINY)
+    df = read_manifest(m)
+    assert list(df.columns[: len(REQUIRED)]) == list(REQUIRED)
+    assert df.id.is_unique and set(df.source) == {"synthetic"}
+    assert df.split.value_counts().to_dict() == {"train": 6, "val": 2, "test": 2}
+    assert all(Path(p).is_absolute() and Path(p).exists() for p in df.image)
+    assert df.width.dtype.kind == "i" and df.height.dtype.kind == "i"
+    assert (m.parent / "preview.png").stat().st_size > 1000
+    params = json.loads((m.parent / "synth.json").read_text())["params"]
+    assert params["n"] == 10 and params["seed"] == 0
+
+
+def test_existing_dataset_rules(tmp_path, capsys):
+    from veernet_ray.synth.cli import main
+
+    out = tmp_path / "d"
+    kw = dict(n=2, seed=0, progress=False, **TINY)
+    m = generate_dataset(out, **kw)
+    before = m.stat().st_mtime_ns
+    assert generate_dataset(out, **kw) == m and m.stat().st_mtime_ns == before  # same params: nothing to do
+    with pytest.raises(DatasetExistsError, match="overwrite"):
+        generate_dataset(out, **{**kw, "seed": 1})
+    generate_dataset(out, overwrite=True, **{**kw, "seed": 1})
+    assert json.loads((out / "synth.json").read_text())["params"]["seed"] == 1
+    rc = main([str(out), "--n", "2", "--seed", "5", "--width", "200,360", "--height", "64,80", "--quiet"])
+    assert rc == 2 and "--overwrite" in capsys.readouterr().err
+    assert not list(tmp_path.glob(".d.synth-tmp-*"))  # nothing half-written left behind
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    from veernet_ray.synth.cli import main
+
+    assert main([str(tmp_path / "x"), "--width", "900,100"]) == 2
+    assert main([str(tmp_path / "x"), "--split", "0.5,0.5,0.5"]) == 2
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main([str(blocker / "sub"), "--n", "1", "--quiet", "--width", "200,200", "--height", "64,64"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and all(line.startswith("veernet synth: error:") for line in err)
+    assert not (tmp_path / "x").exists()
+
+
+def test_bench_smoke(capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_synth", Path(__file__).parents[1] / "bench" / "synth.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["--smoke-test"]) == 0
+    assert "img/s/core" in capsys.readouterr().out

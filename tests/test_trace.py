@@ -1,0 +1,136 @@
+"""Curve tracing on small hand-built probability maps."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from veernet_ray.trace import trace_curves
+
+
+def render(rows_per_class, h, w, sigma=0.0, noise=0.0, seed=0):
+    """(C, H, W) probabilities with each class's curve at the given (sub-pixel) rows; NaN row = absent."""
+    rng = np.random.default_rng(seed)
+    r = np.arange(h)[:, None]
+    probs = np.zeros((len(rows_per_class) + 1, h, w))
+    for c, rows in enumerate(rows_per_class, start=1):
+        rows = np.asarray(rows, float)
+        if sigma > 0:
+            g = np.exp(-0.5 * ((r - rows[None, :]) / sigma) ** 2)
+            g = np.nan_to_num(g / np.sqrt(2 * np.pi) / sigma)
+        else:  # split one unit of probability between the two nearest rows
+            lo = np.floor(rows)
+            frac = rows - lo
+            g = np.where(r == lo[None, :], 1 - frac[None, :], 0.0) + np.where(r == lo[None, :] + 1, frac[None, :], 0.0)
+            g = np.nan_to_num(g)
+        probs[c] = np.maximum(probs[c], g)
+    if noise:
+        probs[1:] += rng.uniform(0, noise, probs[1:].shape)
+    probs[1:] = np.clip(probs[1:], 0, 1)
+    total = probs[1:].sum(axis=0)
+    scale = np.maximum(total, 1.0)
+    probs[1:] /= scale
+    probs[0] = 1 - probs[1:].sum(axis=0)
+    return probs
+
+
+H, W = 96, 400
+COLS = np.arange(W)
+
+
+def test_straight_line_sub_pixel():
+    truth = np.full(W, 40.3)
+    res = trace_curves(render([truth, np.full(W, np.nan)], H, W), (1, 2))
+    assert np.nanmax(np.abs(res.rows[0] - truth)) < 0.05
+    assert np.isnan(res.rows[1]).all()  # empty class -> all NaN
+    assert res.confidence[0].min() > 0.9
+
+
+def test_sinusoid_blurred_with_noise():
+    truth = 48 + 30 * np.sin(COLS / 40)
+    res = trace_curves(render([truth], H, W, sigma=1.0, noise=0.05), (1,))
+    assert np.isfinite(res.rows[0]).all()
+    assert np.mean(np.abs(res.rows[0] - truth)) < 0.3
+
+
+def test_grid_line_does_not_capture():
+    truth = 50 + 20 * np.sin(COLS / 30)
+    probs = render([truth], H, W)
+    probs[1, 30, :] = np.maximum(probs[1, 30, :], 0.45)  # full-width grid line of moderate probability
+    probs[0] = 1 - probs[1]
+    res = trace_curves(probs, (1,))
+    assert np.nanmax(np.abs(res.rows[0] - truth)) < 1.0
+    assert np.isfinite(res.rows[0]).mean() > 0.97
+
+
+def test_crossing_curves_keep_identity():
+    t1 = 20 + 0.15 * COLS  # rising
+    t2 = 80 - 0.15 * COLS  # falling; they cross near column 200
+    probs = render([t1, t2], H, W)
+    # curve 2 drawn on top: curve 1 loses its pixels where they overlap
+    on_top = np.abs(t1 - t2) < 2
+    probs[1][:, on_top] = 0.0
+    probs[0] = 1 - probs[1:].sum(axis=0)
+    res = trace_curves(probs, (1, 2))
+    for k, t in enumerate((t1, t2)):
+        ok = np.isfinite(res.rows[k])
+        assert ok.mean() > 0.95
+        assert np.max(np.abs(res.rows[k][ok] - t[ok])) < 1.0
+
+
+def test_short_gap_bridged_long_gap_nan():
+    truth = 50 + 10 * np.sin(COLS / 50)
+    rows = truth.copy()
+    rows[100:104] = np.nan  # short gap: bridged
+    rows[200:300] = np.nan  # long gap: absent
+    res = trace_curves(render([rows], H, W), (1,), min_confidence=0.3)
+    assert np.isfinite(res.rows[0, 100:104]).all()
+    assert res.bridged[0, 100:104].all()
+    assert np.abs(res.rows[0, 100:104] - truth[100:104]).max() < 0.5
+    assert (res.confidence[0, 100:104] < res.confidence[0, 90:99].min()).all()
+    assert np.isnan(res.rows[0, 202:298]).all()
+    assert np.isfinite(res.rows[0, 300:]).all()
+
+
+def backup_curve():
+    """A curve drifting up past the top edge: drawn rows wrap with period P."""
+    period = H - 1.0
+    unwrapped = 60 - 0.25 * COLS  # reaches row 0 at column 240, continues to -40
+    drawn = np.mod(unwrapped, period)
+    return unwrapped, drawn, period
+
+
+def test_wrap_declared_gives_unwrapped_continuous_rows():
+    unwrapped, drawn, period = backup_curve()
+    res = trace_curves(render([drawn], H, W), (1,), wrap_px={1: period})
+    ok = np.isfinite(res.rows[0])
+    assert ok.mean() > 0.97
+    assert np.max(np.abs(res.rows[0][ok] - unwrapped[ok])) < 1.0
+
+
+def test_wrap_not_declared_cuts_at_jump():
+    unwrapped, drawn, _ = backup_curve()
+    res = trace_curves(render([drawn], H, W), (1,))
+    rows = res.rows[0]
+    jump = int(np.argmax(np.abs(np.diff(drawn)))) + 1
+    assert np.isnan(rows[jump - 1 : jump + 1]).any()
+    ok = np.isfinite(rows)
+    assert np.max(np.abs(rows[ok] - drawn[ok])) < 1.0
+    assert np.nanmax(np.abs(np.diff(rows))) < 2.0  # never connected across the edge
+
+
+@pytest.mark.parametrize(
+    "probs, ids, match",
+    [
+        (np.zeros((3, 10)), (1,), "shape"),
+        (np.zeros((3, 10, 10), dtype=np.uint8), (1,), "dtype"),
+        (np.zeros((1, 10, 10)), (1,), "at least 2"),
+        (np.full((3, 10, 10), np.nan), (1,), "NaN"),
+        (np.zeros((3, 10, 10)), (3,), "out of range"),
+        (np.zeros((3, 10, 10)), (0,), "out of range"),
+        (np.full((3, 10, 10), 2.0), (1,), r"\[0, 1\]"),
+    ],
+)
+def test_bad_inputs(probs, ids, match):
+    with pytest.raises(ValueError, match=match):
+        trace_curves(probs, ids)

@@ -1,0 +1,192 @@
+"""Digitised output (CONTRACTS.md section 4): traced rows -> calibrated (or normalised) LAS + QC rows.
+
+With a sidecar: depth per column from the depth axis, values from each curve
+axis (unwrapped rows extrapolate: that is how backup segments get their value),
+resampled onto a uniform ascending depth grid, NULL where absent or not
+confident, a `<MNEMONIC>_CONF` column per curve.
+Without: DEPT is the column index (unit PX), values are positions normalised
+to the image height (unit NORM), and ~P says the file is uncalibrated.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePath
+
+import numpy as np
+
+from veernet_ray.las.lasfile import LasCurve, write_las
+from veernet_ray.las.sidecar import Sidecar
+from veernet_ray.trace.tracer import MIN_CONFIDENCE, TraceResult
+
+UNCALIBRATED_UNIT = "PX"
+NORM_UNIT = "NORM"
+CALIB_PARAM = ("NONE", "", "uncalibrated: DEPT is pixel index, values normalised to track")
+
+
+@dataclass(frozen=True)
+class CurveOutput:
+    """One digitised curve on the log's depth grid. values: NaN = NULL; confidence in [0, 1]."""
+
+    class_id: int
+    mnemonic: str
+    unit: str
+    values: np.ndarray
+    confidence: np.ndarray
+    descr: str = ""
+
+
+@dataclass(frozen=True)
+class DigitisedLog:
+    depth: np.ndarray  # (N,) ascending; uniform when calibrated, column index otherwise
+    depth_unit: str
+    curves: tuple[CurveOutput, ...]
+    calibrated: bool
+    params: dict[str, tuple] = field(default_factory=dict)  # extra ~P entries
+
+
+def normalised_position(rows: np.ndarray, height: int) -> np.ndarray:
+    """Row -> position on the value axis: 0 = bottom edge (row H-1), 1 = top (row 0)."""
+    if height < 2:
+        raise ValueError(f"height must be >= 2 to normalise rows, got {height}")
+    return (height - 1 - np.asarray(rows, dtype=np.float64)) / (height - 1)
+
+
+def build_output(
+    trace: TraceResult,
+    *,
+    image_shape: tuple[int, int],
+    sidecar: Sidecar | None,
+    min_confidence: float = MIN_CONFIDENCE,
+) -> DigitisedLog:
+    """Turn a trace of a canonical (H, W) image into a DigitisedLog.
+
+    sidecar: already canonical (`Sidecar.canonical`), or None for normalised output.
+    A column keeps its value if its confidence >= min_confidence or it was bridged.
+    """
+    height, width = int(image_shape[0]), int(image_shape[1])
+    if trace.rows.shape[1] != width:
+        raise ValueError(f"trace has {trace.rows.shape[1]} columns but the image is {width} wide")
+    valid = np.isfinite(trace.rows) & ((trace.confidence >= min_confidence) | trace.bridged)
+    rows = np.where(valid, trace.rows, np.nan)
+    conf = np.clip(np.nan_to_num(trace.confidence), 0.0, 1.0)
+
+    if sidecar is None:
+        depth = np.arange(width, dtype=np.float64)
+        curves = tuple(
+            CurveOutput(cid, f"CURVE{cid}", NORM_UNIT, normalised_position(rows[i], height), conf[i],
+                        "position normalised to the track, 0 = bottom, 1 = top")
+            for i, cid in enumerate(trace.class_ids)
+        )
+        return DigitisedLog(depth, UNCALIBRATED_UNIT, curves, False, {"CALIB": CALIB_PARAM})
+
+    if sidecar.orientation != "depth_along_width":
+        raise ValueError("build_output needs a canonical sidecar: call Sidecar.canonical(scan_shape) first")
+    axis = sidecar.depth
+    col_depth = axis.depth_at(np.arange(width))
+    step = axis.step if axis.step is not None else axis.pixel_pitch()
+    lo, hi = float(min(col_depth[0], col_depth[-1])), float(max(col_depth[0], col_depth[-1]))
+    n = int(math.floor((hi - lo) / step + 1e-9)) + 1
+    grid = lo + step * np.arange(n)
+    # fractional column of each grid depth; round off float noise so on-column points are exact
+    pos = np.clip(np.round(axis.px_at(grid), 9), 0, width - 1)
+
+    curves = []
+    for ca in sidecar.curves:
+        i = trace.index(ca.class_id)  # KeyError if the sidecar names a class the trace lacks
+        # interpolating rows is interpolating values on a linear scale and log10(values)
+        # on a log scale, because value_at is linear in the row in those coordinates
+        grid_rows = _resample(rows[i], pos)
+        values = ca.value_at(grid_rows)
+        curves.append(
+            CurveOutput(ca.class_id, ca.mnemonic, ca.unit, values, np.clip(_resample(conf[i], pos), 0, 1),
+                        f"class {ca.class_id}, {ca.scale} scale")
+        )
+    return DigitisedLog(grid, axis.unit, tuple(curves), True, {})
+
+
+def write_digitised_las(path: str | os.PathLike, log: DigitisedLog, provenance: Mapping[str, object]) -> None:
+    """Write the log as LAS 2.0 (atomic): DEPT, then per curve its values and `<MNEMONIC>_CONF`.
+
+    provenance: ~P entries (MODEL, CKPT, ...); a value may be a str or a
+    (value, unit, description) tuple. VERSION defaults to the platform version.
+    """
+    from veernet_ray import __version__
+
+    params: dict[str, tuple] = {"VERSION": (__version__, "", "veernet-ray version")}
+    for key, value in provenance.items():
+        params[str(key)] = value if isinstance(value, tuple) else (value, "", str(key).lower())
+    params.update(log.params)
+    las_curves = []
+    for c in log.curves:
+        las_curves.append(LasCurve(c.mnemonic, c.unit, c.values, c.descr))
+        las_curves.append(LasCurve(f"{c.mnemonic}_CONF", "", c.confidence, f"confidence 0-1 of {c.mnemonic}"))
+    write_las(path, log.depth, las_curves, depth_unit=log.depth_unit, params=params)
+
+
+def qc_rows(scan_id: str, log: DigitisedLog, *, min_coverage: float = 0.6, min_mean_conf: float = 0.5) -> list[dict]:
+    """One QC row per curve: coverage, mean confidence over covered points, flagged, reason."""
+    out = []
+    for c in log.curves:
+        have = np.isfinite(c.values)
+        coverage = float(have.mean()) if have.size else 0.0
+        mean_conf = float(np.mean(c.confidence[have])) if have.any() else 0.0
+        reasons = []
+        if not have.any():
+            reasons.append("no curve found")
+        elif coverage < min_coverage:
+            reasons.append(f"low coverage {coverage:.2f} < {min_coverage:.2f}")
+        if have.any() and mean_conf < min_mean_conf:
+            reasons.append(f"low confidence {mean_conf:.2f} < {min_mean_conf:.2f}")
+        if not log.calibrated:
+            reasons.append("uncalibrated")
+        out.append(
+            {
+                "scan_id": scan_id,
+                "curve": c.mnemonic,
+                "class_id": c.class_id,
+                "coverage": coverage,
+                "mean_confidence": mean_conf,
+                "flagged": bool(reasons),
+                "reason": "; ".join(reasons),
+            }
+        )
+    return out
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def safe_output_name(input_name: str | os.PathLike) -> str:
+    """`<stem>.las` from an input file name: last path component only, unsafe characters -> "_"."""
+    name = re.split(r"[\\/]", os.fspath(input_name))[-1]
+    stem = _UNSAFE.sub("_", PurePath(name).stem if name else "")
+    stem = re.sub(r"\.{2,}", "_", stem).strip(".")  # no "..", no hidden files
+    return f"{stem if stem.strip('_') else 'scan'}.las"
+
+
+def output_path(out_dir: str | os.PathLike, input_name: str | os.PathLike) -> Path:
+    """Where the LAS for `input_name` goes; ValueError if it would land outside out_dir."""
+    root = Path(out_dir).resolve()
+    target = (root / safe_output_name(input_name)).resolve()
+    if target.parent != root:
+        raise ValueError(f"output for {os.fspath(input_name)!r} would escape the output folder {root}")
+    return target
+
+
+def _resample(values: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """Linear interpolation at fractional indices; a point between a value and a NaN is NaN.
+
+    Same rule as veernet_ray.metrics.curves.resample_linear, kept here so LAS
+    export does not import the metrics package (and its torch-side modules).
+    """
+    i0 = np.clip(np.floor(pos).astype(np.int64), 0, len(values) - 1)
+    i1 = np.minimum(i0 + 1, len(values) - 1)
+    frac = pos - i0
+    with np.errstate(invalid="ignore"):
+        blended = (1.0 - frac) * values[i0] + frac * values[i1]
+    return np.where(frac == 0.0, values[i0], blended)

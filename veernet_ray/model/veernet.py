@@ -1,0 +1,363 @@
+"""VeerNet: a residual U-Net with a transformer bottleneck, for thin curve traces.
+
+Read top to bottom: config, building blocks, the network, builders. The network
+is encoder -> bottleneck -> decoder -> head, and `VeerNet.forward` says exactly
+that. Images are never resized (a one-pixel trace smears into the paper), so the
+network takes any H and W that are multiples of `2 ** len(widths)` and
+`veernet_ray.data.pad_collate` pads batches to get there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+__all__ = ["VeerNetConfig", "VeerNet", "build_model", "count_parameters", "gn"]
+
+
+@dataclass(frozen=True)
+class VeerNetConfig:
+    """Architecture of one VeerNet; saved in every checkpoint as plain fields.
+
+    Attributes:
+        in_channels: input channels (1: grayscale scans).
+        num_classes: output classes, background included (2 = binary stage,
+            3 = background / curve 1 / curve 2).
+        stem_width: channels of the full-resolution stem (the last skip).
+        widths: output channels of the encoder blocks, one stride-2 block each;
+            `widths[-1]` is the token width of the attention bottleneck.
+        attn_layers: pre-norm transformer layers in the bottleneck (0 = none).
+        attn_heads: attention heads; must divide `widths[-1]`.
+        mlp_ratio: hidden width of the transformer MLP relative to `widths[-1]`.
+        dropout: dropout in the bottleneck (attention and MLP).
+        checkpointing: recompute encoder/decoder activations in backward
+            (trades ~30% more compute for a larger physical batch).
+    """
+
+    in_channels: int = 1
+    num_classes: int = 3
+    stem_width: int = 16
+    widths: tuple[int, ...] = (24, 32, 64, 96, 128)
+    attn_layers: int = 2
+    attn_heads: int = 4
+    mlp_ratio: float = 2.0
+    dropout: float = 0.0
+    checkpointing: bool = False
+
+    def __post_init__(self) -> None:
+        # YAML gives lists; a frozen dataclass must hold a hashable tuple.
+        object.__setattr__(self, "widths", tuple(self.widths))
+        if len(self.widths) < 1:
+            raise ValueError("VeerNetConfig.widths needs at least one encoder width, e.g. (24, 32, 64, 96, 128)")
+        for name in ("in_channels", "num_classes", "stem_width", "attn_heads"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"VeerNetConfig.{name} must be a positive int; got {value!r}")
+        for i, w in enumerate(self.widths):
+            if not isinstance(w, int) or isinstance(w, bool) or w < 1:
+                raise ValueError(f"VeerNetConfig.widths[{i}] must be a positive int; got {w!r}")
+        if self.num_classes < 2:
+            raise ValueError(f"VeerNetConfig.num_classes must be >= 2 (binary = background + curve); got {self.num_classes}")
+        if not isinstance(self.attn_layers, int) or self.attn_layers < 0:
+            raise ValueError(f"VeerNetConfig.attn_layers must be an int >= 0; got {self.attn_layers!r}")
+        if self.widths[-1] % self.attn_heads:
+            raise ValueError(
+                f"VeerNetConfig.widths[-1]={self.widths[-1]} must be divisible by attn_heads={self.attn_heads}"
+            )
+        if not self.mlp_ratio > 0:
+            raise ValueError(f"VeerNetConfig.mlp_ratio must be > 0; got {self.mlp_ratio}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"VeerNetConfig.dropout must be in [0, 1); got {self.dropout}")
+
+    @property
+    def multiple(self) -> int:
+        """Every input H and W must be a multiple of this: one factor 2 per stride-2 block."""
+        return 2 ** len(self.widths)
+
+
+# --------------------------------------------------------------------------- blocks
+
+
+def gn(channels: int) -> nn.GroupNorm:
+    """GroupNorm with groups = min(C // 2, 16): statistics per image, so batch 1 is fine.
+
+    GroupNorm needs C divisible by the group count; for widths where min(C // 2, 16)
+    does not divide C (e.g. 40) the largest divisor below it is used instead.
+    """
+    groups = max(1, min(channels // 2, 16))
+    while channels % groups:
+        groups -= 1
+    return nn.GroupNorm(groups, channels)
+
+
+# SiLU rather than GELU in the convolutions: smooth like GELU (no dead units on
+# faint ink, the failure LeakyReLU was patched around) but cheaper, and fused
+# by inductor on every backend. The transformer MLP keeps GELU, its convention.
+Act = nn.SiLU
+
+
+class ConvNormAct(nn.Sequential):
+    """conv kxk -> GroupNorm -> SiLU. Shape: (B, cin, H, W) -> (B, cout, H / stride, W / stride)."""
+
+    def __init__(self, cin: int, cout: int, kernel: int = 3, stride: int = 1) -> None:
+        super().__init__(
+            nn.Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2, bias=False),
+            gn(cout),
+            Act(),
+        )
+
+
+class ResidualDown(nn.Module):
+    """Residual block that halves H and W.
+
+    Main path: strided conv3x3-GN-SiLU, conv3x3-GN; shortcut: strided conv1x1-GN;
+    SiLU after the sum.
+
+    Shape:
+        - Input: (B, cin, H, W), H and W even
+        - Output: (B, cout, H / 2, W / 2)
+    """
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.conv1 = ConvNormAct(cin, cout, 3, stride=2)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
+        self.norm2 = gn(cout)
+        self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=2, bias=False), gn(cout))
+        self.act = Act()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.norm2(self.conv2(self.conv1(x))) + self.shortcut(x))
+
+
+class Encoder(nn.Module):
+    """Full-resolution stem, then one stride-2 residual block per width.
+
+    Shape:
+        - Input: (B, in_channels, H, W)
+        - Output: list of len(widths) + 1 feature maps, finest first:
+          (B, stem_width, H, W), (B, widths[0], H/2, W/2), ..., (B, widths[-1], H/2**n, W/2**n)
+    """
+
+    def __init__(self, cfg: VeerNetConfig) -> None:
+        super().__init__()
+        self.checkpointing = cfg.checkpointing
+        self.stem = ConvNormAct(cfg.in_channels, cfg.stem_width)
+        cins = (cfg.stem_width, *cfg.widths[:-1])
+        self.blocks = nn.ModuleList(ResidualDown(cin, cout) for cin, cout in zip(cins, cfg.widths))
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        features = [self.stem(x)]
+        for block in self.blocks:
+            features.append(_maybe_checkpoint(block, self.checkpointing and self.training, features[-1]))
+        return features
+
+
+class TransformerLayer(nn.Module):
+    """Pre-norm transformer encoder layer on tokens; attention by fused SDPA.
+
+    LayerNorm here, not GroupNorm: it normalises each token over its channels,
+    which is per image (batch-1 safe) and the standard for transformers.
+
+    Shape:
+        - Input: (B, N, D) tokens
+        - Output: (B, N, D)
+    """
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float, dropout: float) -> None:
+        super().__init__()
+        self.heads = heads
+        self.dropout = dropout
+        self.norm1 = nn.LayerNorm(dim)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        self.norm2 = nn.LayerNorm(dim)
+        hidden = int(dim * mlp_ratio)
+        self.mlp = nn.Sequential(
+            nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, dim), nn.Dropout(dropout)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, N, D = x.shape
+        q, k, v = self.qkv(self.norm1(x)).view(B, N, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
+        attn = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
+        x = x + self.proj(attn.transpose(1, 2).reshape(B, N, D))
+        return x + self.mlp(self.norm2(x))
+
+
+class Bottleneck(nn.Module):
+    """Self-attention over the lowest-resolution grid, where it is affordable.
+
+    Positional information comes from a depthwise 3x3 convolution added before
+    the tokens are flattened (conditional positional encoding, Chu et al. 2021):
+    it works for any H and W without tables, interpolation or shape-dependent
+    arithmetic, so nothing breaks the compiled graph, and its zero padding tells
+    tokens where the image edges are.
+
+    Shape:
+        - Input: (B, D, h, w) with D = widths[-1]
+        - Output: (B, D, h, w)
+    """
+
+    def __init__(self, cfg: VeerNetConfig) -> None:
+        super().__init__()
+        dim = cfg.widths[-1]
+        self.layers = nn.ModuleList(
+            TransformerLayer(dim, cfg.attn_heads, cfg.mlp_ratio, cfg.dropout) for _ in range(cfg.attn_layers)
+        )
+        # No parameters that forward skips (attn_layers=0): DDP rejects unused ones.
+        self.pos = nn.Conv2d(dim, dim, 3, padding=1, groups=dim) if self.layers else nn.Identity()
+        self.norm = nn.LayerNorm(dim) if self.layers else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.layers:
+            return x
+        B, D, h, w = x.shape
+        tokens = (x + self.pos(x)).flatten(2).transpose(1, 2)  # (B, h*w, D)
+        for layer in self.layers:
+            tokens = layer(tokens)
+        return self.norm(tokens).transpose(1, 2).reshape(B, D, h, w)
+
+
+class UpStage(nn.Module):
+    """x2 nearest upsample, concatenate the U-Net skip, two conv3x3-GN-SiLU.
+
+    Nearest, not bilinear: the skip carries the fine detail, and nearest is exact
+    and cheapest on every backend.
+
+    Shape:
+        - Input: x (B, cin, h, w), skip (B, cskip, 2h, 2w)
+        - Output: (B, cout, 2h, 2w)
+    """
+
+    def __init__(self, cin: int, cskip: int, cout: int) -> None:
+        super().__init__()
+        self.convs = nn.Sequential(ConvNormAct(cin + cskip, cout), ConvNormAct(cout, cout))
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+        return self.convs(torch.cat([x, skip], dim=1))
+
+
+class Decoder(nn.Module):
+    """One UpStage per encoder block, coarsest first; the stem features are the last skip.
+
+    Shape:
+        - Input: bottleneck output (B, widths[-1], H/2**n, W/2**n) and the encoder
+          features (finest first, as returned by `Encoder`)
+        - Output: (B, stem_width, H, W)
+    """
+
+    def __init__(self, cfg: VeerNetConfig) -> None:
+        super().__init__()
+        self.checkpointing = cfg.checkpointing
+        # Coarsest first; each stage returns to its skip's width, so the last
+        # stage (stem skip) ends at stem_width, full resolution.
+        skips = (cfg.stem_width, *cfg.widths[:-1])[::-1]
+        cins = (cfg.widths[-1], *skips[:-1])
+        self.stages = nn.ModuleList(UpStage(cin, c, c) for cin, c in zip(cins, skips))
+
+    def forward(self, x: torch.Tensor, features: list[torch.Tensor]) -> torch.Tensor:
+        for stage, skip in zip(self.stages, features[-2::-1]):
+            x = _maybe_checkpoint(stage, self.checkpointing and self.training, x, skip)
+        return x
+
+
+def _maybe_checkpoint(module: nn.Module, enabled: bool, *args: torch.Tensor) -> torch.Tensor:
+    # Non-reentrant checkpointing: works with autocast, torch.compile and inputs
+    # that do not require grad (the reentrant variant silently drops their grads).
+    if enabled:
+        return checkpoint(module, *args, use_reentrant=False)
+    return module(*args)
+
+
+# --------------------------------------------------------------------------- network
+
+
+class VeerNet(nn.Module):
+    """Segment curve pixels in a grayscale well-log scan.
+
+    Encoder (stem + len(widths) stride-2 residual blocks), transformer
+    bottleneck, U-Net decoder, 1x1 head. Feed it `normalize_image` output
+    (ink ~1, paper 0) padded by `pad_collate`.
+
+    Shape:
+        - Input: (B, in_channels, H, W) float; H and W multiples of `multiple` (32 by default)
+        - Output: (B, num_classes, H, W) logits
+    """
+
+    # Parameter-name prefixes that make up the backbone shared across stages.
+    BACKBONE_PREFIXES = ("encoder.", "bottleneck.")
+
+    def __init__(self, cfg: VeerNetConfig | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg or VeerNetConfig()
+        self.encoder = Encoder(self.cfg)
+        self.bottleneck = Bottleneck(self.cfg)
+        self.decoder = Decoder(self.cfg)
+        self.head = nn.Conv2d(self.cfg.stem_width, self.cfg.num_classes, 1)
+
+    @property
+    def multiple(self) -> int:
+        return self.cfg.multiple
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_input(x)
+        features = self.encoder(x)
+        x = self.bottleneck(features[-1])
+        x = self.decoder(x, features)
+        return self.head(x)
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        if x.dim() != 4 or x.shape[1] != self.cfg.in_channels:
+            raise ValueError(
+                f"VeerNet expects input of shape (B, {self.cfg.in_channels}, H, W); got {tuple(x.shape)}"
+            )
+        m = self.multiple
+        H, W = x.shape[-2], x.shape[-1]
+        if H % m or W % m:
+            Hp, Wp = -(-H // m) * m, -(-W // m) * m
+            raise ValueError(
+                f"VeerNet needs H and W to be multiples of {m}; got ({H}, {W}): "
+                f"pad to ({Hp}, {Wp}) (veernet_ray.data.pad_collate does this)"
+            )
+
+    def load_backbone_from(self, state_dict: Mapping[str, torch.Tensor]) -> list[str]:
+        """Copy encoder (stem + blocks) and bottleneck weights from another VeerNet.
+
+        Used to start stage 2 (3 classes) from stage 1 (binary). Keys outside the
+        backbone (decoder, head) and keys whose shape differs are skipped, so a
+        model of another width loads what fits. Prefixes added by torch.compile
+        (`_orig_mod.`) and DDP (`module.`) are stripped first.
+
+        Returns:
+            The sorted list of parameter/buffer names that were loaded.
+        """
+        own = self.state_dict()
+        loaded: dict[str, torch.Tensor] = {}
+        for key, value in state_dict.items():
+            for prefix in ("_orig_mod.", "module."):
+                if key.startswith(prefix):
+                    key = key[len(prefix) :]
+            if key.startswith(self.BACKBONE_PREFIXES) and key in own and own[key].shape == value.shape:
+                loaded[key] = value
+        self.load_state_dict(loaded, strict=False)
+        return sorted(loaded)
+
+
+# --------------------------------------------------------------------------- builders
+
+
+def build_model(cfg: VeerNetConfig | None = None) -> VeerNet:
+    """Build a VeerNet from its config (default config when None)."""
+    return VeerNet(cfg or VeerNetConfig())
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameters (of all, or only those with requires_grad)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)

@@ -1,0 +1,567 @@
+"""Render one synthetic raster log: image, pixel-exact mask, truth values and sidecar.
+
+`render_sample(seed, index, config)` is a pure function of its arguments: the
+RNG is derived from (seed, index), so an image is the same whichever worker
+draws it. Drawing order, back to front: paper, grid, text, the lower curve,
+the upper curve, then scanner effects.
+
+Value <-> row and depth <-> column go through the sidecar's own classes
+(`CurveAxis.row_at`, `DepthAxis.depth_at`): the mapping exists once, and the
+mask, the truth LAS and the sidecar agree by construction.
+
+Canonical geometry: the track spans rows t0 (top, the value axis's right edge)
+to t1 (bottom, its left edge); track_px = t1 - t0 is one wrap period.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+from veernet_ray.las.sidecar import CurveAxis, DepthAxis, Sidecar, Wrap
+from veernet_ray.synth import scan
+from veernet_ray.synth.las_source import LasPool, RealCurve, pick_window, sample_at
+from veernet_ray.synth.signals import CURVE_KINDS, CurveKind, log_signal, pick_kinds, to_band
+from veernet_ray.synth.styles import ScanStyle, SynthConfig, uniform
+
+SHIFT = 4  # cv2 fixed-point bits: sub-pixel vertex positions (1/16 px)
+MASK_COVERAGE = 128  # anti-aliased coverage (of 255) above which a pixel is ink in the mask
+FONTS = (
+    cv2.FONT_HERSHEY_SIMPLEX,
+    cv2.FONT_HERSHEY_PLAIN,
+    cv2.FONT_HERSHEY_DUPLEX,
+    cv2.FONT_HERSHEY_COMPLEX,
+    cv2.FONT_HERSHEY_TRIPLEX,
+    cv2.FONT_HERSHEY_COMPLEX_SMALL,
+    cv2.FONT_HERSHEY_SCRIPT_SIMPLEX,
+)
+ANNOTATIONS = (
+    "CASING SHOE", "TD", "REPEAT SECTION", "MAIN PASS", "FLUID LEVEL", "LOG TD", "9 5/8 CSG", "13 3/8 CSG",
+    "TIE IN", "RUN 1", "RUN 2", "BIT 8 1/2", "CORE #1", "DST 2", "WASHOUT", "FM TOP", "PERFS", "SHOE @",
+    "SCALE CHANGE", "1:200", "1:500", "5 IN = 100 FT", "OH", "LOST CIRC", "UNCORRECTED", "X5", "BACKUP",
+)
+COMPANIES = ("ANY OIL CO LTD", "PETRO LOG INC", "WIRELINE SERVICES", "NORTHERN LOGGING", "GEO LOG CO", "SURVEY 7")
+
+
+@dataclass
+class Sample:
+    """One rendered raster log (canonical orientation).
+
+    image: (H, W) uint8, dark ink on light paper. mask: (H, W) uint8 class ids.
+    depth: (W,) depth of each column. values: per curve (class 1, 2) its true
+    value at each column, NaN where the curve is absent (not drawn).
+    """
+
+    index: int
+    image: np.ndarray
+    mask: np.ndarray
+    sidecar: Sidecar
+    depth: np.ndarray
+    values: tuple[np.ndarray, np.ndarray]
+    units: tuple[str, str]
+    source: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def height(self) -> int:
+        return int(self.image.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.image.shape[1])
+
+
+@dataclass
+class _Curve:
+    class_id: int
+    axis: CurveAxis
+    values: np.ndarray  # (W,) truth, NaN = not drawn
+    source: str
+    u: np.ndarray | None = None
+
+
+def make_rng(seed: int | np.random.Generator, index: int) -> np.random.Generator:
+    if isinstance(seed, np.random.Generator):
+        return seed
+    return np.random.default_rng([int(seed), int(index)])
+
+
+def render_sample(
+    seed: int | np.random.Generator, index: int, config: SynthConfig | None = None, pool: LasPool | None = None
+) -> Sample:
+    """Draw sample `index` of the dataset with base seed `seed` (or an explicit Generator)."""
+    config = config or SynthConfig()
+    style = config.style
+    rng = make_rng(seed, index)
+    h = int(rng.integers(config.height[0], config.height[1] + 1))
+    w = int(rng.integers(config.width[0], config.width[1] + 1))
+    size = h / 560.0  # 1.0 at the whitepaper's typical height; scales text and grid
+
+    # ---- track layout: optional bands above/below the track (neighbour tracks, depth column)
+    m_top = int(h * rng.uniform(0.04, 0.16)) if rng.random() < 0.45 else int(rng.integers(0, 3))
+    m_bot = int(h * rng.uniform(0.04, 0.16)) if rng.random() < 0.45 else int(rng.integers(0, 3))
+    t0, t1 = m_top, h - 1 - m_bot
+    period = float(t1 - t0)
+
+    # ---- plan: crossing, wrap, top curve
+    cross = rng.random() < style.p_cross
+    wrap_plan = rng.random() < style.p_wrap
+    wrap_cid = int(rng.integers(1, 3)) if wrap_plan else 0
+    wrap_up = rng.random() < 0.75  # backups usually catch high readings (resistivity, GR)
+    on_top = 1 if rng.random() < style.p_curve1_on_top else 2
+    bands = _bands(rng, cross)
+    if wrap_cid:
+        b0, b1 = bands[wrap_cid - 1]
+        bands[wrap_cid - 1] = (b0, rng.uniform(1.15, 1.7)) if wrap_up else (rng.uniform(-0.7, -0.15), b1)
+
+    # ---- curve source and depth axis
+    use_real = pool is not None and len(pool) > 0 and (
+        config.source == "las" or (config.source == "mixed" and rng.random() < config.p_real)
+    )
+    picked = pick_window(rng, pool, w) if use_real else None
+    if picked is not None:
+        fname, reals, d0, pitch = picked
+        dunit = reals[0].depth_unit
+    else:
+        fname, reals = "synthetic", []
+        dunit = "M" if rng.random() < 0.65 else "FT"
+        pitch = rng.uniform(0.01, 0.12) if dunit == "M" else rng.uniform(0.03, 0.4)
+        d0 = float(np.round(rng.uniform(30, 3000) / 5) * 5)
+        pitch = float(np.round(pitch, 5))
+    depth_axis = DepthAxis(dunit, ((0.0, float(d0)), (float(w - 1), float(d0 + (w - 1) * pitch))), step=float(pitch))
+    cols = np.arange(w, dtype=np.float64)
+    depth = depth_axis.depth_at(cols)
+
+    curves: list[_Curve] = []
+    kinds = pick_kinds(rng, 2)
+    for i, cid in enumerate((1, 2)):
+        if i < len(reals):
+            curves.append(_real_curve(rng, cid, reals[i], depth, bands[i], (t0, t1), wrap_cid == cid, wrap_up))
+        else:
+            avoid = {c.axis.mnemonic for c in curves}
+            kind = kinds[i] if kinds[i].mnemonic not in avoid else kinds[1 - i]
+            curves.append(_stochastic_curve(rng, cid, kind, w, bands[i], (t0, t1), size))
+
+    # ---- curve layers
+    layers, cores, fades, inks, wraps, rows_wrapped = [], [], [], [], [], []
+    styles_meta = _curve_styles(rng, style)
+    for c in curves:
+        rows = c.axis.row_at(c.values)
+        k = np.where((rows >= t0) & (rows <= t1), 0.0, np.floor((rows - t0) / period))
+        if not (wrap_cid == c.class_id):
+            # a curve without a backup scale is not drawn off the track (real data only; truth NaN)
+            off = np.isfinite(k) & (k != 0)
+            c.values[off] = np.nan
+            rows[off] = np.nan
+            k[off] = 0
+        wrapped = rows - k * period
+        pattern, width = styles_meta[c.class_id - 1]
+        drawn = np.isfinite(rows) & _gap_mask(rng, w, style, size)
+        on = drawn & _dash_mask(rng, wrapped, pattern, width, size)
+        layer, core = _draw_curve(h, w, wrapped, k, on, width, period)
+        has_wrap = bool(np.any(k[on] != 0))
+        if has_wrap:  # ink of a backup segment stops at the track edges
+            layer[: max(t0, 0)] = 0
+            layer[t1 + 1 :] = 0
+            core[: max(t0, 0)] = 0
+            core[t1 + 1 :] = 0
+        wraps.append(has_wrap)
+        layers.append(layer)
+        cores.append(core)
+        fades.append(_fade(rng, w, style, size))
+        inks.append(uniform(rng, style.curve_ink))
+        rows_wrapped.append(np.where(on, wrapped, np.nan))
+
+    # ---- mask: the top curve owns the pixels where both have ink
+    bottom = 2 if on_top == 1 else 1
+    mask = np.zeros((h, w), np.uint8)
+    for cid in (bottom, on_top):
+        cov = (layers[cid - 1] >= MASK_COVERAGE) | (cores[cid - 1] > 0)
+        mask[cov] = cid
+
+    # ---- paper, grid, text, composite
+    img = scan.paper(rng, h, w, style)
+    grid = _grid_layer(rng, h, w, t0, t1, depth, pitch, curves, style, size)
+    text = _text_layer(rng, h, w, t0, t1, depth, pitch, curves, style, size, dunit)
+    if grid is not None:
+        img *= 1.0 - grid.astype(np.float32) * np.float32(uniform(rng, style.grid_ink) / 255.0)
+    if text is not None:
+        img *= 1.0 - text.astype(np.float32) * np.float32(uniform(rng, style.text_ink) / 255.0)
+    for cid in (bottom, on_top):
+        a = layers[cid - 1].astype(np.float32) * np.float32(inks[cid - 1] / 255.0)
+        if fades[cid - 1] is not None:
+            a *= fades[cid - 1][None, :]
+        img *= 1.0 - a
+    img *= 255.0
+    image, photo = scan.photometric(rng, img, style, size)
+    image, mask, skew_deg = scan.skew(rng, image, mask, style)
+    border = scan.scan_border(rng, image, mask, style)
+
+    crossing = _crosses(rows_wrapped[0], rows_wrapped[1])
+    axes = tuple(
+        dataclasses.replace(c.axis, wrap=Wrap("backup", 1.0) if wraps[i] else None) for i, c in enumerate(curves)
+    )
+    sidecar = Sidecar(
+        "depth_along_width",
+        depth_axis,
+        axes,
+        extra={"skew_deg": skew_deg, "curve_on_top": on_top, "source": fname},
+    )
+    meta = {
+        "seed": None if isinstance(seed, np.random.Generator) else int(seed),
+        "index": int(index),
+        "curve1": f"{curves[0].axis.mnemonic}:{curves[0].source}",
+        "curve2": f"{curves[1].axis.mnemonic}:{curves[1].source}",
+        "curve1_style": "solid:%d" % styles_meta[0][1],
+        "curve2_style": "%s:%d" % styles_meta[1],
+        "curve_on_top": on_top,
+        "wrap": bool(any(wraps)),
+        "crossing": bool(crossing),
+        "skew_deg": skew_deg,
+        "scan_border": bool(border),
+        **{k: v for k, v in photo.items()},
+    }
+    return Sample(
+        index=int(index),
+        image=np.ascontiguousarray(image),
+        mask=np.ascontiguousarray(mask),
+        sidecar=sidecar,
+        depth=depth,
+        values=(curves[0].values, curves[1].values),
+        units=(curves[0].axis.unit, curves[1].axis.unit),
+        source=fname,
+        meta=meta,
+    )
+
+
+# ---------------------------------------------------------------- curves
+def _bands(rng: np.random.Generator, cross: bool) -> list[tuple[float, float]]:
+    """Track fractions each curve's range is mapped to: overlapping (they cross) or split."""
+    if cross:
+        return [(rng.uniform(0.02, 0.3), rng.uniform(0.7, 0.98)) for _ in range(2)]
+    upper = (rng.uniform(0.53, 0.62), rng.uniform(0.85, 0.98))
+    lower = (rng.uniform(0.02, 0.15), rng.uniform(0.38, 0.47))
+    return [upper, lower] if rng.random() < 0.5 else [lower, upper]
+
+
+def _axis(cid: int, mnemonic: str, unit: str, scale: str, left: float, right: float, t0: int, t1: int) -> CurveAxis:
+    # left edge of the value axis = bottom row t1, right edge = top row t0 (portrait turned CCW)
+    return CurveAxis(cid, mnemonic, scale, ((float(t1), float(left)), (float(t0), float(right))), unit)
+
+
+def _stochastic_curve(rng, cid: int, kind: CurveKind, w: int, band, track, size: float) -> _Curve:
+    t0, t1 = track
+    left, right = kind.scales[int(rng.integers(len(kind.scales)))]
+    axis = _axis(cid, kind.mnemonic, kind.unit, kind.scale, left, right, t0, t1)
+    u = to_band(log_signal(rng, w, size), *band)
+    rows = t1 - u * (t1 - t0)
+    values = axis.value_at(rows)
+    return _Curve(cid, axis, values, "synthetic", u)
+
+
+def _nice(x: float) -> float:
+    e = np.floor(np.log10(x))
+    for m in (1, 2, 2.5, 5, 10):
+        if m * 10**e >= x:
+            return float(m * 10**e)
+    return float(10 ** (e + 1))
+
+
+def _real_curve(rng, cid: int, real: RealCurve, depth, band, track, wrap: bool, wrap_up: bool) -> _Curve:
+    """Choose a printed scale for a real curve's window so its values land in `band` of the track."""
+    t0, t1 = track
+    v = sample_at(real, depth)
+    is_log = real.log_scale
+    with np.errstate(invalid="ignore", divide="ignore"):
+        c = np.log10(np.where(v > 0, v, np.nan)) if is_log else v.copy()
+    fin = np.isfinite(c)
+    q1, q99 = np.percentile(c[fin], [1, 99])
+    spread = max(q99 - q1, 1e-6)
+    bad = fin & ((c < q1 - 0.3 * spread) | (c > q99 + 0.3 * spread))  # despike garbage readings
+    c[bad] = np.nan
+    v = np.where(np.isfinite(c), v, np.nan)
+    fin = np.isfinite(c)
+    lo_d, hi_d = float(np.min(c[fin])), float(np.max(c[fin]))
+    if hi_d - lo_d < 1e-9:
+        hi_d = lo_d + 1.0
+    b0, b1 = band
+    if wrap:
+        # the printed scale ends inside the data range, so readings beyond it back up
+        if wrap_up:
+            hi_s = float(np.percentile(c[fin], rng.uniform(70, 92)))
+            lo_s = lo_d - b0 * (hi_s - lo_d) / max(1 - b0, 1e-3)
+        else:
+            lo_s = float(np.percentile(c[fin], rng.uniform(8, 30)))
+            hi_s = hi_d + (1 - b1) * (hi_d - lo_s) / max(b1, 1e-3)
+    else:
+        span = (hi_d - lo_d) / max(b1 - b0, 0.05)
+        lo_s = lo_d - b0 * span
+        hi_s = lo_s + span
+    if is_log:
+        if not wrap:
+            lo_s, hi_s = np.floor(lo_s), np.ceil(hi_s)
+        else:
+            lo_s, hi_s = np.round(lo_s * 2) / 2, np.round(hi_s * 2) / 2
+        if hi_s - lo_s < 1:
+            hi_s = lo_s + 1
+        left, right = 10.0**lo_s, 10.0**hi_s
+    else:
+        step = _nice((hi_s - lo_s) / 10)
+        if not wrap:
+            lo_s, hi_s = np.floor(lo_s / step) * step, np.ceil(hi_s / step) * step
+        else:
+            lo_s, hi_s = np.round(lo_s / step) * step, np.round(hi_s / step) * step
+        if hi_s <= lo_s:
+            hi_s = lo_s + step
+        left, right = float(lo_s), float(hi_s)
+        # porosity and sonic are printed increasing to the left
+        if real.mnemonic.startswith(("NPHI", "DPHI", "PHI", "DT", "AC")) or rng.random() < 0.1:
+            left, right = right, left
+    axis = _axis(cid, real.mnemonic, real.unit, "log" if is_log else "linear", left, right, t0, t1)
+    return _Curve(cid, axis, v.astype(np.float64), real.file)
+
+
+def _curve_styles(rng, style: ScanStyle) -> list[tuple[str, int]]:
+    """[(pattern, width)] for curve 1 (always solid) and curve 2 (dashed, dotted, dash-dot or thinner)."""
+    w1 = int(rng.integers(style.curve1_width[0], style.curve1_width[1] + 1))
+    pattern = str(style.curve2_patterns[int(rng.integers(len(style.curve2_patterns)))])
+    if pattern == "solid_thin" and w1 <= 1:
+        pattern = "dashed"  # "thinner" needs room below curve 1's width
+    if pattern == "solid_thin":
+        w2 = int(rng.integers(1, w1))
+    else:
+        w2 = int(rng.integers(style.curve2_width[0], style.curve2_width[1] + 1))
+    return [("solid", w1), (pattern, w2)]
+
+
+def _dash_mask(rng, rows: np.ndarray, pattern: str, width: int, size: float) -> np.ndarray:
+    n = rows.size
+    if pattern in ("solid", "solid_thin"):
+        return np.ones(n, bool)
+    s = max(size, 0.35)
+    if pattern == "dashed":
+        cycle = [rng.uniform(6, 20) * s + width, rng.uniform(3, 10) * s + width]
+    elif pattern == "long_dashed":
+        cycle = [rng.uniform(20, 60) * s + width, rng.uniform(6, 16) * s + width]
+    elif pattern == "dotted":
+        cycle = [rng.uniform(0.5, 2.0) + width, rng.uniform(2.0, 6.0) * s + width]
+    else:  # dash_dot
+        gap = rng.uniform(3, 8) * s + width
+        cycle = [rng.uniform(10, 30) * s + width, gap, rng.uniform(0.5, 2.0) + width, gap]
+    dr = np.diff(np.nan_to_num(rows, nan=0.0), prepend=0.0)
+    dr[~np.isfinite(rows)] = 0
+    arc = np.cumsum(np.sqrt(1.0 + np.minimum(dr * dr, 1e6)))
+    bounds = np.cumsum(cycle)
+    phase = (arc + rng.uniform(0, bounds[-1])) % bounds[-1]
+    seg = np.searchsorted(bounds, phase, side="right")
+    return seg % 2 == 0
+
+
+def _gap_mask(rng, w: int, style: ScanStyle, size: float) -> np.ndarray:
+    """True where the pen drew; ink skips are short stretches of False."""
+    ok = np.ones(w, bool)
+    if rng.random() < style.p_gaps:
+        for _ in range(int(rng.integers(1, 2 + w // 1500))):
+            a = int(rng.integers(0, w))
+            ok[a : a + int(rng.uniform(3, 40) * max(size, 0.4))] = False
+    return ok
+
+
+def _fade(rng, w: int, style: ScanStyle, size: float) -> np.ndarray | None:
+    if rng.random() >= style.p_fade:
+        return None
+    n = w // 64 + 2
+    low = rng.random(n).astype(np.float32)
+    f = np.interp(np.arange(w) / 64.0, np.arange(n), low).astype(np.float32)
+    return 1.0 - np.float32(uniform(rng, style.fade_strength)) * f
+
+
+def _draw_curve(h: int, w: int, rows: np.ndarray, k: np.ndarray, on: np.ndarray, width: int, period: float):
+    """Anti-aliased ink coverage (uint8) and an 8-connected 1-px core line (for the mask).
+
+    Pieces are runs of drawn points in one wrap cycle; each run is extended by
+    its next point (so dashes end where they should and a segment leaving the
+    track reaches the edge) and, where it enters from another cycle, by its
+    previous point shifted into this cycle (so it comes in from the edge).
+    """
+    layer = np.zeros((h, w), np.uint8)
+    core = np.zeros((h, w), np.uint8)
+    if not on.any():
+        return layer, core
+    period_rows = np.nan_to_num(rows)  # wrapped rows (finite where `on`)
+    # unwrapped-per-cycle helper: row of point j seen from cycle kk = wrapped[j] + (k[j] - kk) * P
+    key = np.where(on, k, np.nan)
+    brk = np.ones(w + 1, bool)
+    brk[1:w] = (key[1:] != key[:-1]) | ~on[1:] | ~on[:-1]
+    starts = np.flatnonzero(brk[:-1] & on)
+    ends = np.flatnonzero(brk[1:] & on)
+    finite = np.isfinite(rows)
+    pieces = []
+    for a, b in zip(starts, ends):
+        kk = k[a]
+        lo = a - 1 if a > 0 and finite[a - 1] and k[a - 1] != kk else a
+        hi = b + 1 if b + 1 < w and finite[b + 1] else b
+        idx = np.arange(lo, hi + 1)
+        y = period_rows[idx] + (k[idx] - kk) * period
+        pts = np.stack([idx * (1 << SHIFT), np.round(y * (1 << SHIFT))], axis=1).astype(np.int32)
+        pieces.append(pts.reshape(-1, 1, 2))
+    cv2.polylines(layer, pieces, False, 255, thickness=int(width), lineType=cv2.LINE_AA, shift=SHIFT)
+    cv2.polylines(core, pieces, False, 255, thickness=1, lineType=cv2.LINE_8, shift=SHIFT)
+    return layer, core
+
+
+def _crosses(r1: np.ndarray, r2: np.ndarray) -> bool:
+    both = np.isfinite(r1) & np.isfinite(r2)
+    if both.sum() < 2:
+        return False
+    d = np.sign(r1[both] - r2[both])
+    d = d[d != 0]
+    return bool(d.size > 1 and np.any(d[1:] != d[:-1]))
+
+
+# ---------------------------------------------------------------- grid and text
+def _grid_layer(rng, h, w, t0, t1, depth, pitch, curves, style: ScanStyle, size: float) -> np.ndarray | None:
+    layer = np.zeros((h, w), np.uint8)
+    drew = False
+    full = rng.random() < 0.3  # grid also runs through the margins (neighbour tracks)
+    r0, r1 = (0, h) if full else (t0, t1 + 1)
+    if rng.random() < style.p_grid:
+        drew = True
+        spacing = max(4.0, uniform(rng, style.grid_spacing_px) * max(size, 0.3))
+        dm = _nice(spacing * pitch)
+        n_major = int(rng.choice([2, 5, 5, 10]))
+        minor = rng.random() < style.p_minor_grid
+        minor_level = int(rng.uniform(90, 220))
+        major_w = int(rng.integers(1, 3 + int(size > 0.6)))
+        first = np.ceil(depth[0] / dm)
+        ticks = np.arange(first, np.floor(depth[-1] / dm) + 1)
+        xs = np.round((ticks * dm - depth[0]) / pitch).astype(int)
+        is_major = np.mod(ticks, n_major) == 0
+        vg = np.zeros((h, w), np.uint8)
+        for x, maj in zip(xs, is_major):
+            if maj:
+                vg[r0:r1, max(0, x - major_w // 2) : x + (major_w + 1) // 2] = 255
+            elif minor:
+                vg[r0:r1, x] = np.maximum(vg[r0:r1, x], minor_level)
+        # value grid: log decades if a curve is log (or by chance), else linear divisions
+        hg = np.zeros((h, w), np.uint8)
+        logs = [c for c in curves if c.axis.scale == "log"]
+        if (logs and rng.random() < 0.8) or rng.random() < style.p_log_grid:
+            if logs:
+                (_, vl), (_, vr) = logs[0].axis.ref
+                n_dec = int(round(abs(np.log10(vr) - np.log10(vl))))
+            else:
+                n_dec = int(rng.integers(2, 5))
+            n_dec = min(max(n_dec, 1), 5)
+            fr = [(d + np.log10(m), m == 1) for d in range(n_dec) for m in range(1, 10)] + [(n_dec, True)]
+            fr = [(f / n_dec, maj) for f, maj in fr]
+        else:
+            n_div = int(rng.choice([4, 5, 10, 10, 8]))
+            maj_every = 5 if n_div == 10 and rng.random() < 0.5 else 1
+            fr = [(i / n_div, i % maj_every == 0) for i in range(n_div + 1)]
+        for f, maj in fr:
+            y = int(round(t1 - f * (t1 - t0)))
+            if maj:
+                hg[max(0, y - major_w // 2) : y + (major_w + 1) // 2, :] = 255
+            elif minor:
+                hg[y, :] = np.maximum(hg[y, :], minor_level)
+        if rng.random() < style.p_dashed_grid:
+            on, off = rng.uniform(2, 8), rng.uniform(2, 8)
+            hg = (hg * ((np.arange(w) % (on + off)) < on)[None, :]).astype(np.uint8)
+            vg = (vg * ((np.arange(h) % (on + off)) < on)[:, None]).astype(np.uint8)
+        np.maximum(vg, hg, out=layer)
+    if rng.random() < style.p_track_border:
+        drew = True
+        bw = int(rng.integers(1, 3 + int(size > 0.6)))
+        for y in (t0, t1):
+            layer[max(0, y - bw // 2) : y + (bw + 1) // 2 + (bw == 1), :] = 255 if bw > 1 else 255
+        for y in (0, h - 1):  # neighbour track edges at the strip's own edges
+            if rng.random() < 0.25 and abs(y - t0) > 4 and abs(y - t1) > 4:
+                layer[max(0, y - 1) : y + 1, :] = 255
+    return layer if drew else None
+
+
+def _text_patch(rng, text: str, px: float, font: int, thick: int) -> np.ndarray:
+    base = cv2.getTextSize("0", font, 1.0, 1)[0][1]
+    scale = max(px / max(base, 1), 0.25)
+    (tw, th), bl = cv2.getTextSize(text, font, scale, thick)
+    patch = np.zeros((th + bl + 4, tw + 4), np.uint8)
+    cv2.putText(patch, text, (2, th + 2), font, scale, 255, thick, cv2.LINE_AA)
+    return patch
+
+
+def _paste(layer: np.ndarray, patch: np.ndarray, y: int, x: int) -> None:
+    h, w = layer.shape
+    ph, pw = patch.shape
+    y0, x0 = max(y, 0), max(x, 0)
+    y1, x1 = min(y + ph, h), min(x + pw, w)
+    if y1 <= y0 or x1 <= x0:
+        return
+    sub = patch[y0 - y : y1 - y, x0 - x : x1 - x]
+    np.maximum(layer[y0:y1, x0:x1], sub, out=layer[y0:y1, x0:x1])
+
+
+def _text_layer(rng, h, w, t0, t1, depth, pitch, curves, style: ScanStyle, size: float, dunit: str):
+    layer = np.zeros((h, w), np.uint8)
+    drew = False
+    font = int(FONTS[int(rng.integers(len(FONTS)))]) | (cv2.FONT_ITALIC if rng.random() < 0.15 else 0)
+    thick = 1 if size < 0.6 or rng.random() < 0.6 else 2
+    px = max(6.0, rng.uniform(10, 26) * size * rng.uniform(0.8, 1.6))
+    rotated = rng.random() < 0.6  # portrait text turned with the log reads bottom-to-top
+    if rng.random() < style.p_depth_numbers:
+        drew = True
+        interval = _nice(rng.uniform(150, 600) * max(size, 0.3) * pitch)
+        ticks = np.arange(np.ceil(depth[0] / interval), np.floor(depth[-1] / interval) + 1) * interval
+        band_top = t0 >= px + 4
+        band_bot = (h - 1 - t1) >= px + 4
+        place = "top" if band_top and (not band_bot or rng.random() < 0.5) else ("bottom" if band_bot else "inside")
+        inside_edge = rng.random() < 0.5
+        tick_len = int(rng.uniform(3, 12) * max(size, 0.4))
+        for d in ticks:
+            x = int(round((d - depth[0]) / pitch))
+            label = f"{d:.0f}" if interval >= 1 else f"{d:g}"
+            patch = _text_patch(rng, label, px, font, thick)
+            if rotated:
+                patch = np.ascontiguousarray(np.rot90(patch, 1))
+            ph, pw = patch.shape
+            if place == "top":
+                y = max(0, t0 - ph - 2)
+            elif place == "bottom":
+                y = min(h - ph, t1 + 3)
+            else:
+                y = t0 + 3 if inside_edge else t1 - ph - 3
+            _paste(layer, patch, y, x - pw // 2 if not rotated else x + 3)
+            if rng.random() < 0.7:  # depth tick on the track edge
+                layer[t0 : t0 + tick_len, x] = 255
+                layer[t1 - tick_len + 1 : t1 + 1, x] = 255
+    if rng.random() < style.p_text:
+        drew = True
+        # scale labels near the top of the log (column 0 side): left value at the bottom, right value at the top
+        x = int(rng.integers(2, max(3, int(w * 0.05))))
+        for c in curves:
+            (_, vl), (_, vr) = c.axis.ref
+            for txt, at_top in ((f"{vl:g}", False), (f"{vr:g}", True), (f"{c.axis.mnemonic} {c.axis.unit}".strip(), None)):
+                patch = _text_patch(rng, txt, px * rng.uniform(0.7, 1.0), font, thick)
+                if rotated:
+                    patch = np.ascontiguousarray(np.rot90(patch, 1))
+                ph, pw = patch.shape
+                y = t0 + 2 if at_top else (t1 - ph - 2 if at_top is False else (t0 + t1 - ph) // 2)
+                _paste(layer, patch, y, x)
+            x += int(px * 1.6) + 2
+        # free annotations and a header line
+        for _ in range(int(rng.integers(0, 3 + w // 3000))):
+            words = [ANNOTATIONS[int(rng.integers(len(ANNOTATIONS)))]]
+            if rng.random() < 0.4:
+                words.append(f"{rng.uniform(depth[0], depth[-1]):.0f}{' M' if dunit == 'M' else ' FT'}")
+            if rng.random() < 0.2:
+                words = [COMPANIES[int(rng.integers(len(COMPANIES)))]]
+            patch = _text_patch(rng, " ".join(words), px * rng.uniform(0.6, 1.3), font, thick)
+            if rng.random() < 0.5:
+                patch = np.ascontiguousarray(np.rot90(patch, 1))
+            ph, pw = patch.shape
+            _paste(layer, patch, int(rng.integers(0, max(1, h - ph))), int(rng.integers(0, max(1, w - pw))))
+    return layer if drew else None

@@ -1,0 +1,184 @@
+"""Typed generator configuration: geometry presets, scan-realism knobs, curve style pools.
+
+Every knob is a probability (0..1: how often an effect happens) or a
+(min, max) strength range sampled per image. The model is later judged on
+real scans drawn in styles this generator never produced, so the defaults
+vary everything widely; tests turn single knobs to 0 or 1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+#: Geometry presets: (width range, height range) in pixels. `seed` is the
+#: whitepaper's scan size; `demo` is the same shapes ~5x smaller (heights stay
+#: >= 64 so the 32x-downsampling model still sees two cells of track).
+PRESETS: dict[str, tuple[tuple[int, int], tuple[int, int]]] = {
+    "seed": ((3200, 12800), (480, 640)),
+    "demo": ((640, 2560), (96, 128)),
+}
+MIN_HEIGHT = 64
+MIN_WIDTH = 64
+MAX_SIDE = 100_000
+
+SOURCES = ("stochastic", "las", "mixed")
+
+#: Curve-2 dash patterns in pixels of arc length: (on, off, on, off...) cycles.
+#: Curve 1 is always solid (CONTRACTS.md section 1: identity is visible).
+CURVE2_PATTERNS = ("solid_thin", "dashed", "long_dashed", "dotted", "dash_dot")
+
+
+class SynthConfigError(ValueError):
+    """A generator setting that cannot work; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class ScanStyle:
+    """Scan-realism knobs. p_* are per-image probabilities; (lo, hi) tuples are ranges."""
+
+    # curves
+    curve1_width: tuple[int, int] = (1, 4)
+    curve2_width: tuple[int, int] = (1, 3)  # drawn <= curve 1 when the pattern is solid_thin
+    curve2_patterns: tuple[str, ...] = CURVE2_PATTERNS
+    curve_ink: tuple[float, float] = (0.55, 0.97)  # darkness of curve ink (1 = black)
+    p_curve1_on_top: float = 0.5
+    p_wrap: float = 0.25  # backup (wrap-around) segments drawn
+    p_cross: float = 0.5  # the two curves share the track and cross
+    p_fade: float = 0.35  # slowly varying faded ink along depth
+    fade_strength: tuple[float, float] = (0.2, 0.6)
+    p_gaps: float = 0.25  # ink skips: short stretches where the pen did not draw
+    # grid and annotation
+    p_grid: float = 0.85
+    p_minor_grid: float = 0.7
+    p_log_grid: float = 0.3  # log-decade value grid even when the curves are linear
+    grid_ink: tuple[float, float] = (0.12, 0.7)
+    grid_spacing_px: tuple[float, float] = (8.0, 60.0)  # minor depth-line spacing at seed size
+    p_dashed_grid: float = 0.12
+    p_track_border: float = 0.8
+    p_depth_numbers: float = 0.8
+    p_text: float = 0.6  # header block, scale labels, annotations
+    text_ink: tuple[float, float] = (0.4, 0.95)
+    # paper and scanner
+    paper_tone: tuple[float, float] = (0.72, 0.99)  # 1 = white
+    p_paper_texture: float = 0.7
+    texture_strength: tuple[float, float] = (0.01, 0.07)
+    p_stain: float = 0.2
+    p_banding: float = 0.3  # scanner gain stripes along rows/columns
+    noise_sigma: tuple[float, float] = (0.0, 12.0)  # grey levels
+    p_dust: float = 0.3
+    p_blur: float = 0.4
+    blur_sigma: tuple[float, float] = (0.3, 1.0)
+    p_jpeg: float = 0.3
+    jpeg_quality: tuple[int, int] = (25, 90)
+    p_skew: float = 0.2
+    max_skew_deg: float = 0.1
+    p_scan_border: float = 0.2
+
+    def validate(self) -> "ScanStyle":
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if f.name.startswith("p_") and not (isinstance(v, (int, float)) and 0.0 <= v <= 1.0):
+                raise SynthConfigError(f"style.{f.name} must be a probability in [0, 1], got {v!r}")
+            if isinstance(v, tuple) and len(v) == 2 and all(isinstance(x, (int, float)) for x in v) and v[0] > v[1]:
+                raise SynthConfigError(f"style.{f.name} range must be (min, max) with min <= max, got {v!r}")
+        for name in ("curve1_width", "curve2_width"):
+            lo, hi = getattr(self, name)
+            if lo < 1 or hi > 8:
+                raise SynthConfigError(f"style.{name} must lie in 1..8 px, got {(lo, hi)}")
+        bad = [p for p in self.curve2_patterns if p not in CURVE2_PATTERNS]
+        if bad or not self.curve2_patterns:
+            raise SynthConfigError(f"style.curve2_patterns: unknown {bad}; valid: {CURVE2_PATTERNS}")
+        if not 0.0 <= self.max_skew_deg <= 5.0:
+            raise SynthConfigError(f"style.max_skew_deg must be in [0, 5], got {self.max_skew_deg}")
+        return self
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ScanStyle":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise SynthConfigError(f"unknown style keys {unknown}; valid: {sorted(names)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}).validate()
+
+    def replace(self, **changes: Any) -> "ScanStyle":
+        return dataclasses.replace(self, **changes).validate()
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """What one image is drawn from: geometry ranges, curve source mix and scan style."""
+
+    width: tuple[int, int] = PRESETS["demo"][0]
+    height: tuple[int, int] = PRESETS["demo"][1]
+    source: str = "stochastic"
+    p_real: float = 0.5  # share of LAS-sourced samples when source == "mixed"
+    style: ScanStyle = field(default_factory=ScanStyle)
+
+    def validate(self) -> "SynthConfig":
+        check_range("width", self.width, MIN_WIDTH)
+        check_range("height", self.height, MIN_HEIGHT)
+        if self.source not in SOURCES:
+            raise SynthConfigError(f"source must be one of {SOURCES}, got {self.source!r}")
+        if not 0.0 <= self.p_real <= 1.0:
+            raise SynthConfigError(f"p_real must be in [0, 1], got {self.p_real}")
+        self.style.validate()
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_preset(
+        cls,
+        preset: str = "demo",
+        *,
+        width: tuple[int, int] | None = None,
+        height: tuple[int, int] | None = None,
+        source: str = "stochastic",
+        style: ScanStyle | None = None,
+    ) -> "SynthConfig":
+        if preset not in PRESETS:
+            raise SynthConfigError(f"unknown preset {preset!r}; valid presets: {sorted(PRESETS)}")
+        w, h = PRESETS[preset]
+        return cls(
+            width=tuple(width) if width is not None else w,
+            height=tuple(height) if height is not None else h,
+            source=source,
+            style=style or ScanStyle(),
+        ).validate()
+
+
+def check_range(name: str, rng: Any, minimum: int) -> tuple[int, int]:
+    try:
+        lo, hi = (int(x) for x in rng)
+        if [lo, hi] != [float(x) for x in rng]:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise SynthConfigError(f"{name} must be two integers MIN,MAX, got {rng!r}") from None
+    if lo > hi:
+        raise SynthConfigError(f"{name} range {lo},{hi}: MIN must not exceed MAX")
+    if lo < minimum or hi > MAX_SIDE:
+        raise SynthConfigError(f"{name} range {lo},{hi} must lie within {minimum}..{MAX_SIDE} px")
+    return lo, hi
+
+
+def parse_range(text: str, name: str) -> tuple[int, int]:
+    """'MIN,MAX' or a single 'N' (fixed size) -> (min, max)."""
+    parts = [p.strip() for p in str(text).split(",")]
+    try:
+        vals = [int(p) for p in parts]
+    except ValueError:
+        raise SynthConfigError(f"--{name} must be MIN,MAX in whole pixels, got {text!r}") from None
+    if len(vals) == 1:
+        vals = vals * 2
+    if len(vals) != 2:
+        raise SynthConfigError(f"--{name} must be MIN,MAX, got {text!r}")
+    return vals[0], vals[1]
+
+
+def uniform(rng: np.random.Generator, r: tuple[float, float]) -> float:
+    return float(rng.uniform(r[0], r[1])) if r[1] > r[0] else float(r[0])

@@ -1,0 +1,212 @@
+"""The training driver: plan data, create the MLflow run, fit a TorchTrainer, register the model.
+
+One code path for `veernet train` (local Ray) and
+`ray job submit -- python jobs/train.py` (any cluster): with no address Ray
+starts locally; under `ray job submit` RAY_ADDRESS points at the cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from veernet_ray.config import RunConfig, save_config
+from veernet_ray.data.buckets import accumulation_steps
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    best_checkpoint: Path | None
+    metrics: dict[str, Any]
+    mlflow_run_id: str | None
+    tracking_uri: str
+    model_version: str | None
+
+
+def resolve_manifest(cfg: RunConfig) -> Path:
+    """The manifest to train on; with none configured, generate the configured dataset first."""
+    if cfg.data.manifest:
+        path = Path(cfg.data.manifest).expanduser().resolve()
+        if path.is_dir():
+            path = path / "manifest.parquet"
+        if not path.exists():
+            raise FileNotFoundError(f"manifest {path} not found; run `veernet synth --out DIR` or set data.manifest")
+        return path
+    from veernet_ray.synth import generate_dataset
+
+    d = cfg.data
+    out = cfg.storage_path() / "data" / f"{d.generate_preset}-n{d.generate_n}-s{d.generate_seed}"
+    return Path(generate_dataset(out, n=d.generate_n, seed=d.generate_seed, preset=d.generate_preset,
+                                 las_dir=d.generate_las_dir, workers=1))
+
+
+def physical_batch_for(cfg: RunConfig) -> tuple[int, int | None]:
+    """(physical batch, accumulation steps from the plan or None) from the plan file when given."""
+    if not cfg.train.plan:
+        return cfg.train.physical_batch, None
+    plan = json.loads(Path(cfg.train.plan).read_text())
+    try:
+        return int(plan["physical_batch"]), int(plan.get("accumulation_steps") or 0) or None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{cfg.train.plan}: a plan file needs an integer 'physical_batch' ({exc})") from exc
+
+
+def run_training(cfg: RunConfig, *, ray_address: str | None = None, verbose: bool = True) -> TrainResult:
+    import ray
+    import ray.train
+    from ray.train import CheckpointConfig, FailureConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from veernet_ray import tracking
+    from veernet_ray.data.pipeline import build_dataset, load_items, plan_split
+
+    from veernet_ray.losses.schedule import parse_schedule
+
+    parse_schedule(cfg.train.loss, cfg.train.epochs, cfg.train.loss_params or None)  # fail here, not in a worker
+    storage = cfg.storage_path()
+    run_dir = storage / cfg.name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    manifest = resolve_manifest(cfg)
+    physical_batch, plan_accum = physical_batch_for(cfg)
+    workers = cfg.scale.num_workers
+    accum = plan_accum or accumulation_steps(cfg.train.effective_batch, physical_batch, workers)
+
+    train_items = load_items(manifest, "train", cfg.data.limit)
+    val_items = load_items(manifest, "val", cfg.data.limit)
+    if not train_items:
+        raise ValueError(f"{manifest}: the train split is empty")
+    if not val_items:
+        raise ValueError(f"{manifest}: the val split is empty; validation needs at least one scan")
+    train_plan = plan_split(train_items, physical_batch, num_workers=workers, max_padding=cfg.data.max_padding,
+                            seed=cfg.train.seed)
+    val_plan = plan_split(val_items, physical_batch, num_workers=1)
+    batches_per_worker = len(train_plan.batches) // workers
+    steps_per_epoch = -(-batches_per_worker // accum)
+
+    tracking_uri = tracking.resolve_tracking_uri(cfg.tracking.tracking_uri, storage)
+    exp_id = tracking.ensure_experiment(tracking_uri, cfg.tracking.experiment, storage)
+    run_id, resumed = tracking.get_or_create_run(tracking_uri, exp_id, cfg.name, tags={"veernet.stage": cfg.train.stage})
+    data_facts = {
+        "data.manifest_resolved": str(manifest),
+        "data.train_scans": len(train_items),
+        "data.val_scans": len(val_items),
+        "train.accumulation_steps": accum,
+        "train.physical_batch_used": physical_batch,
+        "train.steps_per_epoch": steps_per_epoch,
+    }
+    tracking.log_params(tracking_uri, run_id, {**cfg.to_dict(), **data_facts})
+    _log_metrics(tracking_uri, run_id, {
+        "padding_fraction": train_plan.padding.padding,
+        "bucket_padding_fraction": train_plan.padding.bucket_padding,
+    })
+    save_config(cfg, run_dir / "config.yaml")
+    if verbose:
+        print(f"[veernet] run {cfg.name!r}: {len(train_items)} train / {len(val_items)} val scans, "
+              f"{len(train_plan.batches)} micro-batches of <= {physical_batch}, accumulation x{accum} "
+              f"over {workers} worker(s) -> effective batch {physical_batch * accum * workers}; "
+              f"padding {train_plan.padding.padding:.1%} (of which bucketing {train_plan.padding.bucket_padding:.1%})")
+        print(f"[veernet] MLflow run {run_id} ({'resumed' if resumed else 'new'}) at {tracking_uri}")
+
+    if not ray.is_initialized():
+        ray.init(address=ray_address or os.environ.get("RAY_ADDRESS") or None,
+                 runtime_env=None, log_to_driver=True, include_dashboard=False)
+    import ray.data
+
+    # The loop prints one line per epoch; per-operator bars relayed from workers only repeat themselves.
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    binary = cfg.train.stage == "binary"
+    train_ds = build_dataset(train_items, train_plan, binary=binary, with_truth=False, decode_cpus=cfg.data.decode_cpus)
+    val_ds = build_dataset(val_items, val_plan, binary=binary, with_truth=True, decode_cpus=cfg.data.decode_cpus)
+
+    resources = {"CPU": cfg.scale.cpus_per_worker}
+    if cfg.scale.use_gpu:
+        resources["GPU"] = cfg.scale.gpus_per_worker
+    trainer = TorchTrainer(
+        train_loop_per_worker=_train_func,
+        train_loop_config={
+            "run": cfg.to_dict(),
+            "accum": accum,
+            "steps_per_epoch": steps_per_epoch,
+            "run_dir": str(run_dir),
+            "mlflow": {"tracking_uri": tracking_uri, "run_id": run_id},
+        },
+        scaling_config=ScalingConfig(num_workers=workers, use_gpu=cfg.scale.use_gpu, resources_per_worker=resources),
+        run_config=ray.train.RunConfig(
+            name=cfg.name,
+            storage_path=str(storage / "ray"),
+            failure_config=FailureConfig(max_failures=cfg.scale.max_failures),
+            checkpoint_config=CheckpointConfig(
+                num_to_keep=cfg.scale.keep_checkpoints,
+                checkpoint_score_attribute=cfg.scale.checkpoint_metric,
+                checkpoint_score_order="max",
+            ),
+        ),
+        datasets={"train": train_ds, "val": val_ds},
+        # validation runs on rank 0 over the whole val split; only train is sharded
+        dataset_config=ray.train.DataConfig(datasets_to_split=["train"]),
+    )
+    result = trainer.fit()
+
+    best = None
+    try:
+        best_ckpt = result.get_best_checkpoint(cfg.scale.checkpoint_metric, "max")
+    except Exception:
+        best_ckpt = None
+    best_ckpt = best_ckpt or result.checkpoint
+    version = None
+    if best_ckpt is not None:
+        best = run_dir / "best"
+        if best.exists():
+            shutil.rmtree(best)
+        best_ckpt.to_directory(str(best))
+        version = _log_final_model(cfg, tracking_uri, run_id, best)
+    _finish_run(tracking_uri, run_id)
+    metrics = dict(result.metrics or {})
+    return TrainResult(run_dir, best, metrics, run_id, tracking_uri, version)
+
+
+def _train_func(config: dict[str, Any]) -> None:
+    # imported in the worker, so the driver never builds the model
+    from veernet_ray.train.loop import train_func
+
+    train_func(config)
+
+
+def _log_metrics(tracking_uri: str, run_id: str, metrics: dict[str, float]) -> None:
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri)
+    for k, v in metrics.items():
+        client.log_metric(run_id, k, float(v))
+
+
+def _log_final_model(cfg: RunConfig, tracking_uri: str, run_id: str, best: Path) -> str | None:
+    """Log the best checkpoint's weights and config as the run's `model` and register it."""
+    import mlflow
+    import torch
+
+    from veernet_ray.train.checkpoint import CHECKPOINT_FILE, load_payload
+
+    payload = load_payload(best)
+    slim = {k: payload[k] for k in ("model", "model_config", "config", "epoch", "history") if k in payload}
+    client = mlflow.MlflowClient(tracking_uri)
+    with tempfile.TemporaryDirectory() as tmp:
+        torch.save(slim, Path(tmp) / CHECKPOINT_FILE)
+        client.log_artifacts(run_id, tmp, "model")
+    if cfg.tracking.register_as:
+        from veernet_ray import tracking
+
+        return tracking.register_model(tracking_uri, run_id, "model", cfg.tracking.register_as)
+    return None
+
+
+def _finish_run(tracking_uri: str, run_id: str) -> None:
+    import mlflow
+
+    mlflow.MlflowClient(tracking_uri).set_terminated(run_id, "FINISHED")
