@@ -85,7 +85,7 @@ def _check_agreement(image, mask, sidecar, values, widths):
 
     Every ink pixel of a curve at column c lies within the rows its truth spans over
     the columns a pen of that width reaches (c +- (1 + w/2)), widened by half the line
-    width plus one pixel; where the truth is flat there and nothing covers the curve,
+    width plus 1.5 px; where the truth is flat over those columns and nothing covers the curve,
     the centre of the ink run is the truth row within one pixel.
     """
     t0 = min(r for r, _ in sidecar.curves[0].ref)
@@ -96,7 +96,7 @@ def _check_agreement(image, mask, sidecar, values, widths):
         r = ax.row_at(vals)
         other = (mask > 0) & (mask != ax.class_id)
         shifts = np.arange(-3, 4) * period if ax.wrap else np.zeros(1)
-        tol = 1.0 + w / 2.0
+        tol = 1.5 + w / 2.0  # OpenCV anti-aliased pens ink about half a pixel beyond w/2
         for c in np.flatnonzero((mask == ax.class_id).any(axis=0)):
             rows = np.flatnonzero(mask[:, c] == ax.class_id)
             assert np.isfinite(vals[c]), f"curve {ax.class_id} drawn at column {c} where truth is NaN"
@@ -106,7 +106,7 @@ def _check_agreement(image, mask, sidecar, values, widths):
             lo, hi = near.min() - tol, near.max() + tol
             ok = ((rows[:, None] + shifts[None, :] >= lo) & (rows[:, None] + shifts[None, :] <= hi)).any(axis=1)
             assert ok.all(), (ax.class_id, c, r[c], rows[~ok])
-            if near.max() - near.min() < 1.0 and not other[:, c].any() and rows.max() - rows.min() <= w + 1:
+            if np.ptp(near) < 1.0 and not other[:, c].any():
                 centre = 0.5 * (rows.min() + rows.max())
                 assert np.min(np.abs(centre + shifts - r[c])) <= 1.0, (ax.class_id, c, centre, r[c])
                 checked += 1
@@ -116,13 +116,14 @@ def _check_agreement(image, mask, sidecar, values, widths):
 def test_mask_sidecar_truth_agree_in_memory():
     style = NO_SKEW.replace(p_wrap=0.5, p_cross=0.7)
     total = 0
+    cfg = SynthConfig(width=(500, 800), height=(64, 80), style=style)
     for i in range(12):
-        s = render_sample(21, i, tiny(style))
+        s = render_sample(21, i, cfg)
         widths = [int(s.meta["curve1_style"].split(":")[1]), int(s.meta["curve2_style"].split(":")[1])]
         total += _check_agreement(s.image, s.mask, s.sidecar, s.values, widths)
         wrap_axes = [ax.wrap is not None for ax in s.sidecar.curves]
         assert any(wrap_axes) == s.meta["wrap"]
-    assert total > 500  # flat, unoccluded columns where the centre rule was checked
+    assert total > 40  # flat, unoccluded columns where the centre rule was checked
 
 
 def test_files_agree_with_each_other(tmp_path):
@@ -134,7 +135,7 @@ def test_files_agree_with_each_other(tmp_path):
     m = generate_dataset(tmp_path / "d", n=3, seed=2, style=NO_SKEW, progress=False, **TINY)
     df = read_manifest(m, check_files=True)
     for _, row in df.iterrows():
-        image, mask = read_image(row.image), read_image(row.mask)
+        image, mask = read_image(row["image"]), read_image(row["mask"])
         hdr = read_header(row.image)
         assert (hdr.height, hdr.width) == (row.height, row.width) == image.shape
         sc = Sidecar.load(row.calibration)

@@ -187,8 +187,10 @@ def write_tiff(path: str | os.PathLike, image: np.ndarray) -> None:
         raise ValueError(f"write_tiff expects a 2-D uint8 array, got {image.dtype} {image.shape}")
     path = Path(path)
     with atomic_path(path) as tmp:
-        # no datetime tag and a fixed software tag: same pixels, same bytes
-        tifffile.imwrite(tmp, image, compression="zlib", software="veernet-ray", metadata=None)
+        # no datetime tag and a fixed software tag: same pixels, same bytes. zlib level 1:
+        # scanned paper noise barely compresses at higher levels, which cost 3x the time.
+        tifffile.imwrite(tmp, image, compression="zlib", compressionargs={"level": 1}, software="veernet-ray",
+                         metadata=None)
 
 
 class atomic_path:
@@ -211,6 +213,10 @@ class atomic_path:
     def __exit__(self, exc_type, exc, tb) -> bool:
         assert self.tmp is not None
         if exc_type is None:
+            # mkstemp makes 0600 files; give the result the permissions a plain open() would
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(self.tmp, 0o666 & ~umask)
             os.replace(self.tmp, self.path)
         else:
             self.tmp.unlink(missing_ok=True)

@@ -1,8 +1,9 @@
 """Contact sheet of samples with masks overlaid (curve 1 red, curve 2 blue).
 
-Each sample gets two rows: the whole strip downscaled to the sheet width (mask
-classes downscaled by "any pixel in the cell", so one-pixel traces stay
-visible), and a 1:1 crop of a window so the real line widths can be judged.
+Each sample gets four rows: the whole strip downscaled to the sheet width, as
+image and with the mask overlaid (mask classes downscaled by "any pixel in the
+cell", so one-pixel traces stay visible), then a 1:1 crop of the busiest
+window, as image and with the overlay, so real line widths can be judged.
 """
 
 from __future__ import annotations
@@ -61,14 +62,18 @@ def contact_sheet(items: Sequence[tuple[str, np.ndarray, np.ndarray]], width: in
     for caption, image, mask in items:
         img_s, mask_s = _downscale(image, mask, width)
         whole = _fit(overlay(img_s, mask_s), width)
+        whole_raw = _fit(cv2.cvtColor(img_s, cv2.COLOR_GRAY2BGR), width)
         h, w = image.shape
         cw = min(width, w)
         # the crop window: where the curves are busiest (most mask pixels), deterministic
         colsum = np.convolve((mask > 0).sum(0).astype(np.float64), np.ones(cw), mode="valid")
         x0 = int(np.argmax(colsum)) if colsum.size else 0
         crop = _fit(overlay(image[:, x0 : x0 + cw], mask[:, x0 : x0 + cw]), width)
-        rows.append(_label(whole, f"{caption}  ({w}x{h}, whole strip, downscaled)"))
-        rows.append(_label(crop, f"1:1 crop, columns {x0}-{x0 + cw - 1}"))
+        crop_raw = _fit(cv2.cvtColor(image[:, x0 : x0 + cw], cv2.COLOR_GRAY2BGR), width)
+        rows.append(_label(whole_raw, f"{caption}  ({w}x{h}, whole strip, downscaled)"))
+        rows.append(_label(whole, "mask overlay: curve 1 red, curve 2 blue"))
+        rows.append(_label(crop_raw, f"1:1 crop, columns {x0}-{x0 + cw - 1}, image then mask overlay"))
+        rows.append(crop)
         rows.append(np.full((10, width, 3), 200, np.uint8))
     return np.vstack(rows) if rows else np.full((10, width, 3), 255, np.uint8)
 

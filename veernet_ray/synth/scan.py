@@ -19,7 +19,7 @@ def paper(rng: np.random.Generator, h: int, w: int, style: ScanStyle) -> np.ndar
     """Paper brightness in 0..1, float32 (H, W): tone, low-frequency texture, stains, banding."""
     tone = uniform(rng, style.paper_tone)
     # everything slowly varying is built on a coarse grid and upsampled once (cheap)
-    cell = 16
+    cell = int(rng.choice([8, 16, 32, 64]))
     ch, cw = h // cell + 2, w // cell + 2
     low = np.full((ch, cw), tone, np.float32)
     if rng.random() < style.p_paper_texture:

@@ -86,9 +86,13 @@ def log_signal(rng: np.random.Generator, n: int, size_factor: float = 1.0) -> np
     lo, hi = rng.uniform(0.1, 0.35), rng.uniform(0.55, 0.9)
     levels = np.where(mode, hi, lo) + rng.normal(0, rng.uniform(0.03, 0.12), n_beds + 1)
     x = levels[edges]
-    x = smooth1d(x, rng.uniform(0.8, 5.0) * f)
+    # thin interbeds inside some beds (laminated sequences)
+    if rng.random() < 0.5:
+        lam = smooth1d(rng.normal(0, 1, n), rng.uniform(2, 10) * f)
+        x = x + np.sign(lam) * rng.uniform(0.03, 0.15) * (rng.random(n_beds + 1) < 0.4)[edges]
+    x = smooth1d(x, rng.uniform(0.8, 8.0) * f)
     # in-bed texture: smoothed noise at two scales
-    x = x + smooth1d(rng.normal(0, rng.uniform(0.01, 0.06), n), rng.uniform(1, 8) * f)
+    x = x + smooth1d(rng.normal(0, rng.uniform(0.01, 0.06), n), rng.uniform(1, 8) * f) * rng.uniform(1, 3)
     x = x + smooth1d(rng.normal(0, rng.uniform(0.0, 0.1), n), rng.uniform(10, 80) * f) * 3
     # trend (compaction) and slow drift
     x = x + rng.uniform(-0.25, 0.25) * np.linspace(0, 1, n)

@@ -65,7 +65,7 @@ class ScanStyle:
     # paper and scanner
     paper_tone: tuple[float, float] = (0.72, 0.99)  # 1 = white
     p_paper_texture: float = 0.7
-    texture_strength: tuple[float, float] = (0.01, 0.07)
+    texture_strength: tuple[float, float] = (0.005, 0.045)
     p_stain: float = 0.2
     p_banding: float = 0.3  # scanner gain stripes along rows/columns
     noise_sigma: tuple[float, float] = (0.0, 12.0)  # grey levels

@@ -38,8 +38,14 @@ import numpy as np
 P_FLOOR = 0.01
 #: half-width (rows) of the centroid window for the sub-pixel estimate
 CENTROID_HALF = 2
-#: rows pooled per DP state (coarse-to-fine); 2 keeps a 1-px trace's neighbours apart
-ROW_POOL = 2
+#: candidate rows (local maxima) per column and class in the DP, plus one "absent" state
+N_CANDIDATES = 8
+#: rows per block in the candidate search: at most one candidate per block
+CAND_BLOCK = 8
+import os
+ROWMAX = os.environ.get('ROWMAX') == '1'
+N_CANDIDATES = int(os.environ.get('NC', '8'))
+CAND_BLOCK = int(os.environ.get('CB', '8'))
 #: default threshold below which a column is "not confident" (-> NaN)
 MIN_CONFIDENCE = 0.3
 
@@ -113,44 +119,36 @@ def trace_curves(
         empty = np.zeros((0, width))
         return TraceResult(empty, empty.copy(), (), np.zeros((0, width), bool), height)
 
-    # (K, H, W): the DP reads one (K, H) column slice per step (strided, but small)
-    p = probs[list(class_ids)].astype(np.float32, copy=False)
-    mass = p.copy()
-    mass[:, 1:] += p[:, :-1]
-    mass[:, :-1] += p[:, 1:]
-    emit_on = np.maximum(mass, P_FLOOR)
-    np.minimum(emit_on, 1.0, out=emit_on)
-    np.log(emit_on, out=emit_on)
-    np.negative(emit_on, out=emit_on)
-    emit_abs = np.float32(-math.log(presence))
+    # per class: candidate rows (local maxima of the 3-row mass) and the mass there;
+    # each class channel is read in place (a (H, W) slice of probs, no stacked copy)
+    cand_rows, cand_mass, chans = [], [], []
+    for cid in class_ids:
+        x = probs[cid].astype(np.float32, copy=False)
+        rows_c, mass_c = _candidates(x, N_CANDIDATES)
+        cand_rows.append(rows_c)
+        cand_mass.append(mass_c)
+        chans.append(x)
+    cand = np.stack(cand_rows)  # (K, W, n) int64
+    cmass = np.stack(cand_mass).astype(np.float64)  # (K, W, n)
+    emit_on = -np.log(np.clip(cmass, P_FLOOR, 1.0))
+    emit_abs = -math.log(presence)
+    state, path_shift = _viterbi(cand, emit_on, emit_abs, periods, float(jump_penalty), float(switch_cost))
+    n = cand.shape[2]
+    on = state < n  # (K, W); state n = absent
+    pick = np.minimum(state, n - 1)[:, :, None]
+    rr = np.take_along_axis(cand, pick, axis=2)[:, :, 0]  # (K, W) fine row on the path
+    conf = np.take_along_axis(cmass, pick, axis=2)[:, :, 0]
 
-    # coarse-to-fine: the DP runs on rows pooled by ROW_POOL (best emission of each
-    # pair); its cost is per element, so this halves it. The fine row is the better
-    # row of the pair, and the centroid below restores sub-pixel accuracy.
-    pad = (-height) % ROW_POOL
-    if pad:
-        emit_on = np.concatenate([emit_on, np.repeat(emit_on[:, -1:], pad, axis=1)], axis=1)
-    coarse = emit_on.reshape(k, -1, ROW_POOL, width).min(axis=2)
-    path_c, path_shift = _viterbi(
-        coarse, emit_abs, periods / ROW_POOL, float(jump_penalty) * ROW_POOL, float(switch_cost)
-    )
-    on = path_c >= 0  # (K, W)
-    cand = np.where(on, path_c, 0)[:, :, None] * ROW_POOL + np.arange(ROW_POOL)  # (K, W, pool)
-    cand = np.minimum(cand, height - 1)
-    cand_mass = mass[np.arange(k)[:, None, None], cand, np.arange(width)[None, :, None]]
-    rr = np.take_along_axis(cand, cand_mass.argmax(axis=2)[:, :, None], axis=2)[:, :, 0]
     # sub-pixel centroid in a +-CENTROID_HALF window (clipped to the image)
     offs = np.arange(-CENTROID_HALF, CENTROID_HALF + 1)
     win = rr[:, :, None] + offs  # (K, W, 2h+1)
     inside = (win >= 0) & (win < height)
     winc = np.clip(win, 0, height - 1)
-    kk = np.arange(k)[:, None, None]
-    ww = np.arange(width)[None, :, None]
-    pw = np.where(inside, p[kk, winc, ww], 0.0).astype(np.float64)
+    ww = np.arange(width)[:, None]
+    pw = np.stack([np.where(inside[ci], chans[ci][winc[ci], ww], 0.0) for ci in range(k)]).astype(np.float64)
     tot = pw.sum(axis=2)
     centroid = np.where(tot > 0, (pw * win).sum(axis=2) / np.where(tot > 0, tot, 1.0), rr)
-    conf = np.clip(mass[np.arange(k)[:, None], rr, np.arange(width)[None, :]].astype(np.float64), 0.0, 1.0)
-    conf = np.where(on, conf, 0.0)
+    conf = np.where(on, np.clip(conf, 0.0, 1.0), 0.0)
 
     offset = np.cumsum(path_shift * np.nan_to_num(periods)[:, None], axis=1)
     rows = np.where(on & (conf >= min_confidence), centroid + offset, np.nan)
@@ -161,114 +159,127 @@ def trace_curves(
     return TraceResult(rows, conf, tuple(class_ids), bridged, height)
 
 
+# ---------------------------------------------------------------- candidates
+def _candidates(x: np.ndarray, n_max: int) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate rows of one class channel. x: (H, W) float32.
+
+    Returns rows (W, n) int64 and the 3-row mass m[r] = x[r-1] + x[r] + x[r+1] there
+    (W, n) float32, n = min(n_max, number of row blocks). The rows are split into blocks
+    of CAND_BLOCK; a block is a candidate where its best mass is a local maximum over the
+    blocks (>= the block above, > the block below: one block per peak, also for a trace
+    wider than a block), its row the best row of the block; the n blocks with the largest
+    such maxima are kept. A column with fewer peaks than n fills up with arbitrary rows
+    (harmless: they only offer the DP more states at the P_FLOOR cost).
+    Three passes over the (H, W) channel; everything else is on (H / CAND_BLOCK, W).
+    """
+    h, w = x.shape
+    block = max(1, min(CAND_BLOCK, h // (2 * n_max)))
+    nb = -(-h // block)
+    # mass, padded with zero rows to whole blocks (the pad is never a peak over real rows)
+    mass = np.empty((nb * block, w), np.float32)
+    mass[h:] = 0.0
+    mass[0] = x[0]
+    if h > 1:
+        np.add(x[:-1], x[1:], out=mass[1:h])
+        mass[: h - 1] += x[1:]
+    if ROWMAX:
+        score = np.zeros_like(mass)
+        is_max = np.ones((h, w), bool)
+        if h > 1:
+            np.greater_equal(mass[1:h], mass[: h - 1], out=is_max[1:])
+            gt = np.ones((h, w), bool)
+            np.greater(mass[: h - 1], mass[1:h], out=gt[:-1])
+            is_max &= gt
+        np.multiply(mass[:h], is_max, out=score[:h])
+        peak = score.reshape(nb, block, w).max(axis=1)
+        mass_sel = score
+    else:
+        best = mass.reshape(nb, block, w).max(axis=1)  # (nb, W)
+        peak = best.copy()
+        mass_sel = mass
+        if nb > 1:
+            peak[1:][best[1:] < best[:-1]] = 0.0
+            peak[:-1][best[:-1] <= best[1:]] = 0.0
+    n = min(n_max, nb)
+    if n < nb:
+        # top n blocks per column with one int32 partition: non-negative float32 bits
+        # order like the floats; the low mantissa bits carry the block index
+        bits = max(1, (nb - 1).bit_length())
+        low = np.int32((1 << bits) - 1)
+        keys = (peak.view(np.int32) & ~low) | np.arange(nb, dtype=np.int32)[:, None]
+        keys = np.partition(np.ascontiguousarray(keys.T), nb - n, axis=1)[:, nb - n :]
+        blk = (keys & low).astype(np.int64)  # (W, n)
+    else:
+        blk = np.broadcast_to(np.arange(nb, dtype=np.int64), (w, nb))
+    cols = np.arange(w)[:, None]
+    within = blk[:, :, None] * block + np.arange(block)  # (W, n, block)
+    rows = blk * block + mass_sel[within, cols[:, :, None]].argmax(axis=2)
+    rows = np.minimum(rows, h - 1)
+    return rows, mass[rows, cols]
+
+
 # ------------------------------------------------------------------- Viterbi
 def _viterbi(
-    emit_on: np.ndarray, emit_abs: np.float32, periods: np.ndarray, pen: float, switch: float
+    cand: np.ndarray, emit_on: np.ndarray, emit_abs: float, periods: np.ndarray, pen: float, switch: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Best state sequence. emit_on: (K, H, W) float32.
+    """Best state sequence over candidate rows. cand: (K, W, n) rows; emit_on: (K, W, n).
 
-    Returns path_row (K, W) int (-1 = absent) and path_shift (K, W) int in
-    {-1, 0, 1}: the wrap crossing taken into each column (unwrap offset += shift * P).
+    States per column: the n candidates and "absent" (index n). All transition costs
+    (jump, wrapped jump, switch) plus the target's emission are built for every column
+    at once as a (W, K, n+1, n+1) array; the sequential pass is then three NumPy calls
+    per column (add, argmin, min) on a (K, n+1, n+1) block.
+
+    Returns state (K, W) int (n = absent) and path_shift (K, W) int in {-1, 0, 1}: the
+    wrap crossing taken into each column (unwrap offset += shift * P).
     """
-    k, height, width = emit_on.shape
-    r = np.arange(height)
-    lam_r = (pen * r).astype(np.float32)
-    lam_r_rev = np.ascontiguousarray(lam_r[::-1])
-    wrapped = np.isfinite(periods)
-    # wrap candidates: reach row r from the previous column's transform evaluated at
-    # x = r + s*P; between integer rows the lower envelope of cones is exact from the
-    # two neighbouring rows, and beyond the image it continues with slope pen
-    shifts = []
-    if wrapped.any():
-        base = (np.arange(k) * height)[:, None]
-        for s in (1, -1):
-            x = r[None, :] + s * np.where(wrapped, periods, 0.0)[:, None]  # (K, H)
-            i0 = np.clip(np.floor(x), 0, height - 1).astype(np.int64)
-            i1 = np.clip(np.ceil(x), 0, height - 1).astype(np.int64)
-            c0 = (pen * np.abs(x - i0)).astype(np.float32)
-            c1 = (pen * np.abs(x - i1)).astype(np.float32)
-            c0[~wrapped] = np.inf
-            c1[~wrapped] = np.inf
-            shifts.append((s, (i0 + base).ravel(), (i1 + base).ravel(), c0, c1))
+    k, width, n = cand.shape
+    s = n + 1
+    rf = cand.astype(np.float64)
+    d = rf[:, 1:, None, :] - rf[:, :-1, :, None]  # (K, W-1, prev, cur) = r_t - r_{t-1}
+    dist = np.abs(d)
+    shift = np.zeros(d.shape, np.int8)
+    for ci in np.flatnonzero(np.isfinite(periods)):
+        # the step may cross the wrap: source near r_t + sP, offset grows by sP
+        for sh in (1, -1):
+            alt = np.abs(d[ci] + sh * periods[ci])
+            better = alt < dist[ci]
+            dist[ci][better] = alt[better]
+            shift[ci][better] = sh
+    cost = np.empty((width, k, s, s))
+    cost[1:, :, :n, :n] = (pen * dist + emit_on[:, 1:, None, :]).transpose(1, 0, 2, 3)
+    cost[:, :, n, :n] = (switch + emit_on).transpose(1, 0, 2)
+    cost[:, :, :n, n] = switch + emit_abs
+    cost[:, :, n, n] = emit_abs
 
-    code_dtype = np.int16 if 3 * height < np.iinfo(np.int16).max else np.int32
-    # code: prev row + (shift + 1) * H for "on", -1 = came from absent
-    bp_on = np.empty((width, k, height), dtype=code_dtype)
-    bp_abs = np.empty((width, k), dtype=np.int32)  # prev row, or -1 = stayed absent
-    v = emit_on[:, :, 0].copy()
-    a = np.full(k, emit_abs, dtype=np.float32)
-    bp_on[0] = -1
-    bp_abs[0] = -1
-    kidx = np.arange(k)
-    # scratch buffers: the loop is overhead-bound, so avoid allocations
-    x1, f, x2, b = (np.empty((k, height), np.float32) for _ in range(4))
-    eq = np.empty((k, height), bool)
-    tmp_i, fa, ba = (np.empty((k, height), np.int64) for _ in range(3))
-    use_f = np.empty((k, height), bool)
+    v = np.empty((k, s))
+    v[:, :n] = emit_on[:, 0]
+    v[:, n] = emit_abs
+    v3 = v[:, :, None]
+    buf = np.empty((k, s, s))
+    bp = np.zeros((width, k, s), np.intp)
     for t in range(1, width):
-        # exact L1 distance transform of v with argmin: forward and backward cumulative mins
-        np.subtract(v, lam_r, out=x1)
-        np.minimum.accumulate(x1, axis=1, out=f)
-        np.equal(x1, f, out=eq)
-        np.multiply(eq, r, out=tmp_i)
-        np.maximum.accumulate(tmp_i, axis=1, out=fa)
-        np.add(v[:, ::-1], lam_r_rev, out=x2)
-        np.minimum.accumulate(x2, axis=1, out=b)
-        np.equal(x2, b, out=eq)
-        np.multiply(eq, r, out=tmp_i)
-        np.maximum.accumulate(tmp_i, axis=1, out=ba)
-        f += lam_r
-        b_fwd = b[:, ::-1]
-        b_fwd -= lam_r
-        np.less_equal(f, b_fwd, out=use_f)
-        dt = np.minimum(f, b_fwd)
-        # shift 0 is coded as +H; the backward argmin is in reversed row coordinates
-        code = np.where(use_f, fa + height, (2 * height - 1) - ba[:, ::-1])
-        if shifts:
-            # wrap candidates read the unshifted transform (one crossing per column at most)
-            flat_dt, flat_code = dt.ravel(), code.ravel()
-            for s, j0, j1, c0, c1 in shifts:
-                m0 = flat_dt[j0].reshape(k, height) + c0
-                m1 = flat_dt[j1].reshape(k, height) + c1
-                pick0 = m0 <= m1
-                m = np.where(pick0, m0, m1)
-                src = np.where(pick0, flat_code[j0].reshape(k, height), flat_code[j1].reshape(k, height))
-                better = m < dt
-                dt = np.where(better, m, dt)
-                code = np.where(better, src + s * height, code)
-        enter = (a + switch)[:, None]
-        from_abs = enter < dt
-        np.minimum(dt, enter, out=dt)
-        code[from_abs] = -1
-        bp_on[t] = code
-        vmin_i = v.argmin(axis=1)
-        vmin = v[kidx, vmin_i] + switch
-        stay = a <= vmin
-        bp_abs[t] = np.where(stay, -1, vmin_i)
-        a = np.minimum(a, vmin) + emit_abs
-        np.add(dt, emit_on[:, :, t], out=v)
+        np.add(v3, cost[t], out=buf)
+        buf.argmin(axis=1, out=bp[t])
+        buf.min(axis=1, out=v)
 
-    path_row = np.empty((k, width), dtype=np.int64)
-    path_shift = np.zeros((k, width), dtype=np.int64)
+    state = np.empty((k, width), np.int64)
+    path_shift = np.zeros((k, width), np.int64)
     for ci in range(k):
-        best = int(v[ci].argmin())
-        state = best if v[ci, best] < a[ci] else -1
-        for t in range(width - 1, -1, -1):
-            path_row[ci, t] = state
-            if t == 0:
-                break
-            if state < 0:
-                state = int(bp_abs[t, ci])
-            else:
-                c = int(bp_on[t, ci, state])
-                if c < 0:
-                    state = -1
-                else:
-                    path_shift[ci, t] = c // height - 1
-                    state = c % height
-    # shift s at column t: the step came from x = r_t + s*P near r_{t-1}, so the unwrapped
-    # row is u_t = u_{t-1} + (x - r_{t-1}) = r_t + offset_{t-1} + s*P: offset grows by s*P
-    return path_row, path_shift
+        best = int(v[ci, :n].argmin())
+        st = best if v[ci, best] < v[ci, n] else n
+        back = bp[:, ci, :].astype(np.uint8).tobytes()  # bytes index to int: a fast scalar loop
+        path = [0] * width
+        for t in range(width - 1, 0, -1):
+            path[t] = st
+            st = back[t * s + st]
+        path[0] = st
+        state[ci] = path
+        path = state[ci]
+        prev, cur = path[:-1], path[1:]
+        both = (prev < n) & (cur < n)
+        tt = np.flatnonzero(both)
+        path_shift[ci, tt + 1] = shift[ci, tt, prev[tt], cur[tt]]
+    return state, path_shift
 
 
 # ------------------------------------------------------------ post-processing

@@ -1,0 +1,151 @@
+"""End to end: `ray job submit -- python jobs/train.py` against a Ray head on 127.0.0.1,
+logging to a real `mlflow server`, with one training worker killed mid-run.
+
+One job serves the assertions below (the run takes a couple of minutes on two
+cores): 2 workers, 3 epochs; a watcher kills rank 1's process with SIGKILL
+while epoch 1 trains, after epoch 0's checkpoint is on disk. The run must
+resume from that checkpoint and finish with each epoch exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import BIN, ROOT
+
+pytestmark = pytest.mark.slow
+
+EPOCHS = 3
+
+
+def _kill_rank1_once(run_dir: Path, ray_dir: Path, done: threading.Event, record: dict) -> None:
+    """After epoch 0's checkpoint exists, SIGKILL rank 1's worker process (once)."""
+    deadline = time.time() + 600
+    while time.time() < deadline and not done.is_set():
+        ckpts = list(ray_dir.glob("**/epoch_0000"))
+        pid_file = run_dir / "pids" / "rank1.pid"
+        if ckpts and pid_file.exists():
+            time.sleep(2.0)  # well inside epoch 1
+            pid = int(pid_file.read_text())
+            try:
+                os.kill(pid, signal.SIGKILL)
+                record["killed_pid"] = pid
+            except ProcessLookupError:
+                record["error"] = f"pid {pid} already gone"
+            return
+        time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def train_job(ray_head, mlflow_server, demo_data, tmp_path_factory, env_base):
+    storage = tmp_path_factory.mktemp("runs")
+    name = "e2e"
+    cmd = [
+        str(BIN / "ray"), "job", "submit", "--address", ray_head["address"], "--working-dir", str(ROOT), "--",
+        sys.executable, "jobs/train.py", "--config", "configs/demo.yaml", "--name", name,
+        "--manifest", str(demo_data),
+        "--set", f"storage={storage}", f"tracking.tracking_uri={mlflow_server}", "tracking.experiment=e2e",
+        "tracking.register_as=veernet-e2e", f"train.epochs={EPOCHS}", "train.physical_batch=2",
+        "train.effective_batch=8", "train.loss=sce->dice@2", "scale.num_workers=2", "scale.cpus_per_worker=0.5",
+        "scale.max_failures=2", "model.stem_width=8", "model.widths=[8,16,16,32,32]", "train.val_overlays=1",
+        "data.decode_cpus=0.25",
+    ]
+    done = threading.Event()
+    record: dict = {}
+    watcher = threading.Thread(target=_kill_rank1_once, args=(storage / name, storage / "ray", done, record), daemon=True)
+    watcher.start()
+    t0 = time.time()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env_base, timeout=1200, cwd=ROOT)
+    done.set()
+    watcher.join(5)
+    return {"proc": proc, "storage": storage, "name": name, "tracking_uri": mlflow_server, "killed": record,
+            "seconds": time.time() - t0}
+
+
+def _history(storage: Path, name: str) -> list[dict]:
+    import torch
+
+    payload = torch.load(storage / name / "best" / "checkpoint.pt", map_location="cpu", weights_only=True)
+    return json.loads(payload["history"])
+
+
+def test_job_succeeds_and_writes_checkpoints(train_job):
+    proc = train_job["proc"]
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout[-6000:]}\nstderr:\n{proc.stderr[-6000:]}"
+    assert "succeeded" in proc.stdout.lower()
+    best = train_job["storage"] / train_job["name"] / "best" / "checkpoint.pt"
+    assert best.exists()
+    ckpts = sorted(p.name for p in (train_job["storage"] / "ray").glob("**/epoch_*"))
+    assert ckpts, "no Ray Train checkpoint directories"
+    from veernet_ray.train.checkpoint import load_model
+
+    model, payload = load_model(best)  # weights_only=True inside
+    assert payload["config"]["train"]["epochs"] == EPOCHS
+    assert model.cfg.num_classes == 3
+
+
+def test_killed_worker_resumes_without_losing_or_repeating_an_epoch(train_job):
+    assert "killed_pid" in train_job["killed"], f"the watcher never killed rank 1: {train_job['killed']}"
+    out = train_job["proc"].stdout + train_job["proc"].stderr
+    assert "resumed from the checkpoint of epoch" in out, out[-4000:]
+    import torch
+
+    # the latest checkpoint's history lists every epoch exactly once, in order
+    ray_dir = train_job["storage"] / "ray"
+    last = sorted(ray_dir.glob("**/epoch_*/checkpoint.pt"))[-1]
+    history = json.loads(torch.load(last, map_location="cpu", weights_only=True)["history"])
+    assert [int(h["epoch"]) for h in history] == list(range(EPOCHS))
+    # the loss schedule carried on: sce for epochs 0-1, dice from epoch 2
+    assert all(isinstance(h["train_loss"], float) for h in history)
+
+
+def test_mlflow_run_has_per_epoch_metrics_and_the_registered_model(train_job):
+    import mlflow
+
+    client = mlflow.MlflowClient(train_job["tracking_uri"])
+    exp = client.get_experiment_by_name("e2e")
+    runs = client.search_runs([exp.experiment_id], filter_string="tags.`veernet.run_name` = 'e2e'")
+    assert len(runs) == 1, "a restarted run must log into the same MLflow run"
+    run = runs[0]
+    assert run.info.status == "FINISHED"
+    for key in ("train_loss", "val_miou_fg", "val_iou_1", "val_iou_2", "val_curve_r2_median", "images_per_s"):
+        steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, key))
+        assert steps == list(range(EPOCHS)), (key, steps)
+    assert "padding_fraction" in run.data.metrics
+    assert run.data.params["train.epochs"] == str(EPOCHS)
+    assert run.data.params["train.accumulation_steps"] == "2"  # 8 = 2 per micro-batch x 2 workers x 2 steps
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"model", "overlays"} <= artifacts
+    versions = client.search_model_versions("name = 'veernet-e2e'")
+    assert versions and versions[0].run_id == run.info.run_id
+    local = mlflow.artifacts.download_artifacts(f"models:/veernet-e2e/{versions[0].version}",
+                                                tracking_uri=train_job["tracking_uri"])
+    assert (Path(local) / "checkpoint.pt").exists()
+
+
+def test_rerunning_a_finished_run_resumes_instead_of_retraining(train_job, ray_head, demo_data, env_base):
+    """The same command with the same run name picks up the latest checkpoint: nothing left to train."""
+    storage, name = train_job["storage"], train_job["name"]
+    cmd = [
+        sys.executable, "jobs/train.py", "--config", "configs/demo.yaml", "--name", name, "--manifest", str(demo_data),
+        "--address", ray_head["gcs"],
+        "--set", f"storage={storage}", f"tracking.tracking_uri={train_job['tracking_uri']}", "tracking.experiment=e2e",
+        "tracking.register_as=null", f"train.epochs={EPOCHS}", "train.physical_batch=2", "train.effective_batch=8",
+        "train.loss=sce->dice@2", "scale.num_workers=2", "scale.cpus_per_worker=0.5", "model.stem_width=8",
+        "model.widths=[8,16,16,32,32]",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env_base, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    out = proc.stdout + proc.stderr
+    assert f"resumed from the checkpoint of epoch {EPOCHS - 1}" in out
+    assert "(resumed)" in out  # same MLflow run
+    assert f"epoch 1/{EPOCHS}" not in out  # no epoch trained again

@@ -1,0 +1,455 @@
+"""Archive-scale batch inference on Ray Data: scans in, one LAS per scan out.
+
+    list (driver, headers only) -> decode (CPU tasks) -> model (actor pool, GPU or CPU)
+        -> trace + calibrate + write LAS (CPU tasks) -> qc.parquet, errors.parquet, MLflow
+
+Stages are sized independently (`decode_cpus`, `model_actors`/`model_cpus`,
+`write_cpus`), so decoders never hold a GPU and the model actors are fed by a
+stream of decoded scans. Blank scans are dropped in the decode stage, before
+the accelerator. Re-running skips scans whose LAS and QC record are both
+present, with no model work for them; LAS files are written atomically, so a
+crash never leaves a partial one (stale `.part` files of a killed run are
+removed at start: do not point two concurrent runs at one output folder).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from veernet_ray.infer.listing import STATE_DIR, Item, Listing, error_row, list_inputs, qc_record_path
+
+SHIPPED_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "veernet.pt"
+QC_COLUMNS = ["scan_id", "curve", "class_id", "coverage", "mean_confidence", "flagged", "reason", "path", "las"]
+ERROR_COLUMNS = ["path", "id", "kind", "message", "stage", "status"]
+
+
+@dataclass
+class InferOptions:
+    """Everything `veernet infer` takes; the CLI maps flags one to one onto these fields."""
+
+    input: str
+    output: str
+    checkpoint: str | None = None
+    split: str | None = None  # manifest inputs: only this split
+    address: str | None = None  # Ray address; None -> $RAY_ADDRESS, else a local Ray
+    device: str = "auto"  # auto | cpu | cuda
+    batch_size: int = 8  # scans per model batch (sub-batched by shape inside the actor)
+    decode_cpus: float = 0.5  # CPUs per decode task
+    write_cpus: float = 0.5  # CPUs per trace/write task
+    model_actors: int | None = None  # default: one per GPU, or CPUs // 8 (at least 1)
+    model_cpus: float | None = None  # CPUs per model actor; default 1 with a GPU, else half the CPUs / actors
+    max_width: int = 8192  # wider scans run in overlapping tiles along depth
+    tile_overlap: int = 256
+    max_height: int = 4096
+    max_pixels: int = 200_000_000
+    orientation: str = "auto"  # auto | landscape | portrait, for scans without a sidecar
+    overlays: str = "flagged"  # flagged | all | none
+    min_coverage: float = 0.6
+    min_confidence: float = 0.5
+    tracking: bool = True
+    tracking_uri: str | None = None
+    experiment: str = "veernet-infer"
+    progress: bool = True
+    verbose: bool = True
+
+
+class InferError(ValueError):
+    """A usage problem (no checkpoint, no inputs, bad option): the CLI prints it and exits 2."""
+
+
+# --------------------------------------------------------------- checkpoint
+def resolve_checkpoint(spec: str | None, *, tracking_uri: str | None, state_dir: Path) -> tuple[Path, str]:
+    """(local checkpoint.pt, how it was named) for a path, a folder, `models:/...`/`runs:/...`, or None."""
+    from veernet_ray.train.checkpoint import CHECKPOINT_FILE
+
+    if not spec:
+        if SHIPPED_WEIGHTS.is_file():
+            return SHIPPED_WEIGHTS, "shipped"
+        raise InferError("no model: pass --checkpoint PATH|models:/name/version; train one with `veernet train`")
+    if spec.startswith(("models:/", "runs:/")):
+        from veernet_ray import tracking
+
+        uri = tracking.resolve_tracking_uri(tracking_uri, state_dir)
+        dst = state_dir / "model" / "".join(c if c.isalnum() else "_" for c in spec)
+        dst.mkdir(parents=True, exist_ok=True)
+        try:
+            local = tracking.download_model(uri, spec, dst)
+        except Exception as exc:
+            raise InferError(f"cannot fetch {spec} from {uri}: {type(exc).__name__}: {exc}") from exc
+        found = [local] if local.is_file() else sorted(local.rglob(CHECKPOINT_FILE))
+        if not found:
+            raise InferError(f"{spec} holds no {CHECKPOINT_FILE}; was it logged by veernet train?")
+        return found[0], spec
+    path = Path(spec).expanduser().resolve()
+    if path.is_dir():
+        for cand in (path / CHECKPOINT_FILE, path / "best" / CHECKPOINT_FILE):
+            if cand.is_file():
+                return cand, spec
+        raise InferError(f"{path} holds no {CHECKPOINT_FILE}; pass a checkpoint.pt or a Ray Train checkpoint folder")
+    if not path.is_file():
+        raise InferError(f"checkpoint {path} not found; train one with `veernet train`")
+    return path, spec
+
+
+def model_provenance(checkpoint: Path, source: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(~P entries for every LAS, model facts) after checking the checkpoint loads (weights_only)."""
+    from veernet_ray.train.checkpoint import load_model, weights_hash
+
+    try:
+        model, _ = load_model(checkpoint)
+    except (ValueError, FileNotFoundError, RuntimeError, TypeError) as exc:
+        raise InferError(f"{checkpoint}: cannot load the model ({exc})") from exc
+    cfg = model.cfg
+    name = f"VeerNet c{cfg.num_classes} stem{cfg.stem_width} w{'-'.join(map(str, cfg.widths))} attn{cfg.attn_layers}"
+    digest = weights_hash(checkpoint)
+    provenance = {
+        "MODEL": (name, "", "model architecture"),
+        "CKPT": (digest, "", "checkpoint sha256[:12]"),
+        "CKPT_SRC": (source if source.startswith(("models:/", "runs:/", "shipped")) else checkpoint.name, "",
+                     "checkpoint source"),
+    }
+    facts = {"model_name": name, "checkpoint_hash": digest, "num_classes": cfg.num_classes,
+             "parameters": int(sum(p.numel() for p in model.parameters()))}
+    return provenance, facts
+
+
+# ---------------------------------------------------------------- the run
+def run_inference(opts: InferOptions) -> dict[str, Any]:
+    """Digitise every scan named by `opts.input` into `opts.output`; returns the summary dict.
+
+    Summary keys: done, complete (already done by an earlier run), skipped
+    (blank), errors, flagged, scans, wall_s, pipeline_s, scans_per_s,
+    model_batches, output paths, checkpoint facts, mlflow_run_id, exit_code.
+    """
+    _check(opts)
+    t_start = time.perf_counter()
+    output = Path(opts.output).expanduser().resolve()
+    state = output / STATE_DIR
+    state.mkdir(parents=True, exist_ok=True)
+    removed = remove_stale_parts(output)
+    ckpt, source = resolve_checkpoint(opts.checkpoint, tracking_uri=opts.tracking_uri, state_dir=state)
+    provenance, facts = model_provenance(ckpt, source)
+    try:
+        listing = list_inputs(opts.input, output, split=opts.split, orientation=opts.orientation,
+                              max_height=opts.max_height, max_pixels=opts.max_pixels)
+    except (FileNotFoundError, ValueError) as exc:
+        raise InferError(str(exc)) from exc
+    n_listed = len(listing.items) + len(listing.complete) + len(listing.errors)
+    if n_listed == 0:
+        raise InferError(f"--input {opts.input!r} names no scans (.tif, .tiff, .png, .jpg, .jpeg)")
+    _say(opts, f"[veernet] infer: {n_listed} scans listed: {len(listing.items)} to digitise, "
+               f"{len(listing.complete)} already complete, {len(listing.errors)} refused from headers"
+               + (f"; removed {removed} stale .part file(s)" if removed else ""))
+
+    rows: list[dict[str, Any]] = []
+    pipeline_s = ray_init_s = 0.0
+    resources: dict[str, Any] = {}
+    if listing.items:
+        t0 = time.perf_counter()
+        _init_ray(opts)
+        ray_init_s = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        rows, resources = _run_dataset(opts, listing.items, ckpt, provenance, output)
+        pipeline_s = time.perf_counter() - t1
+
+    summary = _finish(opts, output, listing, rows, provenance, facts)
+    summary.update(ckpt_path=str(ckpt), checkpoint=source, ray_init_s=ray_init_s, pipeline_s=pipeline_s,
+                   wall_s=time.perf_counter() - t_start, stale_parts_removed=removed, **resources)
+    summary["scans_per_s"] = summary["done"] / pipeline_s if pipeline_s > 0 else 0.0
+    if opts.tracking:
+        summary["mlflow_run_id"], summary["tracking_uri"] = _log_mlflow(opts, output, summary)
+    _write_summary(output, summary)
+    return summary
+
+
+def remove_stale_parts(output: Path) -> int:
+    """Delete `.<name>.*.part` files a killed run left behind (atomic_path's temporaries)."""
+    n = 0
+    for folder in (output, output / "overlays", output / STATE_DIR / "qc"):
+        if folder.is_dir():
+            for p in folder.glob(".*.part"):
+                p.unlink(missing_ok=True)
+                n += 1
+    return n
+
+
+def _check(opts: InferOptions) -> None:
+    if opts.overlays not in ("flagged", "all", "none"):
+        raise InferError(f"--overlays must be flagged, all or none; got {opts.overlays!r}")
+    if opts.device not in ("auto", "cpu", "cuda"):
+        raise InferError(f"--device must be auto, cpu or cuda; got {opts.device!r}")
+    if opts.orientation not in ("auto", "landscape", "portrait"):
+        raise InferError(f"--orientation must be auto, landscape or portrait; got {opts.orientation!r}")
+    if opts.batch_size < 1:
+        raise InferError(f"--batch-size must be >= 1; got {opts.batch_size}")
+    if opts.max_width < 512:
+        raise InferError(f"--max-width must be >= 512 columns; got {opts.max_width}")
+    if not 0 <= opts.tile_overlap < opts.max_width // 2:
+        raise InferError(f"--tile-overlap must lie in [0, max_width / 2); got {opts.tile_overlap}")
+    for name in ("decode_cpus", "write_cpus"):
+        if not getattr(opts, name) > 0:
+            raise InferError(f"--{name.replace('_', '-')} must be > 0")
+    if opts.model_actors is not None and opts.model_actors < 1:
+        raise InferError(f"--model-actors must be >= 1; got {opts.model_actors}")
+
+
+def _init_ray(opts: InferOptions) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = opts.address or os.environ.get("RAY_ADDRESS") or None
+    kwargs: dict[str, Any] = {"log_to_driver": True}
+    if address is None:
+        kwargs["include_dashboard"] = False
+    ray.init(address=address, **kwargs)
+
+
+def _plan_resources(opts: InferOptions) -> dict[str, Any]:
+    """Actor count, CPUs and GPUs per model actor, from the cluster and the options."""
+    import ray
+
+    total = ray.cluster_resources()
+    cpus, gpus = float(total.get("CPU", 1)), int(total.get("GPU", 0))
+    use_gpu = opts.device == "cuda" or (opts.device == "auto" and gpus > 0)
+    if opts.device == "cuda" and gpus == 0:
+        raise InferError("--device cuda, but the Ray cluster has no GPU")
+    if use_gpu:
+        actors = opts.model_actors or gpus
+        model_cpus = opts.model_cpus or 1.0
+    else:
+        # CPU inference: about half the cores run the model, the rest decode and write
+        actors = opts.model_actors or max(1, int(cpus // 8))
+        model_cpus = opts.model_cpus or max(1.0, float(int(cpus * 0.5 // actors)))
+        model_cpus = min(model_cpus, max(0.25, cpus - opts.decode_cpus - opts.write_cpus))
+    return {"device": "cuda" if use_gpu else "cpu", "model_actors": int(actors), "model_cpus": float(model_cpus),
+            "model_gpus": 1 if use_gpu else 0, "cluster_cpus": cpus, "cluster_gpus": gpus}
+
+
+def _run_dataset(opts: InferOptions, items: list[Item], ckpt: Path, provenance: dict, output: Path
+                 ) -> tuple[list[dict], dict[str, Any]]:
+    import ray
+    import ray.data
+
+    from veernet_ray.infer.stages import ModelStage, decode_row, write_row
+
+    res = _plan_resources(opts)
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = bool(opts.progress)
+    ckpt_ref = ray.put(ckpt.read_bytes())  # actors on other nodes need not see the driver's disk
+    rows_per_block = max(1, opts.batch_size // 2)
+    # items are sorted by (padded height, width): consecutive blocks hold similar shapes
+    ds = ray.data.from_items([it.row() for it in items],
+                             override_num_blocks=max(1, math.ceil(len(items) / rows_per_block)))
+    ds = ds.map(decode_row, num_cpus=opts.decode_cpus)
+    ds = ds.map_batches(
+        ModelStage,
+        fn_constructor_kwargs={"checkpoint": ckpt_ref, "device": res["device"], "batch_size": opts.batch_size,
+                               "max_width": opts.max_width, "overlap": opts.tile_overlap,
+                               "num_threads": max(1, int(res["model_cpus"]))},
+        concurrency=res["model_actors"], batch_size=opts.batch_size, batch_format="numpy",
+        num_cpus=res["model_cpus"], num_gpus=res["model_gpus"],
+    )
+    ds = ds.map(write_row, num_cpus=opts.write_cpus,
+                fn_kwargs={"provenance": provenance, "output": str(output), "min_coverage": opts.min_coverage,
+                           "min_confidence": opts.min_confidence, "overlays": opts.overlays})
+    rows = [_plain(r) for r in ds.iter_rows()]
+    return rows, res
+
+
+def _plain(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
+
+
+# ----------------------------------------------------------------- results
+def _finish(opts: InferOptions, output: Path, listing: Listing, rows: list[dict], provenance: dict,
+            facts: dict) -> dict[str, Any]:
+    """Merge this run's rows with earlier runs' into qc.parquet and errors.parquet; count."""
+    import pandas as pd
+
+    listed_ids = {it.id for it in listing.items} | {it.id for it in listing.complete}
+    listed_paths = {it.path for it in listing.items} | {it.path for it in listing.complete} | {
+        e["path"] for e in listing.errors}
+    qc_path, err_path = output / "qc.parquet", output / "errors.parquet"
+    old_qc = _read(qc_path, QC_COLUMNS)
+    old_err = _read(err_path, ERROR_COLUMNS)
+
+    qc_new: list[dict] = []
+    errors = list(listing.errors)
+    done = skipped = flagged = 0
+    for r in rows:
+        if r["status"] == "done":
+            done += 1
+            q = json.loads(r["qc"])
+            qc_new += q
+            flagged += any(x["flagged"] for x in q)
+        else:
+            if r["status"] == "skipped":
+                skipped += 1
+            errors.append(error_row(r["path"], r["id"], r["kind"], r["message"], r["stage"], r["status"]))
+    old_by_scan = {sid: g for sid, g in old_qc.groupby("scan_id")} if len(old_qc) else {}
+    for it in listing.complete:  # kept from an earlier run: the old rows, else the scan's QC record
+        if it.id in old_by_scan:
+            qc_new += old_by_scan[it.id].to_dict("records")
+        else:
+            try:
+                qc_new += json.loads(qc_record_path(output, it.id).read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                pass
+    keep_qc = old_qc[~old_qc["scan_id"].isin(listed_ids)] if len(old_qc) else old_qc
+    qc = pd.concat([keep_qc, pd.DataFrame(qc_new, columns=QC_COLUMNS)], ignore_index=True)
+    keep_err = old_err[~old_err["path"].isin(listed_paths)] if len(old_err) else old_err
+    err = pd.concat([keep_err, pd.DataFrame(errors, columns=ERROR_COLUMNS)], ignore_index=True)
+    qc = _typed(qc.sort_values(["scan_id", "class_id"], kind="stable"), QC_COLUMNS)
+    err = _typed(err.sort_values(["path", "id"], kind="stable"), ERROR_COLUMNS)
+    _write_if_changed(qc, qc_path)
+    _write_if_changed(err, err_path)
+
+    n_err = sum(1 for e in errors if e["status"] == "error")
+    complete = len(listing.complete)
+    succeeded = done + complete
+    exit_code = 0 if succeeded > 0 or n_err == 0 else 1
+    return {
+        "scans": len(listing.items) + complete + len(listing.errors),
+        "done": done, "complete": complete, "skipped": skipped, "errors": n_err, "flagged": flagged,
+        "curves_flagged": int(sum(1 for q in qc_new if q["flagged"])),
+        "model_batches": int(sum(int(r.get("n_forward") or 0) for r in rows)),
+        "error_kinds": _counts(e["kind"] for e in errors if e["status"] == "error"),
+        "output": str(output), "qc_parquet": str(qc_path), "errors_parquet": str(err_path),
+        "overlays_dir": str(output / "overlays"), "overlays": sorted(r["overlay"] for r in rows if r.get("overlay")),
+        "las_files": sorted(r["las_out"] for r in rows if r["status"] == "done"),
+        "t_decode_s": float(sum(r.get("t_decode") or 0 for r in rows)),
+        "t_model_s": float(sum(r.get("t_model") or 0 for r in rows)),
+        "t_write_s": float(sum(r.get("t_write") or 0 for r in rows)),
+        "exit_code": exit_code, **facts,
+    }
+
+
+def _counts(values) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for v in values:
+        out[v] = out.get(v, 0) + 1
+    return dict(sorted(out.items()))
+
+
+def _read(path: Path, columns: list[str]):
+    import pandas as pd
+
+    if path.is_file():
+        try:
+            df = pd.read_parquet(path)
+            if set(columns) <= set(df.columns):
+                return df[columns]
+        except Exception:
+            pass  # a damaged table from a killed run: rebuilt from this run and the QC records
+    return pd.DataFrame(columns=columns)
+
+
+def _typed(df, columns: list[str]):
+    df = df[columns].reset_index(drop=True)
+    for c in columns:
+        if c in ("coverage", "mean_confidence"):
+            df[c] = df[c].astype("float64")
+        elif c == "class_id":
+            df[c] = df[c].astype("int64")
+        elif c == "flagged":
+            df[c] = df[c].astype("bool")
+        else:
+            df[c] = df[c].astype("string")
+    return df
+
+
+def _write_if_changed(df, path: Path) -> bool:
+    """Write a parquet table atomically, and only when its content changed (idempotent re-runs)."""
+    import io
+
+    from veernet_ray.io import atomic_path
+
+    buf = io.BytesIO()
+    df.to_parquet(buf, index=False, engine="pyarrow")
+    data = buf.getvalue()
+    if path.is_file() and path.read_bytes() == data:
+        return False
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return True
+
+
+def _write_summary(output: Path, summary: dict[str, Any]) -> None:
+    from veernet_ray.io import atomic_path
+
+    slim = {k: v for k, v in summary.items() if k not in ("las_files", "overlays")}
+    with atomic_path(output / STATE_DIR / "last_summary.json") as tmp:
+        tmp.write_text(json.dumps(slim, indent=1, default=str) + "\n", encoding="utf-8")
+
+
+def _log_mlflow(opts: InferOptions, output: Path, summary: dict[str, Any]) -> tuple[str | None, str]:
+    """One MLflow run per invocation: checkpoint, counts, scans/s, qc.parquet and errors.parquet."""
+    import mlflow
+
+    from veernet_ray import tracking
+
+    state = output / STATE_DIR
+    uri = tracking.resolve_tracking_uri(opts.tracking_uri, state)
+    exp = tracking.ensure_experiment(uri, opts.experiment, state)
+    run_id, _ = tracking.get_or_create_run(uri, exp, f"infer-{output.name}", resume=False,
+                                           tags={"veernet.stage": "infer"})
+    params = {k: v for k, v in asdict(opts).items() if k not in ("progress", "verbose", "tracking")}
+    params.update(checkpoint_hash=summary["checkpoint_hash"], model_name=summary["model_name"],
+                  checkpoint_resolved=summary["ckpt_path"], device=summary.get("device", "none"),
+                  model_actors=summary.get("model_actors"))
+    tracking.log_params(uri, run_id, params)
+    client = mlflow.MlflowClient(uri)
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    keys = ("scans", "done", "complete", "skipped", "errors", "flagged", "curves_flagged", "model_batches",
+            "scans_per_s", "wall_s", "pipeline_s", "ray_init_s")
+    client.log_batch(run_id, metrics=[Metric(k, float(summary.get(k) or 0.0), now, 0) for k in keys])
+    for name in ("qc.parquet", "errors.parquet"):
+        client.log_artifact(run_id, str(output / name))
+    client.set_terminated(run_id, "FINISHED" if summary["exit_code"] == 0 else "FAILED")
+    return run_id, uri
+
+
+def _say(opts: InferOptions, msg: str) -> None:
+    if opts.verbose:
+        print(msg, flush=True)
+
+
+def format_summary(s: dict[str, Any]) -> str:
+    """The human summary the CLI prints."""
+    lines = [
+        f"[veernet] infer: {s['done']} done, {s['complete']} already complete, {s['skipped']} skipped (blank), "
+        f"{s['flagged']} flagged, {s['errors']} errors, of {s['scans']} scans; "
+        f"{s['scans_per_s']:.2f} scans/s ({s['pipeline_s']:.1f} s pipeline, {s['wall_s']:.1f} s wall, "
+        f"{s['model_batches']} model batches)",
+        f"[veernet] LAS files: {s['output']}/*.las",
+        f"[veernet] QC: {s['qc_parquet']}  errors: {s['errors_parquet']}"
+        + (f"  overlays: {s['overlays_dir']}/ ({len(s['overlays'])} new)" if s.get("overlays") else ""),
+    ]
+    if s.get("error_kinds"):
+        lines.append("[veernet] error kinds: " + ", ".join(f"{k} x{v}" for k, v in s["error_kinds"].items()))
+    if s.get("mlflow_run_id"):
+        lines.append(f"[veernet] MLflow run {s['mlflow_run_id']} at {s['tracking_uri']}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- demo hook
+def digitise_manifest_split(manifest: str | os.PathLike, split: str, output: str | os.PathLike,
+                            checkpoint: str | None, **options: Any) -> dict[str, Any]:
+    """Digitise one split of a dataset manifest (the demo's last step); returns the run summary.
+
+    `options` are InferOptions fields (address, overlays, tracking_uri, ...).
+    Score the result with `veernet_ray.infer.score.score_outputs(output, manifest, split)`.
+    """
+    opts = InferOptions(input=str(manifest), output=str(output), checkpoint=checkpoint, split=split, **options)
+    return run_inference(opts)

@@ -1,0 +1,326 @@
+"""The three Ray Data stages of `veernet infer`: decode (CPU), model (actor pool), write (CPU).
+
+Each stage takes and returns one dict per scan and never raises for a bad
+scan: a failure becomes `status="error"` with a `kind` and a `message`, and
+later stages pass such rows through untouched. Pixels cross the object store
+as uint8 (the scan) and quantised uint8 probabilities (C x H x W, 0-255),
+4x smaller than float32: a 12,800 x 640 scan is 8 MB in, 25 MB out.
+
+Row fields (see `listing.Item`): id, path, las_out, height, width (canonical),
+orig_height, orig_width, orientation, sidecar_json, truth_las; added here:
+status ("ok" | "skipped" | "error"), kind, message, stage, image, probs,
+n_forward, t_decode, t_model, t_write.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from veernet_ray.io import RasterError, atomic_path, read_image
+from veernet_ray.las.sidecar import Sidecar, to_canonical_image
+
+#: a scan whose gray levels vary by less than this is blank paper or a no-data frame
+BLANK_STD = 2.0
+#: ink is darker than this; a scan with no pixel below it has nothing to trace
+DARK_LEVEL = 128
+#: tile width floor after repeated out-of-memory halving (smaller tiles lose too much context)
+MIN_TILE = 512
+
+_EMPTY_IMAGE = np.zeros((1, 1), np.uint8)
+_EMPTY_PROBS = np.zeros((1, 1, 1), np.uint8)
+
+
+def _fail(row: dict, kind: str, message: str, stage: str, status: str = "error") -> dict:
+    row.update(status=status, kind=kind, message=message, stage=stage)
+    return row
+
+
+def blank_reason(image: np.ndarray) -> str:
+    """Why a canonical uint8 scan holds nothing to digitise ("" when it does)."""
+    std = float(image.std())
+    if std < BLANK_STD:
+        return f"blank or no-data scan: gray-level spread {std:.2f} < {BLANK_STD}"
+    if int(image.min()) >= DARK_LEVEL:
+        return f"no ink: no pixel darker than {DARK_LEVEL}"
+    return ""
+
+
+# ------------------------------------------------------------------ decode
+def decode_row(row: dict[str, Any]) -> dict[str, Any]:
+    """Read, convert to gray uint8, turn to canonical orientation, and drop blank scans."""
+    t0 = time.perf_counter()
+    row = dict(row, status="ok", kind="", message="", stage="", image=_EMPTY_IMAGE, probs=_EMPTY_PROBS,
+               n_forward=0, t_decode=0.0, t_model=0.0, t_write=0.0)
+    try:
+        image = read_image(row["path"])
+        if image.shape != (row["orig_height"], row["orig_width"]):
+            raise RasterError("shape_mismatch", f"decoded {image.shape} but the header said "
+                              f"({row['orig_height']}, {row['orig_width']}); the file changed or is damaged")
+        image = to_canonical_image(image, row["orientation"])
+        reason = blank_reason(image)
+        if reason:
+            _fail(row, "blank", reason, "decode", status="skipped")
+        else:
+            row["image"] = image
+    except RasterError as exc:
+        _fail(row, exc.kind, str(exc), "decode")
+    except MemoryError:
+        _fail(row, "out_of_memory", f"{Path(row['path']).name}: not enough host memory to decode", "decode")
+    except Exception as exc:  # a decoder bug on one file must not stop the archive
+        _fail(row, "decode_failed", f"{type(exc).__name__}: {exc}", "decode")
+    row["t_decode"] = time.perf_counter() - t0
+    return row
+
+
+# ------------------------------------------------------------------- model
+def is_oom(exc: BaseException) -> bool:
+    import torch
+
+    oom = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", None)
+    if oom is not None and isinstance(exc, oom):
+        return True
+    return isinstance(exc, (RuntimeError, MemoryError)) and ("out of memory" in str(exc).lower() or isinstance(exc, MemoryError))
+
+
+class ModelStage:
+    """Callable class for `Dataset.map_batches`: `__init__` loads the model once per actor.
+
+    A batch of rows is split into micro-batches of similar shape with the
+    training planner (`plan_batches`), padded with the training collate
+    (`pad_collate` + `to_tensors`), and run under `torch.inference_mode`
+    (bf16 autocast on a GPU). Scans wider than `max_width` go through
+    overlapping tiles along depth. An out-of-memory error is retried with
+    each scan alone, then with tiles half as wide, down to MIN_TILE columns.
+    """
+
+    def __init__(self, checkpoint: Any, *, device: str = "cpu", batch_size: int = 8, max_width: int = 8192,
+                 overlap: int = 256, amp: str = "auto", num_threads: int | None = None):
+        import torch
+
+        from veernet_ray.train.checkpoint import load_model
+
+        if num_threads:
+            torch.set_num_threads(max(1, int(num_threads)))
+        data = _resolve(checkpoint)
+        if isinstance(data, (bytes, bytearray)):
+            # one loader for every checkpoint (train.checkpoint.load_model, weights_only=True)
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / "checkpoint.pt"
+                path.write_bytes(data)
+                model, _ = load_model(path)
+        else:
+            model, _ = load_model(data)
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.multiple = int(model.multiple)
+        self.num_classes = int(model.cfg.num_classes)
+        self.batch_size = max(1, int(batch_size))
+        self.max_width = max(self.multiple, int(max_width))
+        self.overlap = int(overlap)
+        self.amp = amp
+        self.forwards = 0
+
+    # one forward pass over scans of similar shape -> quantised probabilities, cropped
+    def forward(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        import torch
+
+        from veernet_ray.data.collate import pad_collate, to_tensors
+
+        batch = pad_collate(images, multiple=self.multiple)
+        t = to_tensors(batch, device=self.device)
+        use_bf16 = self.amp == "bf16" or (self.amp == "auto" and self.device.type == "cuda")
+        with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_bf16):
+            logits = self.model(t["image"])
+            # quantise on the device: 1 byte per class per pixel crosses the bus and the object store
+            q = (torch.softmax(logits.float(), dim=1) * 255.0).round_().to(torch.uint8).cpu().numpy()
+        self.forwards += 1
+        return [np.ascontiguousarray(q[b, :, :h, :w]) for b, (h, w) in enumerate(batch["shape"])]
+
+    def infer(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        """Probabilities for scans of similar shape; narrow ones batched, wide ones tiled; OOM retried smaller."""
+        if len(images) == 1 and images[0].shape[1] > self.max_width:
+            return [self.tiled(images[0], self.max_width)]
+        try:
+            return self.forward(images)
+        except Exception as exc:
+            if not is_oom(exc):
+                raise
+            self._free()
+            if len(images) > 1:  # an outlier in the batch: each scan alone
+                return [p for img in images for p in self.infer([img])]
+            from veernet_ray.data.collate import round_up
+            from veernet_ray.infer.tiles import halve
+
+            smaller = halve(round_up(images[0].shape[1], self.multiple), self.multiple, MIN_TILE)
+            if not smaller:
+                raise
+            return [self.tiled(images[0], smaller)]
+
+    def tiled(self, image: np.ndarray, tile: int, batch: int | None = None) -> np.ndarray:
+        from veernet_ray.infer.tiles import halve, stitch, tile_spans
+
+        batch = batch or self.batch_size
+        spans = tile_spans(image.shape[1], tile, min(self.overlap, tile // 4), self.multiple)
+        crops = [image[:, s:e] for s, e in spans]
+        try:
+            outs = []
+            for k in range(0, len(crops), batch):
+                outs += self.forward(crops[k : k + batch])
+        except Exception as exc:
+            if not is_oom(exc):
+                raise
+            self._free()
+            if batch > 1:
+                return self.tiled(image, tile, 1)
+            smaller = halve(tile, self.multiple, MIN_TILE)
+            if not smaller:
+                raise
+            return self.tiled(image, smaller, 1)
+        return np.round(stitch(outs, spans, image.shape[1])).astype(np.uint8)
+
+    def _free(self) -> None:
+        import torch
+
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from veernet_ray.data.buckets import plan_batches
+
+        n = len(batch["id"])
+        probs: list[np.ndarray] = [_EMPTY_PROBS] * n
+        status, kind, message, stage = (list(batch[k]) for k in ("status", "kind", "message", "stage"))
+        n_forward = [0] * n
+        t_model = [0.0] * n
+        ok = [i for i in range(n) if status[i] == "ok"]
+        shapes = [tuple(batch["image"][i].shape) for i in ok]
+        # wide scans are planned alone (their batch is their tiles)
+        groups = [[ok[j] for j in g] for g in plan_batches(shapes, self.batch_size, multiple=self.multiple,
+                                                            max_padding=0.1)]
+        groups = [g for grp in groups for g in ([[i] for i in grp] if any(
+            batch["image"][i].shape[1] > self.max_width for i in grp) else [grp])]
+        for group in groups:
+            t0, f0 = time.perf_counter(), self.forwards
+            try:
+                outs = self.infer([batch["image"][i] for i in group])
+                for i, p in zip(group, outs):
+                    probs[i] = p
+            except Exception as exc:
+                k = "out_of_memory" if is_oom(exc) else "model_failed"
+                for i in group:
+                    status[i], kind[i], stage[i] = "error", k, "model"
+                    message[i] = (f"out of memory even at {MIN_TILE}-column tiles, one at a time"
+                                  if k == "out_of_memory" else f"{type(exc).__name__}: {exc}")
+            dt = (time.perf_counter() - t0) / len(group)
+            for i in group:
+                t_model[i] = dt
+            n_forward[group[0]] = self.forwards - f0
+        out = {k: v for k, v in batch.items() if k != "image"}
+        out.update(status=np.array(status, dtype=object), kind=np.array(kind, dtype=object),
+                   message=np.array(message, dtype=object), stage=np.array(stage, dtype=object),
+                   probs=_objects(probs), n_forward=np.array(n_forward, np.int64), t_model=np.array(t_model))
+        return out
+
+
+def _resolve(checkpoint: Any) -> Any:
+    try:
+        import ray
+
+        if isinstance(checkpoint, ray.ObjectRef):
+            return ray.get(checkpoint)
+    except ImportError:  # pragma: no cover - ray is a dependency
+        pass
+    return checkpoint
+
+
+def _objects(arrays: list[np.ndarray]) -> np.ndarray:
+    out = np.empty(len(arrays), dtype=object)
+    for i, a in enumerate(arrays):
+        out[i] = a
+    return out
+
+
+# ------------------------------------------------------------------- write
+def write_row(row: dict[str, Any], *, provenance: dict[str, Any], output: str, min_coverage: float = 0.6,
+              min_confidence: float = 0.5, overlays: str = "flagged") -> dict[str, Any]:
+    """Trace, calibrate, write the LAS (atomically), then the QC record that marks the scan complete.
+
+    Returns a small row (no pixels): id, path, las_out, status, kind, message,
+    stage, qc (JSON list of qc.parquet rows), flagged, overlay, n_forward, timings.
+    """
+    from veernet_ray.infer.listing import qc_record_path
+    from veernet_ray.las.export import build_output, qc_rows, write_digitised_las
+    from veernet_ray.trace import trace_curves
+
+    t0 = time.perf_counter()
+    out = {k: row[k] for k in ("id", "path", "las_out", "status", "kind", "message", "stage", "n_forward",
+                               "t_decode", "t_model")}
+    out.update(qc="", flagged=False, overlay="", t_write=0.0)
+    if row["status"] != "ok":
+        return out
+    try:
+        probs = np.asarray(row["probs"]).astype(np.float32) / 255.0
+        h, w = int(row["height"]), int(row["width"])
+        if probs.shape[1:] != (h, w):
+            raise ValueError(f"probabilities have shape {probs.shape[1:]}, the scan is {(h, w)}")
+        sidecar = None
+        if row["sidecar_json"]:
+            sidecar = Sidecar.from_dict(json.loads(row["sidecar_json"]), source=Path(row["path"]).name)
+            sidecar = sidecar.canonical((int(row["orig_height"]), int(row["orig_width"])))
+            class_ids = tuple(c.class_id for c in sidecar.curves)
+            wrap = {c.class_id: c.wrap.period * c.track_px for c in sidecar.curves if c.wrap is not None}
+        else:
+            class_ids, wrap = tuple(range(1, probs.shape[0])), None
+        trace = trace_curves(probs, class_ids, wrap_px=wrap)
+        log = build_output(trace, image_shape=(h, w), sidecar=sidecar)
+        write_digitised_las(row["las_out"], log, provenance)
+        qc = qc_rows(row["id"], log, min_coverage=min_coverage, min_mean_conf=min_confidence)
+        for q in qc:
+            q.update(path=row["path"], las=row["las_out"])
+        # the QC record after the LAS: its presence means "this scan is complete" on a re-run
+        with atomic_path(qc_record_path(Path(output), row["id"])) as tmp:
+            tmp.write_text(json.dumps(qc), encoding="utf-8")
+        flagged = any(q["flagged"] for q in qc)
+        out.update(status="done", qc=json.dumps(qc), flagged=flagged)
+        if overlays == "all" or (overlays == "flagged" and flagged):
+            out["overlay"] = str(write_overlay(Path(output) / "overlays" / f"{row['id']}.png", row, probs, trace))
+    except OSError as exc:
+        _fail(out, "write_failed", f"{type(exc).__name__}: {exc}", "write")
+    except Exception as exc:
+        _fail(out, "digitise_failed", f"{type(exc).__name__}: {exc}", "write")
+    out["t_write"] = time.perf_counter() - t0
+    return out
+
+
+def write_overlay(path: Path, row: dict[str, Any], probs: np.ndarray, trace) -> Path:
+    """The canonical scan with class pixels tinted and traced curves drawn: curve 1 red, curve 2 blue."""
+    import cv2
+
+    image = to_canonical_image(read_image(row["path"]), row["orientation"])
+    rgb = np.repeat(image[..., None], 3, axis=2)
+    labels = probs.argmax(0)
+    colours = {1: (0, 0, 230), 2: (230, 60, 0)}  # BGR
+    for cid, colour in colours.items():
+        rgb[labels == cid] = (np.asarray(colour) * 0.5 + 127).astype(np.uint8)
+    cols = np.arange(image.shape[1])
+    for k, cid in enumerate(trace.class_ids):
+        r = trace.rows[k]
+        ok = np.isfinite(r)
+        rr = np.clip(np.round(r[ok]).astype(int) % image.shape[0], 0, image.shape[0] - 1)
+        rgb[rr, cols[ok]] = colours.get(cid, (0, 160, 0))
+    good, buf = cv2.imencode(".png", rgb)
+    if not good:
+        raise OSError(f"cannot encode the overlay for {row['id']}")
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buf.tobytes())
+    return path
+
+
+__all__ = ["BLANK_STD", "DARK_LEVEL", "ModelStage", "blank_reason", "decode_row", "is_oom", "write_row",
+           "write_overlay"]
