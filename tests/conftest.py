@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -38,6 +39,10 @@ def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None, lo
             with urllib.request.urlopen(url, timeout=2) as r:
                 if r.status < 500:
                     return
+        except urllib.error.HTTPError as exc:
+            if exc.code < 500:  # e.g. 401 from a token-protected dashboard: the server is up
+                return
+            time.sleep(0.5)
         except Exception:
             time.sleep(0.5)
     raise TimeoutError(f"{url} did not answer within {timeout:.0f} s" + (f"; log:\n{log.read_text()[-3000:]}" if log else ""))
@@ -54,6 +59,9 @@ def env_base() -> dict[str, str]:
     env.pop("RAY_ADDRESS", None)
     env.pop("MLFLOW_TRACKING_URI", None)
     env["PYTHONUNBUFFERED"] = "1"
+    # Ray 2.60 turns token auth on for new clusters once a token exists; the head and
+    # every client (ray job submit, drivers) must agree, so the tests say it explicitly.
+    env["RAY_AUTH_MODE"] = "token"
     return env
 
 
@@ -75,10 +83,52 @@ def ray_head(tmp_path_factory, env_base):
     address = f"http://127.0.0.1:{dash}"
     try:
         wait_http(f"{address}/api/version", 120)
+        _wait_job_agent(address, env_base)
         yield {"address": address, "gcs": f"127.0.0.1:{port}", "tmp": tmp}
     finally:
-        run([str(BIN / "ray"), "stop", "--force"], env=env_base, timeout=120)
+        _stop_cluster(ray_tmp)
         shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def _stop_cluster(ray_tmp: Path) -> None:
+    """Stop only this head's processes (`ray stop` would stop every Ray cluster on the machine).
+
+    Every process of the cluster names its session folder, under `ray_tmp`, on its command
+    line or was started from it; workers and jobs are children of the raylet and go with it.
+    """
+    import signal
+
+    marker = (str(ray_tmp) + "/").encode()
+    victims = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if marker in (proc / "cmdline").read_bytes():
+                victims.append(int(proc.name))
+        except OSError:
+            continue
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in victims:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        time.sleep(3)
+
+
+def _wait_job_agent(address: str, env: dict[str, str], timeout: float = 180) -> None:
+    """The dashboard answers before the node's job agent is ready; submit a no-op job until one runs."""
+    deadline = time.time() + timeout
+    last = ""
+    while time.time() < deadline:
+        out = run([str(BIN / "ray"), "job", "submit", "--address", address, "--", sys.executable, "-c", "pass"],
+                  env=env, timeout=120)
+        if out.returncode == 0:
+            return
+        last = out.stdout[-1500:] + out.stderr[-1500:]
+        time.sleep(2)
+    raise TimeoutError(f"the Ray job agent at {address} never accepted a job:\n{last}")
 
 
 @pytest.fixture(scope="session")

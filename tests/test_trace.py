@@ -119,6 +119,78 @@ def test_wrap_not_declared_cuts_at_jump():
     assert np.nanmax(np.abs(np.diff(rows))) < 2.0  # never connected across the edge
 
 
+def test_more_peaks_than_candidates():
+    """More local maxima per column than the DP keeps as states: the curve still wins."""
+    truth = 50 + 20 * np.sin(COLS / 30)
+    probs = render([truth], H, W, noise=0.1)
+    for row in range(4, H, 7):  # 14 full-width grid lines at p = 0.45, plus noise peaks
+        probs[1, row, :] = np.maximum(probs[1, row, :], 0.45)
+    probs[0] = 1 - probs[1]
+    res = trace_curves(probs, (1,))
+    ok = np.isfinite(res.rows[0])
+    assert ok.mean() > 0.97
+    assert np.max(np.abs(res.rows[0][ok] - truth[ok])) < 1.0
+
+
+def test_one_column_gap_without_ink_bridged():
+    truth = 30 + 0.1 * COLS
+    rows = truth.copy()
+    rows[[50, 120, 121]] = np.nan  # no ink at all there (every row is equally bad)
+    res = trace_curves(render([rows], H, W), (1,))
+    assert np.isfinite(res.rows[0]).all()
+    assert res.bridged[0, [50, 120, 121]].all() and res.bridged[0].sum() == 3
+    assert np.abs(res.rows[0] - truth).max() < 0.05
+
+
+def test_tiny_image_every_row_is_a_state():
+    truth = np.full(40, 2.0)
+    res = trace_curves(render([truth], 5, 40), (1,))
+    assert np.abs(res.rows[0] - truth).max() < 0.05
+
+
+def _path_cost(path, cand, emit, e_abs, period, pen, switch):
+    n = cand.shape[1]
+    total = 0.0
+    for t, st in enumerate(path):
+        total += e_abs if st == n else emit[t, st]
+        if t == 0:
+            continue
+        prev = path[t - 1]
+        if (prev == n) != (st == n):
+            total += switch
+        elif st < n:
+            d = cand[t, st] - cand[t - 1, prev]
+            total += pen * (min(abs(d), abs(d + period), abs(d - period)) if np.isfinite(period) else abs(d))
+    return total
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_candidate_viterbi_matches_brute_force(seed):
+    """The DP's path costs the minimum over all state sequences (with and without a wrap)."""
+    import itertools
+
+    from veernet_ray.trace.tracer import _viterbi
+
+    rng = np.random.default_rng(seed)
+    w, n = 6, 2
+    cand = rng.integers(0, 10, (2, w, n))
+    emit = rng.uniform(0, 3, (2, w, n))
+    periods = np.array([np.nan, 9.5])
+    pen, switch, e_abs = 0.4, 1.0, 0.9
+    state, shift = _viterbi(cand, emit, e_abs, periods, pen, switch)
+    for ci in range(2):
+        args = (cand[ci], emit[ci], e_abs, periods[ci], pen, switch)
+        best = min(_path_cost(p, *args) for p in itertools.product(range(n + 1), repeat=w))
+        assert _path_cost(state[ci], *args) == pytest.approx(best)
+        for t in range(1, w):  # the recorded crossing is the one the jump cost used
+            if state[ci, t] < n and state[ci, t - 1] < n:
+                d = cand[ci, t, state[ci, t]] - cand[ci, t - 1, state[ci, t - 1]]
+                options = {0: abs(d), 1: abs(d + 9.5), -1: abs(d - 9.5)} if ci == 1 else {0: abs(d)}
+                assert options[int(shift[ci, t])] == min(options.values())
+            else:
+                assert shift[ci, t] == 0
+
+
 @pytest.mark.parametrize(
     "probs, ids, match",
     [

@@ -127,8 +127,10 @@ def test_mlflow_run_has_per_epoch_metrics_and_the_registered_model(train_job):
     assert {"model", "overlays"} <= artifacts
     versions = client.search_model_versions("name = 'veernet-e2e'")
     assert versions and versions[0].run_id == run.info.run_id
-    local = mlflow.artifacts.download_artifacts(f"models:/veernet-e2e/{versions[0].version}",
-                                                tracking_uri=train_job["tracking_uri"])
+    from veernet_ray.tracking import download_model
+
+    local = download_model(train_job["tracking_uri"], f"models:/veernet-e2e/{versions[0].version}",
+                           train_job["storage"] / "downloaded")
     assert (Path(local) / "checkpoint.pt").exists()
 
 

@@ -90,6 +90,7 @@ class ScaleConfig:
     use_gpu: bool = False
     cpus_per_worker: float = 0.5  # fractional so Ray Data decode tasks still schedule on 2 cores
     gpus_per_worker: float = 1.0
+    gpu_memory_gb: float | None = None  # enforce a smaller card's memory ceiling on a bigger one (tiers)
     max_failures: int = 2
     keep_checkpoints: int = 2
     checkpoint_metric: str = "val_miou_fg"
@@ -106,6 +107,7 @@ class TrackingConfig:
     experiment: str = "veernet-train"
     tracking_uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else sqlite:///<runs>/mlflow.db (absolute)
     register_as: str | None = "veernet"  # registered model name; None = do not register
+    parent_run_id: str | None = None  # log as a child of this run (a Tune sweep's parent run)
 
 
 @dataclass(frozen=True)

@@ -151,9 +151,9 @@ class ModelStage:
         except Exception as exc:
             if not is_oom(exc):
                 raise
+            if len(images) > 1:
+                raise  # the caller retries each scan alone
             self._free()
-            if len(images) > 1:  # an outlier in the batch: each scan alone
-                return [p for img in images for p in self.infer([img])]
             from veernet_ray.data.collate import round_up
             from veernet_ray.infer.tiles import halve
 
@@ -212,11 +212,16 @@ class ModelStage:
                 for i, p in zip(group, outs):
                     probs[i] = p
             except Exception as exc:
-                k = "out_of_memory" if is_oom(exc) else "model_failed"
-                for i in group:
-                    status[i], kind[i], stage[i] = "error", k, "model"
-                    message[i] = (f"out of memory even at {MIN_TILE}-column tiles, one at a time"
-                                  if k == "out_of_memory" else f"{type(exc).__name__}: {exc}")
+                if not (is_oom(exc) and len(group) > 1):
+                    for i in group:
+                        status[i], kind[i], message[i], stage[i] = "error", *_model_error(exc)
+                else:  # an outlier in the batch: each scan alone, so one failure costs one scan
+                    self._free()
+                    for i in group:
+                        try:
+                            probs[i] = self.infer([batch["image"][i]])[0]
+                        except Exception as one:
+                            status[i], kind[i], message[i], stage[i] = "error", *_model_error(one)
             dt = (time.perf_counter() - t0) / len(group)
             for i in group:
                 t_model[i] = dt
@@ -226,6 +231,12 @@ class ModelStage:
                    message=np.array(message, dtype=object), stage=np.array(stage, dtype=object),
                    probs=_objects(probs), n_forward=np.array(n_forward, np.int64), t_model=np.array(t_model))
         return out
+
+
+def _model_error(exc: BaseException) -> tuple[str, str, str]:
+    if is_oom(exc):
+        return "out_of_memory", f"out of memory even alone and at {MIN_TILE}-column tiles ({exc})", "model"
+    return "model_failed", f"{type(exc).__name__}: {exc}", "model"
 
 
 def _resolve(checkpoint: Any) -> Any:

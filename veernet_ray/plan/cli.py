@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
         return fail(str(exc))
     manifest = args.manifest or cfg.data.manifest
     if not manifest:
-        return fail("no manifest: pass --manifest PATH (generate one with `veernet synth --out DIR`)")
+        return fail("no manifest: pass --manifest PATH (generate one with `veernet synth DIR`)")
     if args.device == "cuda":
         import torch
 

@@ -129,9 +129,25 @@ def measure_gpu(cfg: RunConfig, shapes: Sequence[tuple[int, int, int]], *, epoch
     return points, skipped
 
 
-def saved_bytes(model, loss_fn, mb, *, device, amp: str) -> int:
-    """Bytes autograd keeps for backward in one real step: distinct non-parameter storages, plus
-    the transient allowance and the step's inputs that nothing saved."""
+class _StopBeforeBackward(Exception):
+    """Raised by `_ForwardOnly` once the loss is computed: all saved tensors exist by then."""
+
+
+class _ForwardOnly:
+    """The real loss, then a stop: autograd saves tensors only in forward, so the step's backward
+    (slow on a CPU, especially in bf16) adds nothing to the accounting and is skipped."""
+
+    def __init__(self, loss_fn: SegLoss) -> None:
+        self.loss_fn, self.unit = loss_fn, loss_fn.unit
+
+    def __call__(self, *args, **kwargs):
+        self.loss_fn(*args, **kwargs)
+        raise _StopBeforeBackward
+
+
+def saved_bytes(model, loss_fn, mb, *, device, amp: str) -> float:
+    """Bytes autograd keeps for backward in the forward of one real step (`accumulate_gradients`):
+    distinct non-parameter storages, plus the backward transient, plus inputs nothing saved."""
     params = {p.untyped_storage().data_ptr() for p in model.parameters()}
     storages: dict[int, int] = {}
 
@@ -141,21 +157,21 @@ def saved_bytes(model, loss_fn, mb, *, device, amp: str) -> int:
             storages[s.data_ptr()] = s.nbytes()
         return t
 
-    model.zero_grad(set_to_none=True)
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        accumulate_gradients(model, loss_fn, [mb], device=device, amp=amp)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), contextlib.suppress(_StopBeforeBackward):
+        accumulate_gradients(model, _ForwardOnly(loss_fn), [mb], device=device, amp=amp)
     inputs = sum(t.untyped_storage().nbytes() for k, t in mb.items()
                  if k in ("image", "mask", "valid") and t.untyped_storage().data_ptr() not in storages)
     return sum(storages.values()) + TRANSIENT_LARGEST * max(storages.values(), default=0) + inputs
 
 
-def estimate_cpu(cfg: RunConfig, shapes: Sequence[tuple[int, int, int]] = ((1, 32, 512), (1, 64, 512)), *,
+def estimate_cpu(cfg: RunConfig, shapes: Sequence[tuple[int, int, int]] = ((1, 32, 256), (2, 32, 256), (1, 64, 256), (1, 32, 512)), *,
                  epochs: int) -> list[Point]:
     """Estimated GPU peak memory at each shape from activation accounting of the real step on this CPU.
 
     Runs at the GPU run's precision (bf16 autocast on the CPU for amp "auto"/"bf16"),
     so the saved tensors have the dtypes a GPU run would give them. Keep shapes
-    small: bf16 on a CPU is slow, and activations are linear in pixels anyway.
+    small: bf16 on a CPU is slow, and activations are linear in pixels anyway
+    (the points differ in batch, height and width so the fit's residuals test that).
     """
     dev = torch.device("cpu")
     amp = gpu_amp(cfg)
@@ -170,7 +186,7 @@ def estimate_cpu(cfg: RunConfig, shapes: Sequence[tuple[int, int, int]] = ((1, 3
     return points
 
 
-def time_cpu(cfg: RunConfig, shape: tuple[int, int, int] = (1, 32, 512), *, epochs: int, repeats: int = 1) -> Point:
+def time_cpu(cfg: RunConfig, shape: tuple[int, int, int] = (1, 32, 512), *, epochs: int, repeats: int = 3) -> Point:
     """Seconds per real micro-step on this CPU at a small shape (the precision a CPU run uses)."""
     dev = torch.device("cpu")
     amp = "bf16" if cfg.train.amp == "bf16" else "off"  # what autocast_for gives a CPU run

@@ -48,7 +48,7 @@ def manifest_shapes(path: str | Path, split: str = "train") -> tuple[list[tuple[
     if path.is_dir():
         path = path / "manifest.parquet"
     if not path.is_file():
-        raise PlanError(f"manifest {path} not found; generate one with `veernet synth --out DIR` "
+        raise PlanError(f"manifest {path} not found; generate one with `veernet synth DIR` "
                         "and pass DIR/manifest.parquet")
     try:
         df = pd.read_parquet(path, engine="pyarrow")
@@ -63,13 +63,13 @@ def manifest_shapes(path: str | Path, split: str = "train") -> tuple[list[tuple[
     if df.empty:
         where = f" in split {split!r} (splits present: {splits or 'none'}; try --split all)" if splits else ""
         raise PlanError(f"{path}: the manifest has no logs{where}; nothing to plan. "
-                        "Generate data with `veernet synth --out DIR --n 200` or point --manifest at a filled one")
+                        "Generate data with `veernet synth DIR --n 200` or point --manifest at a filled one")
     w = pd.to_numeric(df["width"], errors="coerce")
     h = pd.to_numeric(df["height"], errors="coerce")
     if w.isna().any() or h.isna().any() or (w <= 0).any() or (h <= 0).any():
         raise PlanError(f"{path}: 'width' and 'height' must be positive integers on every row")
     shapes = list(zip(h.astype(int).tolist(), w.astype(int).tolist()))
-    return shapes, manifest_stats(shapes, path=str(path), split=split)
+    return shapes, manifest_stats(shapes, path=str(path), split=split if "split" in df.columns else "all")
 
 
 def manifest_stats(shapes: Sequence[tuple[int, int]], *, path: str = "", split: str = "all",
@@ -169,7 +169,7 @@ def too_small_message(row: dict[str, Any], mem: MemoryFit, *, hp: int, wp: int, 
     """Why the card cannot train even one widest log, and what would fit."""
     need = row["peak_gib_batch1"]
     lines = [
-        f"tier {row['name']!r} ({row['gpu_mem_gib']:g} GiB, {row['usable_gib']:.1f} GiB usable after "
+        f"tier {row['name']!r} ({row['gpu_mem_gib']:g} GiB, {row['usable_gib']:.3g} GiB usable after "
         f"{headroom:.0%} headroom) is too small for batch 1 of the widest log ({hp} x {wp} px padded): "
         f"predicted peak {need:.1f} GiB ({mem.basis}).",
         "What would fit:",

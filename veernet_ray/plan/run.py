@@ -37,6 +37,10 @@ def measure_lines(cfg: RunConfig, shapes: list[tuple[int, int]], *, device: str,
         points, skipped = measure.measure_gpu(cfg, grid + [held], epochs=epochs, device=device, log=log)
         held_pt = next((p for p in points if (p.batch, p.height, p.width) == held), None)
         fit_pts = [p for p in points if p is not held_pt]
+        if len(fit_pts) < 2:
+            raise PlanError(f"{name} ran out of memory at the measurement shapes {skipped} (up to half the widest "
+                            f"log, {hp} x {wp // 2} px): measure on a larger GPU, or lighten the model "
+                            "(--set model.checkpointing=true, train.amp=bf16), or plan with --device cpu for an estimate")
         mem = fit_memory(fit_pts, "measured")
         step = fit_step_time(fit_pts, "measured", name)
         holdout = None
@@ -59,13 +63,15 @@ def measure_lines(cfg: RunConfig, shapes: list[tuple[int, int]], *, device: str,
     log(f"[plan] no GPU: estimating memory by activation accounting on the CPU (amp {amp}) ...")
     mem = fit_memory(measure.estimate_cpu(cfg, epochs=epochs), "estimate")
     log("[plan] timing a real training step on the CPU ...")
-    step = fit_step_time([measure.time_cpu(cfg, epochs=epochs)], "cpu-measured", "cpu")
+    # A CPU step at a demo-sized crop of the widest log (at most 128 x 1,024 px: seconds, not minutes).
+    shape = (1, min(hp, 128), min(wp, 1024))
+    step = fit_step_time([measure.time_cpu(cfg, shape, epochs=epochs)], "cpu-measured", "cpu")
     basis = {
         "memory": "estimate",
         "memory_detail": f"saved-for-backward tensors of real steps at small shapes on the CPU, bf16={amp == 'bf16'}, "
                          f"+ backward transient + 16 B/param; not a GPU measurement",
         "throughput": "cpu-measured",
-        "throughput_detail": f"{step.mpx_per_s:.3f} Mpx/s: this CPU, not a GPU",
+        "throughput_detail": f"{step.mpx_per_s:.3f} Mpx/s at {shape[0]} x {shape[1]} x {shape[2]}: this CPU, not a GPU",
         "device": "cpu",
         "notes": ["epoch times and euros use this CPU's speed: the GPU throughput is unknown until "
                   "`veernet plan` runs on a GPU or --throughput MPX_PER_S gives a card figure",
@@ -104,9 +110,16 @@ def run_plan(cfg: RunConfig, manifest: str | Path, tiers: list[Tier], *, out: st
         basis["notes"].append("tiers with throughput_mpx_s in the tiers file use that figure (basis 'given')")
     if mem.max_residual > 0.05:
         basis["notes"].append(f"the memory line misses a point by {mem.max_residual:.1%}: treat predictions with care")
+    from veernet_ray.model.info import layer_table
+
     mcfg = model_config(cfg)
+    model = VeerNet(mcfg)
+    hp, wp = stats["widest_padded"]["height"], stats["widest_padded"]["width"]
+    _, leaf_elements = layer_table(model, hp, wp)  # meta device: free at any size
     model_info = {**{k: (list(v) if isinstance(v, tuple) else v) for k, v in mcfg.__dict__.items()},
-                  "parameters": count_parameters(VeerNet(mcfg))}
+                  "parameters": count_parameters(model),
+                  # `veernet model-info`'s rough figure, for comparison with memory_fit.per_pixel_bytes
+                  "leaf_output_bytes_per_pixel_fp32": 4.0 * leaf_elements / (hp * wp)}
     plan = make_plan(
         shapes, mem, step, tiers, tier=tier, effective_batch=effective_batch or cfg.train.effective_batch,
         epochs=epochs, retrains=retrains, workers=workers, headroom=headroom, max_padding=cfg.data.max_padding,

@@ -2,7 +2,11 @@
 
 Each curve class is traced on its own probability channel (so curves keep their
 identity where they cross) by a Viterbi pass over the columns. States per
-column: "on the curve at row r" (r = 0..H-1) and one "absent" state.
+column: "on the curve at candidate row r" and one "absent" state. The candidate
+rows are the N_CANDIDATES strongest local maxima of the class mass m in the
+column (at most one per CAND_BLOCK rows; every row when the image is that small):
+a path off a local maximum only ever costs more emission for the same jumps, except
+across ink-free columns, where the path is absent or not confident either way.
 
 Costs (negative log-likelihood style, smaller is better):
 - emission on row r: -log(clip(m, P_FLOOR, 1)), m = probability mass of the
@@ -12,12 +16,14 @@ Costs (negative log-likelihood style, smaller is better):
   or the wrapped distance when the class has a backup period (cyclic rows);
 - switching between on and absent: switch_cost (each way).
 
-The min over previous rows of V[r'] + penalty * |r - r'| is an L1 distance
-transform; it is exact and vectorised over rows with two cumulative-min scans
-(min over r' <= r of (V - pen*r') + pen*r, and the mirror image), so a column
-step is a fixed handful of NumPy calls on (K, H) arrays whatever the jump size.
-Written by hand because no NumPy/SciPy routine does a Viterbi with L1
-transitions (STYLE.md practice 10).
+Speed: the DP is sequential over columns, so its cost is the number of NumPy calls
+per column, not the arithmetic. All transition + emission costs are built for every
+column at once as a (W, K, n+1, n+1) array (n candidates + absent), and a column
+step is then three calls (add, argmin, min) on a (K, n+1, n+1) block for all traced
+classes together; backtracking is a scalar loop over a bytes buffer. The candidate
+search is a few elementwise passes over each (H, W) channel (into buffers reused by
+the classes) plus work on (H / CAND_BLOCK, W).
+Written by hand because no NumPy/SciPy routine does this Viterbi (STYLE.md practice 10).
 
 After the DP: sub-pixel rows are probability-weighted centroids in a +-2 row
 window around the path; confidence is the class mass near the path (clipped
@@ -42,10 +48,6 @@ CENTROID_HALF = 2
 N_CANDIDATES = 8
 #: rows per block in the candidate search: at most one candidate per block
 CAND_BLOCK = 8
-import os
-ROWMAX = os.environ.get('ROWMAX') == '1'
-N_CANDIDATES = int(os.environ.get('NC', '8'))
-CAND_BLOCK = int(os.environ.get('CB', '8'))
 #: default threshold below which a column is "not confident" (-> NaN)
 MIN_CONFIDENCE = 0.3
 
@@ -122,9 +124,10 @@ def trace_curves(
     # per class: candidate rows (local maxima of the 3-row mass) and the mass there;
     # each class channel is read in place (a (H, W) slice of probs, no stacked copy)
     cand_rows, cand_mass, chans = [], [], []
+    scratch: dict[str, np.ndarray] = {}
     for cid in class_ids:
         x = probs[cid].astype(np.float32, copy=False)
-        rows_c, mass_c = _candidates(x, N_CANDIDATES)
+        rows_c, mass_c = _candidates(x, N_CANDIDATES, scratch)
         cand_rows.append(rows_c)
         cand_mass.append(mass_c)
         chans.append(x)
@@ -160,61 +163,52 @@ def trace_curves(
 
 
 # ---------------------------------------------------------------- candidates
-def _candidates(x: np.ndarray, n_max: int) -> tuple[np.ndarray, np.ndarray]:
+def _candidates(x: np.ndarray, n_max: int, scratch: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Candidate rows of one class channel. x: (H, W) float32.
 
     Returns rows (W, n) int64 and the 3-row mass m[r] = x[r-1] + x[r] + x[r+1] there
-    (W, n) float32, n = min(n_max, number of row blocks). The rows are split into blocks
-    of CAND_BLOCK; a block is a candidate where its best mass is a local maximum over the
-    blocks (>= the block above, > the block below: one block per peak, also for a trace
-    wider than a block), its row the best row of the block; the n blocks with the largest
-    such maxima are kept. A column with fewer peaks than n fills up with arbitrary rows
-    (harmless: they only offer the DP more states at the P_FLOOR cost).
-    Three passes over the (H, W) channel; everything else is on (H / CAND_BLOCK, W).
+    (W, n) float32, n = min(n_max, number of row blocks). Candidates are local maxima of
+    the mass (m[r] >= m[r-1] and m[r] > m[r+1]: one row per plateau): the best one in
+    each block of CAND_BLOCK rows, then the n blocks with the largest. A column with
+    fewer maxima than n fills up with arbitrary rows (harmless: they only offer the DP
+    more states at the P_FLOOR cost). `scratch` holds (H, W) buffers shared by the
+    classes of one call (fresh large arrays cost page faults on every pass).
     """
     h, w = x.shape
     block = max(1, min(CAND_BLOCK, h // (2 * n_max)))
     nb = -(-h // block)
-    # mass, padded with zero rows to whole blocks (the pad is never a peak over real rows)
-    mass = np.empty((nb * block, w), np.float32)
-    mass[h:] = 0.0
+    if "mass" not in scratch:
+        scratch["mass"] = np.empty((h, w), np.float32)
+        scratch["score"] = np.zeros((nb * block, w), np.float32)  # rows past h stay 0
+        scratch["ge"] = np.ones((h, w), bool)  # row 0 stays True
+        scratch["gt"] = np.ones((h, w), bool)  # row h-1 stays True
+    mass, score, ge, gt = scratch["mass"], scratch["score"], scratch["ge"], scratch["gt"]
     mass[0] = x[0]
     if h > 1:
-        np.add(x[:-1], x[1:], out=mass[1:h])
-        mass[: h - 1] += x[1:]
-    if ROWMAX:
-        score = np.zeros_like(mass)
-        is_max = np.ones((h, w), bool)
-        if h > 1:
-            np.greater_equal(mass[1:h], mass[: h - 1], out=is_max[1:])
-            gt = np.ones((h, w), bool)
-            np.greater(mass[: h - 1], mass[1:h], out=gt[:-1])
-            is_max &= gt
-        np.multiply(mass[:h], is_max, out=score[:h])
-        peak = score.reshape(nb, block, w).max(axis=1)
-        mass_sel = score
-    else:
-        best = mass.reshape(nb, block, w).max(axis=1)  # (nb, W)
-        peak = best.copy()
-        mass_sel = mass
-        if nb > 1:
-            peak[1:][best[1:] < best[:-1]] = 0.0
-            peak[:-1][best[:-1] <= best[1:]] = 0.0
+        np.add(x[:-1], x[1:], out=mass[1:])
+        mass[:-1] += x[1:]
+        np.greater_equal(mass[1:], mass[:-1], out=ge[1:])
+        np.greater(mass[:-1], mass[1:], out=gt[:-1])
+        ge &= gt
+    np.multiply(mass, ge, out=score[:h])  # mass at local maxima, 0 elsewhere
+    # sort keys: non-negative float32 bits order like the floats, so the low mantissa
+    # bits can carry the row within the block (and below, the block): one int32 max per
+    # block and one partition per column then give both the value order and the row
+    rbits = (block - 1).bit_length()
+    bbits = max(1, (nb - 1).bit_length())
+    keys = score.view(np.int32)
+    keys &= np.int32(~((1 << rbits) - 1))
+    keys |= (np.arange(nb * block, dtype=np.int32) % block)[:, None]
+    peak = keys.reshape(nb, block, w).max(axis=1)  # (nb, W)
+    low = np.int32((1 << (rbits + bbits)) - 1)
+    peak = (peak & ~low) | (peak & np.int32((1 << rbits) - 1)) | (np.arange(nb, dtype=np.int32) << rbits)[:, None]
     n = min(n_max, nb)
-    if n < nb:
-        # top n blocks per column with one int32 partition: non-negative float32 bits
-        # order like the floats; the low mantissa bits carry the block index
-        bits = max(1, (nb - 1).bit_length())
-        low = np.int32((1 << bits) - 1)
-        keys = (peak.view(np.int32) & ~low) | np.arange(nb, dtype=np.int32)[:, None]
-        keys = np.partition(np.ascontiguousarray(keys.T), nb - n, axis=1)[:, nb - n :]
-        blk = (keys & low).astype(np.int64)  # (W, n)
-    else:
-        blk = np.broadcast_to(np.arange(nb, dtype=np.int64), (w, nb))
+    peak = np.ascontiguousarray(peak.T)  # (W, nb)
+    top = np.partition(peak, nb - n, axis=1)[:, nb - n :] if n < nb else peak
+    top &= low
+    rows = (top >> rbits) * block + (top & np.int32((1 << rbits) - 1))  # (W, n)
     cols = np.arange(w)[:, None]
-    within = blk[:, :, None] * block + np.arange(block)  # (W, n, block)
-    rows = blk * block + mass_sel[within, cols[:, :, None]].argmax(axis=2)
-    rows = np.minimum(rows, h - 1)
+    rows = np.minimum(rows, h - 1).astype(np.int64)  # a pad row only wins an all-zero block
     return rows, mass[rows, cols]
 
 
@@ -234,39 +228,43 @@ def _viterbi(
     """
     k, width, n = cand.shape
     s = n + 1
-    rf = cand.astype(np.float64)
-    d = rf[:, 1:, None, :] - rf[:, :-1, :, None]  # (K, W-1, prev, cur) = r_t - r_{t-1}
-    dist = np.abs(d)
-    shift = np.zeros(d.shape, np.int8)
-    for ci in np.flatnonzero(np.isfinite(periods)):
-        # the step may cross the wrap: source near r_t + sP, offset grows by sP
-        for sh in (1, -1):
-            alt = np.abs(d[ci] + sh * periods[ci])
-            better = alt < dist[ci]
-            dist[ci][better] = alt[better]
-            shift[ci][better] = sh
+    wrapped = np.flatnonzero(np.isfinite(periods))
+    cand_t = cand.transpose(1, 0, 2).astype(np.float64)  # (W, K, n)
+    emit_t = emit_on.transpose(1, 0, 2)  # (W, K, n)
+    # cost[t, c, j, i]: from state i at t-1 to state j at t, plus j's emission at t
+    # (source last: the per-column min/argmin then reduce over the contiguous axis)
     cost = np.empty((width, k, s, s))
-    cost[1:, :, :n, :n] = (pen * dist + emit_on[:, 1:, None, :]).transpose(1, 0, 2, 3)
-    cost[:, :, n, :n] = (switch + emit_on).transpose(1, 0, 2)
-    cost[:, :, :n, n] = switch + emit_abs
+    jump = cand_t[1:, :, :, None] - cand_t[:-1, :, None, :]  # (W-1, K, cur, prev) = r_t - r_{t-1}
+    alts = [np.abs(jump[:, ci] + sh * periods[ci]) for ci in wrapped for sh in (1, -1)]
+    np.abs(jump, out=jump)
+    for i, ci in enumerate(wrapped):
+        # the step may cross the wrap: source near r_t + sP (the shift is recovered on the path)
+        np.minimum(jump[:, ci], alts[2 * i], out=jump[:, ci])
+        np.minimum(jump[:, ci], alts[2 * i + 1], out=jump[:, ci])
+    jump *= pen
+    jump += emit_t[1:, :, :, None]
+    cost[1:, :, :n, :n] = jump
+    np.add(switch, emit_t, out=cost[:, :, :n, n])
+    cost[:, :, n, :n] = switch + emit_abs
     cost[:, :, n, n] = emit_abs
 
-    v = np.empty((k, s))
-    v[:, :n] = emit_on[:, 0]
-    v[:, n] = emit_abs
-    v3 = v[:, :, None]
+    v = np.empty((k, 1, s))
+    v2 = v[:, 0, :]
+    v2[:, :n] = emit_on[:, 0]
+    v2[:, n] = emit_abs
     buf = np.empty((k, s, s))
     bp = np.zeros((width, k, s), np.intp)
-    for t in range(1, width):
-        np.add(v3, cost[t], out=buf)
-        buf.argmin(axis=1, out=bp[t])
-        buf.min(axis=1, out=v)
+    add, vmin = np.add, np.minimum.reduce
+    for c_t, bp_t in zip(cost[1:], bp[1:]):
+        add(v, c_t, out=buf)
+        buf.argmin(axis=2, out=bp_t)
+        vmin(buf, axis=2, out=v2)
 
     state = np.empty((k, width), np.int64)
     path_shift = np.zeros((k, width), np.int64)
     for ci in range(k):
-        best = int(v[ci, :n].argmin())
-        st = best if v[ci, best] < v[ci, n] else n
+        best = int(v2[ci, :n].argmin())
+        st = best if v2[ci, best] < v2[ci, n] else n
         back = bp[:, ci, :].astype(np.uint8).tobytes()  # bytes index to int: a fast scalar loop
         path = [0] * width
         for t in range(width - 1, 0, -1):
@@ -274,11 +272,14 @@ def _viterbi(
             st = back[t * s + st]
         path[0] = st
         state[ci] = path
-        path = state[ci]
-        prev, cur = path[:-1], path[1:]
-        both = (prev < n) & (cur < n)
-        tt = np.flatnonzero(both)
-        path_shift[ci, tt + 1] = shift[ci, tt, prev[tt], cur[tt]]
+        if ci in wrapped:
+            # the wrap crossing of each on -> on step: argmin over s of |r_t + sP - r_{t-1}|,
+            # ties to 0 then +1 (the order the costs above were minimised in)
+            tt = np.flatnonzero((state[ci, :-1] < n) & (state[ci, 1:] < n)) + 1
+            r = cand[ci, np.arange(width), np.minimum(state[ci], n - 1)].astype(np.float64)
+            d = r[tt] - r[tt - 1]
+            opts = np.abs(d[:, None] + np.array([0.0, 1.0, -1.0]) * periods[ci])
+            path_shift[ci, tt] = np.array([0, 1, -1])[opts.argmin(axis=1)]
     return state, path_shift
 
 
@@ -331,9 +332,9 @@ def _check_probs(probs: np.ndarray) -> np.ndarray:
         raise ValueError(f"probs needs at least 2 classes (background + a curve), got C={c}")
     if h < 1 or w < 1:
         raise ValueError(f"probs has no pixels: shape {probs.shape}")
-    if not np.isfinite(probs).all():
+    lo, hi = float(probs.min()), float(probs.max())  # min/max propagate NaN: no isfinite pass
+    if not (math.isfinite(lo) and math.isfinite(hi)):
         raise ValueError("probs contains NaN or infinite values")
-    lo, hi = float(probs.min()), float(probs.max())
     if lo < -1e-3 or hi > 1 + 1e-3:
         raise ValueError(f"probs must lie in [0, 1] (softmax output), got range [{lo:.3g}, {hi:.3g}]")
     return probs

@@ -115,4 +115,6 @@ def download_model(tracking_uri: str, model_uri: str, dst: Path) -> Path:
     import mlflow
 
     mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)  # models:/ resolves through the registry, not the tracking store
+    dst.mkdir(parents=True, exist_ok=True)
     return Path(mlflow.artifacts.download_artifacts(model_uri, dst_path=str(dst)))

@@ -36,7 +36,7 @@ def resolve_manifest(cfg: RunConfig) -> Path:
         if path.is_dir():
             path = path / "manifest.parquet"
         if not path.exists():
-            raise FileNotFoundError(f"manifest {path} not found; run `veernet synth --out DIR` or set data.manifest")
+            raise FileNotFoundError(f"manifest {path} not found; generate one with `veernet synth DIR` or set data.manifest")
         return path
     from veernet_ray.synth import generate_dataset
 
@@ -57,7 +57,9 @@ def physical_batch_for(cfg: RunConfig) -> tuple[int, int | None]:
         raise ValueError(f"{cfg.train.plan}: a plan file needs an integer 'physical_batch' ({exc})") from exc
 
 
-def run_training(cfg: RunConfig, *, ray_address: str | None = None, verbose: bool = True) -> TrainResult:
+def run_training(cfg: RunConfig, *, ray_address: str | None = None, verbose: bool = True,
+                 callbacks: list | None = None) -> TrainResult:
+    """Plan, fit and register one run. `callbacks` go to Ray Train's RunConfig (Tune's report callback)."""
     import ray
     import ray.train
     from ray.train import CheckpointConfig, FailureConfig, ScalingConfig
@@ -91,7 +93,8 @@ def run_training(cfg: RunConfig, *, ray_address: str | None = None, verbose: boo
 
     tracking_uri = tracking.resolve_tracking_uri(cfg.tracking.tracking_uri, storage)
     exp_id = tracking.ensure_experiment(tracking_uri, cfg.tracking.experiment, storage)
-    run_id, resumed = tracking.get_or_create_run(tracking_uri, exp_id, cfg.name, tags={"veernet.stage": cfg.train.stage})
+    run_id, resumed = tracking.get_or_create_run(tracking_uri, exp_id, cfg.name, tags={"veernet.stage": cfg.train.stage},
+                                                 parent_run_id=cfg.tracking.parent_run_id)
     data_facts = {
         "data.manifest_resolved": str(manifest),
         "data.train_scans": len(train_items),
@@ -140,6 +143,7 @@ def run_training(cfg: RunConfig, *, ray_address: str | None = None, verbose: boo
         run_config=ray.train.RunConfig(
             name=cfg.name,
             storage_path=str(storage / "ray"),
+            callbacks=callbacks,
             failure_config=FailureConfig(max_failures=cfg.scale.max_failures),
             checkpoint_config=CheckpointConfig(
                 num_to_keep=cfg.scale.keep_checkpoints,

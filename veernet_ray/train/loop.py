@@ -58,6 +58,15 @@ def lr_lambda(step: int, *, warmup: int, total: int, min_ratio: float) -> float:
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+def peak_memory_gb(device: torch.device) -> float:
+    """Peak GPU memory allocated by this process, or the process's peak RSS on CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**30
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+
+
 def world() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
@@ -207,6 +216,10 @@ def train_func(config: dict[str, Any]) -> None:
     device = ray.train.torch.get_device()
     on_gpu = device.type == "cuda"
     channels_last = tc.channels_last == "on" or (tc.channels_last == "auto" and on_gpu)
+    if on_gpu and cfg.scale.gpu_memory_gb:
+        # a tier's memory ceiling on a bigger card: the allocator refuses to grow past it
+        total = torch.cuda.get_device_properties(device).total_memory
+        torch.cuda.set_per_process_memory_fraction(min(1.0, cfg.scale.gpu_memory_gb * 2**30 / total), device)
     run_dir = Path(config["run_dir"])
     (run_dir / "pids").mkdir(parents=True, exist_ok=True)
     (run_dir / "pids" / f"rank{rank}.pid").write_text(str(os.getpid()))
@@ -260,7 +273,7 @@ def train_func(config: dict[str, Any]) -> None:
         rows = _rows(train_shard, shuffle_buffer=cfg.data.shuffle_buffer, seed=tc.seed * 1_000_003 + epoch * 101 + rank)
         metrics = train_one_epoch(model, optimizer, scheduler, loss_fn, rows, accum=accum, device=device,
                                   amp=tc.amp, channels_last=channels_last, grad_clip=tc.grad_clip)
-        metrics.update(epoch=epoch, loss_name=schedule.name_for_epoch(epoch))
+        metrics.update(epoch=epoch, loss_name=schedule.name_for_epoch(epoch), peak_memory_gb=peak_memory_gb(device))
         with tempfile.TemporaryDirectory() as tmp:
             if rank == 0:
                 overlay_dir = Path(tmp) / "overlays"

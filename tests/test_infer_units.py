@@ -1,0 +1,239 @@
+"""Fast tests of the inference pieces without Ray: listing, tiles, stages, OOM retry, table merging."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from veernet_ray.infer.listing import list_inputs, qc_record_path, unsafe_name
+from veernet_ray.infer.stages import ModelStage, blank_reason, decode_row, is_oom, write_row
+from veernet_ray.infer.tiles import blend_weights, halve, stitch, tile_spans
+from veernet_ray.io import write_tiff
+
+SIDECAR = {
+    "orientation": "depth_along_width",
+    "depth": {"unit": "M", "ref": [{"px": 0, "depth": 1000.0}, {"px": 255, "depth": 1025.5}], "step": 0.1},
+    "curves": [
+        {"class_id": 1, "mnemonic": "GR", "unit": "GAPI", "scale": "linear",
+         "ref": [{"px": 63, "value": 0.0}, {"px": 0, "value": 150.0}]},
+        {"class_id": 2, "mnemonic": "ILD", "unit": "OHMM", "scale": "log",
+         "ref": [{"px": 63, "value": 0.2}, {"px": 0, "value": 2000.0}]},
+    ],
+}
+
+
+def scan(h: int = 64, w: int = 256, seed: int = 0) -> np.ndarray:
+    """White paper with two dark sinusoid traces."""
+    img = np.full((h, w), 250, np.uint8)
+    x = np.arange(w)
+    r1 = (h * 0.3 + h * 0.15 * np.sin(x / 17.0)).astype(int)
+    r2 = (h * 0.7 + h * 0.1 * np.cos(x / 11.0 + seed)).astype(int)
+    img[r1, x] = 10
+    img[r2, x] = 60
+    return img
+
+
+@pytest.fixture(scope="module")
+def tiny_ckpt(tmp_path_factory) -> Path:
+    from veernet_ray.infer.cli import tiny_checkpoint
+
+    return tiny_checkpoint(tmp_path_factory.mktemp("ckpt"))
+
+
+# ------------------------------------------------------------------ tiles
+def test_tile_spans_cover_and_overlap():
+    assert tile_spans(100, 64, 16) == [(0, 64), (36, 100)]
+    assert tile_spans(500, 1024, 256) == [(0, 500)]
+    spans = tile_spans(60_000, 8192, 256)
+    assert spans[0][0] == 0 and spans[-1][1] == 60_000
+    assert all(e - s == 8192 for s, e in spans)
+    assert all(spans[i][1] - spans[i + 1][0] >= 256 for i in range(len(spans) - 1))
+
+
+def test_stitch_reproduces_a_smooth_map_exactly():
+    rng = np.random.default_rng(0)
+    full = rng.random((3, 8, 300)).astype(np.float32)
+    spans = tile_spans(300, 128, 32)
+    tiles = [full[:, :, s:e] for s, e in spans]
+    assert np.allclose(stitch(tiles, spans, 300), full, atol=1e-6)
+    w = blend_weights(spans)
+    assert all((x > 0).all() and x.max() == 1 for x in w)
+
+
+def test_halve_stops_at_the_floor():
+    assert halve(8192) == 4096
+    assert halve(1024, floor=512) == 512
+    assert halve(512, floor=512) == 0
+
+
+# ---------------------------------------------------------------- listing
+def test_unsafe_names():
+    assert unsafe_name("../evil") and unsafe_name("a/b") and unsafe_name("..") and unsafe_name("a\\b")
+    assert not unsafe_name("scan_001") and not unsafe_name("a..b")
+
+
+def test_listing_refuses_bad_headers_and_sidecars(tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    write_tiff(src / "good.tif", scan())
+    (src / "good.json").write_text(json.dumps(SIDECAR))
+    write_tiff(src / "good.mask.tif", np.zeros((64, 256), np.uint8))  # training masks are not scans
+    write_tiff(src / "tiny.tif", np.full((20, 400), 200, np.uint8))
+    write_tiff(src / "badside.tif", scan())
+    (src / "badside.json").write_text("{not json")
+    write_tiff(src / "noref.tif", scan())
+    (src / "noref.json").write_text(json.dumps({**SIDECAR, "depth": {"unit": "M"}}))
+    (src / "empty.tif").write_bytes(b"")
+    (src / "text.png").write_text("hello, not an image")
+    write_tiff(src / "portrait.tif", np.ascontiguousarray(np.rot90(scan(), -1)))
+    listing = list_inputs(str(src), out)
+    kinds = {e["id"]: e["kind"] for e in listing.errors}
+    assert kinds == {"tiny": "too_small", "badside": "bad_sidecar", "noref": "bad_sidecar",
+                     "empty": "empty_file", "text": "unreadable"}
+    items = {it.id: it for it in listing.items}
+    assert set(items) == {"good", "portrait"}
+    assert items["good"].sidecar_json and items["good"].las_out == str((out / "good.las").resolve())
+    # no sidecar, height > 2 x width: the portrait heuristic turns it to canonical
+    p = items["portrait"]
+    assert p.orientation == "depth_along_height" and (p.height, p.width) == (64, 256)
+
+
+def test_listing_manifest_unsafe_id_and_resume(tmp_path):
+    import pandas as pd
+
+    from veernet_ray.data.manifest import write_manifest
+
+    write_tiff(tmp_path / "a.tif", scan())
+    write_tiff(tmp_path / "b.tif", scan())
+    rows = [{"id": i, "image": f, "mask": None, "las": None, "calibration": None, "width": 256, "height": 64,
+             "split": "test", "source": "synthetic"} for i, f in (("../evil", "a.tif"), ("b", "b.tif"))]
+    write_manifest(pd.DataFrame(rows), tmp_path / "manifest.parquet")
+    out = tmp_path / "out"
+    listing = list_inputs(str(tmp_path / "manifest.parquet"), out, split="test")
+    assert [e["kind"] for e in listing.errors] == ["unsafe_output_name"]
+    assert [it.id for it in listing.items] == ["b"]
+    # a LAS alone is not complete; LAS + QC record is
+    out.mkdir()
+    (out / "b.las").write_text("x")
+    assert list_inputs(str(tmp_path / "manifest.parquet"), out).complete == []
+    qc_record_path(out, "b").parent.mkdir(parents=True)
+    qc_record_path(out, "b").write_text("[]")
+    assert [it.id for it in list_inputs(str(tmp_path / "manifest.parquet"), out).complete] == ["b"]
+
+
+def test_listing_refuses_scans_too_large(tmp_path):
+    write_tiff(tmp_path / "wide.tif", np.full((64, 5000), 200, np.uint8))
+    listing = list_inputs(str(tmp_path / "wide.tif"), tmp_path / "out", max_pixels=100_000)
+    assert [e["kind"] for e in listing.errors] == ["too_large"] and "split the scan" in listing.errors[0]["message"]
+
+
+# ----------------------------------------------------------------- stages
+def test_blank_reason():
+    assert blank_reason(np.full((64, 64), 255, np.uint8))
+    assert blank_reason(np.full((64, 64), 0, np.uint8))  # an all-black no-data frame
+    assert blank_reason(np.random.default_rng(0).integers(200, 256, (64, 64)).astype(np.uint8))  # no ink
+    assert blank_reason(scan()) == ""
+
+
+def _row(tmp_path: Path, name: str, image: np.ndarray, sidecar: dict | None = None) -> dict:
+    path = tmp_path / f"{name}.tif"
+    write_tiff(path, image)
+    h, w = image.shape
+    return {"id": name, "path": str(path), "las_out": str(tmp_path / "out" / f"{name}.las"), "height": h,
+            "width": w, "orig_height": h, "orig_width": w, "orientation": "depth_along_width",
+            "sidecar_json": json.dumps(sidecar) if sidecar else "", "truth_las": ""}
+
+
+def test_decode_row_marks_blank_and_errors(tmp_path):
+    ok = decode_row(_row(tmp_path, "ok", scan()))
+    assert ok["status"] == "ok" and ok["image"].shape == (64, 256)
+    blank = decode_row(_row(tmp_path, "blank", np.full((64, 256), 255, np.uint8)))
+    assert blank["status"] == "skipped" and blank["kind"] == "blank"
+    row = _row(tmp_path, "gone", scan())
+    Path(row["path"]).unlink()
+    assert decode_row(row)["kind"] == "missing"
+
+
+def _batch(rows: list[dict]) -> dict:
+    from veernet_ray.infer.stages import _objects
+
+    out = {k: np.array([r[k] for r in rows], dtype=object) for k in rows[0] if k not in ("image", "probs")}
+    out["image"] = _objects([r["image"] for r in rows])
+    return out
+
+
+def test_model_stage_batches_tiles_and_retries_out_of_memory(tmp_path, tiny_ckpt):
+    stage = ModelStage(tiny_ckpt.read_bytes(), batch_size=4, max_width=512, overlap=64)
+    rows = [decode_row(_row(tmp_path, f"s{i}", scan(64, w, i))) for i, w in enumerate((256, 288, 1200))]
+    out = stage(_batch(rows))
+    assert list(out["status"]) == ["ok"] * 3
+    assert [p.shape for p in out["probs"]] == [(3, 64, 256), (3, 64, 288), (3, 64, 1200)]
+    assert all(p.dtype == np.uint8 for p in out["probs"])
+    # one batch for the two narrow scans, three 512-wide tiles in one batch for the wide one
+    assert sum(out["n_forward"]) == 2
+    # the wide scan's tiles agree with running it whole (the network is translation-equivariant
+    # up to border effects; blending keeps the seams small)
+    whole = stage.forward([rows[2]["image"]])[0].astype(float)
+    assert np.mean(np.abs(whole - out["probs"][2].astype(float))) < 10
+
+    real = stage.model
+
+    class Fussy(torch.nn.Module):  # out of memory above 256 px wide or more than one scan
+        def forward(self, x):
+            if x.shape[0] > 1 or x.shape[-1] > 256:
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+            return real(x)
+
+    stage.model = Fussy()
+    stage.forwards = 0
+    out = stage(_batch(rows[:2]))
+    assert list(out["status"]) == ["ok", "error"]  # 288 px cannot be halved below the 512 px floor
+    assert out["kind"][1] == "out_of_memory" and "out of memory" in out["message"][1]
+    assert is_oom(RuntimeError("CUDA error: out of memory")) and not is_oom(RuntimeError("shape mismatch"))
+
+
+def test_write_row_writes_las_and_qc_record(tmp_path, tiny_ckpt):
+    import lasio
+
+    stage = ModelStage(tiny_ckpt.read_bytes(), batch_size=2)
+    row = decode_row(_row(tmp_path, "w1", scan(), SIDECAR))
+    out = stage(_batch([row]))
+    row.update(probs=out["probs"][0], n_forward=1, t_model=0.0)
+    res = write_row(row, provenance={"MODEL": "tiny", "CKPT": "abc"}, output=str(tmp_path / "out"), overlays="all")
+    assert res["status"] == "done", res["message"]
+    las = lasio.read(res["las_out"])
+    assert [c.mnemonic for c in las.curves] == ["DEPT", "GR", "GR_CONF", "ILD", "ILD_CONF"]
+    assert las.params["CKPT"].value == "abc" and las.well["STRT"].value == pytest.approx(1000.0)
+    assert las.well["STEP"].value == pytest.approx(0.1)
+    assert qc_record_path(tmp_path / "out", "w1").is_file() and Path(res["overlay"]).is_file()
+    assert len(json.loads(res["qc"])) == 2
+    # a row that failed upstream passes through untouched
+    bad = dict(row, status="error", kind="unreadable", message="m", stage="decode")
+    assert write_row(bad, provenance={}, output=str(tmp_path / "out"))["kind"] == "unreadable"
+
+
+def test_write_if_changed_is_idempotent(tmp_path):
+    import pandas as pd
+
+    from veernet_ray.infer.pipeline import ERROR_COLUMNS, _typed, _write_if_changed
+
+    df = _typed(pd.DataFrame([{"path": "a", "id": "a", "kind": "k", "message": "m", "stage": "s",
+                               "status": "error"}]), ERROR_COLUMNS)
+    assert _write_if_changed(df, tmp_path / "e.parquet")
+    assert not _write_if_changed(_typed(pd.read_parquet(tmp_path / "e.parquet"), ERROR_COLUMNS), tmp_path / "e.parquet")
+
+
+def test_cli_usage_errors(capsys, tmp_path):
+    from veernet_ray.infer.cli import main
+
+    assert main(["--input", str(tmp_path)]) == 2
+    assert "veernet infer: error: --input and --output are required" in capsys.readouterr().err
+    assert main(["--input", str(tmp_path), "--output", str(tmp_path / "o"), "--no-tracking"]) == 2
+    assert "pass --checkpoint" in capsys.readouterr().err
+    assert main(["--input", str(tmp_path / "nope"), "--output", str(tmp_path / "o"), "--no-tracking",
+                 "--checkpoint", str(tmp_path / "missing.pt")]) == 2
+    assert "not found" in capsys.readouterr().err
