@@ -12,12 +12,12 @@ import pytest
 
 from veernet_ray.config import load_config
 from veernet_ray.plan.cli import main as plan_main
-from veernet_ray.plan.fit import GIB, Point, StepTime, fit_memory, fit_step_time, given_throughput
+from veernet_ray.plan.fit import GIB, Point, fit_memory, fit_step_time, given_throughput
 from veernet_ray.plan.planner import PlanError, choose_batch, make_plan, manifest_shapes, padding_figures
 from veernet_ray.plan.tiers import DEFAULT_TIERS, Tier, TierError, load_tiers
 from veernet_ray.train.driver import physical_batch_for
 
-TINY = ["model.stem_width=8", "model.widths=[8,16,16,32,32]", "train.loss=sce"]
+TINY = ["model.stem_width=8", "model.widths=[8,16,16,32,32]", "train.loss=sce"]  # = --smoke-test's model
 
 
 def _line_points(fixed, per_px, shapes, noise=0.0, seed=0):
@@ -163,7 +163,7 @@ def tiny_cfg():
 def test_estimate_is_monotone_and_bf16_is_smaller(tiny_cfg):
     from veernet_ray.plan.measure import estimate_cpu
 
-    bf16 = fit_memory(estimate_cpu(tiny_cfg, epochs=1), "estimate")
+    bf16 = fit_memory(estimate_cpu(tiny_cfg, ((1, 32, 256), (2, 32, 256), (1, 64, 256)), epochs=1), "estimate")
     assert bf16.max_residual < 0.05  # activations are linear in batch x area
     preds = [[bf16.predict(b, 640, w) for w in (3200, 6400, 12800)] for b in (1, 2, 4)]
     assert all(np.diff(row).min() > 0 for row in preds)
@@ -175,7 +175,7 @@ def test_estimate_is_monotone_and_bf16_is_smaller(tiny_cfg):
 
 def test_cli_on_demo_manifest_writes_a_plan_train_reads(demo_data, tmp_path, capsys):
     out = tmp_path / "plan"
-    rc = plan_main(["--manifest", str(demo_data), "--out", str(out), "--epochs", "3", "--set", *TINY])
+    rc = plan_main(["--manifest", str(demo_data), "--out", str(out), "--epochs", "3", "--smoke-test"])
     printed = capsys.readouterr().out
     assert rc == 0, printed
     assert "high-end" in printed and "advanced" in printed and "EUR/run" in printed
@@ -185,7 +185,7 @@ def test_cli_on_demo_manifest_writes_a_plan_train_reads(demo_data, tmp_path, cap
                 "throughput", "effective_batch"):
         assert key in plan
     assert plan["basis"]["memory"] == "estimate" and plan["basis"]["throughput"] == "cpu-measured"
-    assert plan["memory_fit"]["basis"] == "estimate" and plan["holdout"] is None
+    assert plan["memory_fit"]["basis"] == "estimate" and plan["holdout"] is None and plan["smoke_test"]
     assert plan["manifest"]["logs"] == int((pd.read_parquet(demo_data)["split"] == "train").sum())
     assert plan["model"]["widths"] == [8, 16, 16, 32, 32] and plan["model"]["parameters"] > 0
     for r in plan["tiers"]:
@@ -199,7 +199,7 @@ def test_cli_given_throughput_on_a_seed_size_shape_manifest(tmp_path, capsys):
     manifest = _write_shapes(tmp_path / "shapes.parquet", _seed_shapes(50), split=False)  # width/height only
     out = tmp_path / "plan"
     rc = plan_main(["--manifest", str(manifest), "--out", str(out), "--throughput", "40", "--tier", "advanced",
-                    "--retrains", "5", "--set", *TINY])
+                    "--retrains", "5", "--smoke-test"])
     assert rc == 0, capsys.readouterr()
     plan = json.loads((out / "plan.json").read_text())
     assert plan["tier"] == "advanced" and plan["basis"]["throughput"] == "given"
@@ -218,7 +218,7 @@ def _err(capsys):
 
 def test_cli_empty_manifest(tmp_path, capsys):
     empty = _write_shapes(tmp_path / "empty.parquet", [])
-    assert plan_main(["--manifest", str(empty), "--out", str(tmp_path / "o"), "--set", *TINY]) == 2
+    assert plan_main(["--manifest", str(empty), "--out", str(tmp_path / "o"), "--smoke-test"]) == 2
     err = _err(capsys)
     assert "no logs" in err and "veernet synth" in err
 
@@ -226,7 +226,7 @@ def test_cli_empty_manifest(tmp_path, capsys):
 def test_cli_card_too_small(tmp_path, capsys):
     manifest = _write_shapes(tmp_path / "seed.parquet", _seed_shapes(20))
     rc = plan_main(["--manifest", str(manifest), "--out", str(tmp_path / "o"), "--gpu-mem", "0.5",
-                    "--eur-month", "100", "--throughput", "10", "--set", *TINY, "train.amp='off'"])
+                    "--eur-month", "100", "--throughput", "10", "--smoke-test", "--set", "train.amp='off'"])
     assert rc == 2
     err = _err(capsys)
     for hint in ("too small for batch 1 of the widest log", "bf16", "model.checkpointing=true", "tiling", "--gpu-mem"):
@@ -284,7 +284,7 @@ def test_measured_path_runs_real_steps_and_checks_a_held_out_point(tmp_path, mon
     monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: None)
     monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda device=None: None)
     monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device=None: fixed + per_px * seen["px"])
-    manifest = _write_shapes(tmp_path / "m.parquet", [(64, 512), (96, 1024), (64, 700)])
+    manifest = _write_shapes(tmp_path / "m.parquet", [(32, 256), (64, 512), (40, 300)])
     cfg = load_config(None, TINY + ["train.amp='off'", "train.channels_last='off'"])  # bf16 on a CPU is slow
     plan = run_plan(cfg, manifest, load_tiers(), out=tmp_path / "o", device="cuda", epochs=2, figure=False,
                     log=lambda s: None)
@@ -293,5 +293,5 @@ def test_measured_path_runs_real_steps_and_checks_a_held_out_point(tmp_path, mon
     assert plan["memory_fit"]["per_pixel_bytes"] == pytest.approx(per_px, rel=1e-6)
     assert len(plan["memory_fit"]["points"]) == 5  # batch 1, 2, 4 at quarter and half width, two heights
     h = plan["holdout"]
-    assert (h["batch"], h["height"], h["width"]) == (1, 96, 1024) and h["within_10pct"]
+    assert (h["batch"], h["height"], h["width"]) == (1, 64, 512) and h["within_10pct"]
     assert all(p["seconds"] > 0 for p in plan["memory_fit"]["points"])

@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("veernet_ray.synth.cli", "generate synthetic raster logs with masks, truth LAS and sidecars"),
     "model-info": ("veernet_ray.model.info", "print VeerNet's parameter count and layer table"),
     "train": ("veernet_ray.train.cli", "train VeerNet on Ray Train (two stages, checkpoints, MLflow)"),
+    "plan": ("veernet_ray.plan.cli", "plan physical batch, accumulation, epoch time and euros per GPU tier"),
     "demo": ("veernet_ray.demo", "generate -> train -> digitise on local Ray and MLflow, print where results are"),
 }
 

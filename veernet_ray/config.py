@@ -246,6 +246,8 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
     if tp is str:
         if isinstance(value, str):
             return value
+        if isinstance(value, bool):  # YAML 1.1 reads a bare on/off as a boolean
+            return "on" if value else "off"
         raise ConfigError(f"{where}: expected a string, got {value!r}")
     return value
 

@@ -49,6 +49,8 @@ def score_outputs(output: str | os.PathLike, manifest: str | os.PathLike, split:
     """
     from veernet_ray.data.manifest import read_manifest
     from veernet_ray.evaluate import summarise
+    from veernet_ray.io import read_header
+    from veernet_ray.las.sidecar import Sidecar
     from veernet_ray.las.export import output_path
 
     df = read_manifest(manifest)
@@ -57,13 +59,17 @@ def score_outputs(output: str | os.PathLike, manifest: str | os.PathLike, split:
     scores: list[dict[str, float]] = []
     per_scan, missing = [], 0
     for r in df.itertuples(index=False):
-        if not r.las or not r.calibration:
-            continue
+        if not isinstance(r.las, str) or not isinstance(r.calibration, str):
+            continue  # no truth to grade against
         las_out = output_path(output, f"{r.id}.tif")
         if not Path(las_out).is_file():
             missing += 1
             continue
-        s = score_scan(las_out, r.las, r.calibration, int(r.height), int(r.width))
+        header = read_header(r.image)  # the file, not the manifest, says the shape
+        h, w = header.height, header.width
+        if Sidecar.load(r.calibration).orientation == "depth_along_height":
+            h, w = w, h
+        s = score_scan(las_out, r.las, r.calibration, h, w)
         scores += s
         per_scan.append({"id": r.id, "las": str(las_out), "r2": [round(float(x["r2"]), 4) for x in s]})
     out: dict[str, Any] = {"scans": len(per_scan), "curves": len(scores), "missing": missing}

@@ -31,7 +31,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument("--config", default=str(PROJECT_ROOT / "configs" / "demo.yaml"),
                    help="run config whose model, precision (train.amp) and loss are planned (default: %(default)s)")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                   help="config overrides, e.g. model.checkpointing=true train.amp=off")
+                   help="config overrides, e.g. model.checkpointing=true train.amp=bf16")
     p.add_argument("--tiers", default=str(PROJECT_ROOT / "configs" / "tiers.yaml"),
                    help="GPU tiers file (default: %(default)s)")
     p.add_argument("--tier", help="the tier whose batch and accumulation go into plan.json "
@@ -50,6 +50,8 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto",
                    help="measure on the GPU (cuda) or estimate on the CPU (default: auto)")
     p.add_argument("--out", default="runs/plan", help="folder for plan.json and plan.png (default: %(default)s)")
+    p.add_argument("--smoke-test", action="store_true",
+                   help="seconds on a CPU: `veernet train --smoke-test`'s tiny model, the fewest measurement shapes")
     return p
 
 
@@ -68,7 +70,12 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     if args.epochs < 1 or args.retrains < 0 or args.workers < 1 or (args.effective_batch or 1) < 1:
         return fail("--epochs, --workers and --effective-batch must be at least 1, --retrains at least 0")
     try:
-        cfg = load_config(args.config, list(args.set))
+        overrides = list(args.set)
+        if args.smoke_test:
+            from veernet_ray.train.cli import SMOKE
+
+            overrides = [o for o in SMOKE if o.startswith(("model.", "train.loss="))] + overrides
+        cfg = load_config(args.config, overrides)
         if args.gpu_mem is not None:
             tiers = [Tier(f"{args.gpu_mem:g}GB-card", args.gpu_mem, args.eur_month)]
             if args.tier:
@@ -94,7 +101,8 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     try:
         plan = run_plan(cfg, manifest, tiers, out=args.out, tier=args.tier, epochs=args.epochs,
                         retrains=args.retrains, effective_batch=args.effective_batch, workers=args.workers,
-                        throughput=args.throughput, device=args.device, headroom=args.headroom, split=args.split)
+                        throughput=args.throughput, device=args.device, headroom=args.headroom, split=args.split,
+                        quick=args.smoke_test)
     except (PlanError, ValueError, KeyError) as exc:
         return fail(str(exc).strip("'\""))
     print()

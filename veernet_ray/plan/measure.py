@@ -19,6 +19,7 @@ gradient clipping and `AdamW.step()`, on a synthetic batch of the requested
 from __future__ import annotations
 
 import contextlib
+import gc
 import time
 from typing import Sequence
 
@@ -120,7 +121,9 @@ def measure_gpu(cfg: RunConfig, shapes: Sequence[tuple[int, int, int]], *, epoch
                 del mb
         except torch.cuda.OutOfMemoryError:
             skipped.append((b, h, w))
+            mb = None
             optimizer.zero_grad(set_to_none=True)
+            gc.collect()  # the exception's frames held the failed step's tensors
             torch.cuda.empty_cache()
             log(f"[plan]   {b} x {h} x {w}: out of memory, skipped")
             continue

@@ -14,14 +14,17 @@ from typing import Any, Callable
 from veernet_ray.config import RunConfig
 from veernet_ray.data.buckets import MULTIPLE
 from veernet_ray.data.collate import round_up
-from veernet_ray.plan.fit import GIB, MemoryFit, StepTime, fit_memory, fit_step_time, given_throughput
+from veernet_ray.plan.fit import MemoryFit, StepTime, fit_memory, fit_step_time, given_throughput
 from veernet_ray.plan.planner import PlanError, make_plan, manifest_shapes
 from veernet_ray.plan.tiers import Tier
 
 
-def measure_lines(cfg: RunConfig, shapes: list[tuple[int, int]], *, device: str, epochs: int,
+def measure_lines(cfg: RunConfig, shapes: list[tuple[int, int]], *, device: str, epochs: int, quick: bool = False,
                   log: Callable[[str], None] = print) -> tuple[MemoryFit, StepTime, dict[str, Any], dict | None]:
-    """(memory fit, step time, basis, held-out check) for this config on `device` ("cuda" or "cpu")."""
+    """(memory fit, step time, basis, held-out check) for this config on `device` ("cuda" or "cpu").
+
+    quick: on the CPU, the fewest shapes and one timed step (smoke tests); the GPU grid is unchanged.
+    """
     import torch
 
     from veernet_ray.plan import measure
@@ -61,11 +64,12 @@ def measure_lines(cfg: RunConfig, shapes: list[tuple[int, int]], *, device: str,
         return mem, step, basis, holdout
 
     log(f"[plan] no GPU: estimating memory by activation accounting on the CPU (amp {amp}) ...")
-    mem = fit_memory(measure.estimate_cpu(cfg, epochs=epochs), "estimate")
+    estimate_shapes = ((1, 32, 256), (2, 32, 256)) if quick else ((1, 32, 256), (2, 32, 256), (1, 64, 256), (1, 32, 512))
+    mem = fit_memory(measure.estimate_cpu(cfg, estimate_shapes, epochs=epochs), "estimate")
     log("[plan] timing a real training step on the CPU ...")
     # A CPU step at a demo-sized crop of the widest log (at most 128 x 1,024 px: seconds, not minutes).
-    shape = (1, min(hp, 128), min(wp, 1024))
-    step = fit_step_time([measure.time_cpu(cfg, shape, epochs=epochs)], "cpu-measured", "cpu")
+    shape = (1, 32, 256) if quick else (1, min(hp, 128), min(wp, 1024))
+    step = fit_step_time([measure.time_cpu(cfg, shape, epochs=epochs, repeats=1 if quick else 3)], "cpu-measured", "cpu")
     basis = {
         "memory": "estimate",
         "memory_detail": f"saved-for-backward tensors of real steps at small shapes on the CPU, bf16={amp == 'bf16'}, "
@@ -83,10 +87,11 @@ def measure_lines(cfg: RunConfig, shapes: list[tuple[int, int]], *, device: str,
 def run_plan(cfg: RunConfig, manifest: str | Path, tiers: list[Tier], *, out: str | Path, tier: str | None = None,
              epochs: int = 50, retrains: int = 10, effective_batch: int | None = None, workers: int = 1,
              throughput: float | None = None, device: str = "auto", headroom: float = 0.1, split: str = "train",
-             figure: bool = True, log: Callable[[str], None] = print,
+             figure: bool = True, quick: bool = False, log: Callable[[str], None] = print,
              lines: tuple[MemoryFit, StepTime, dict[str, Any], dict | None] | None = None) -> dict[str, Any]:
     """Plan training of `cfg`'s model on `manifest` for each tier; write out/plan.json (+ plan.png).
 
+    quick: the smoke-test measurement (fewest CPU shapes; recorded in plan.json as "smoke_test").
     lines: precomputed (memory fit, step time, basis, holdout), to skip measuring (tests).
     Raises PlanError with what would fit when the input cannot be planned.
     """
@@ -99,7 +104,7 @@ def run_plan(cfg: RunConfig, manifest: str | Path, tiers: list[Tier], *, out: st
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if lines is None:
-        lines = measure_lines(cfg, shapes, device=device, epochs=epochs, log=log)
+        lines = measure_lines(cfg, shapes, device=device, epochs=epochs, quick=quick, log=log)
     mem, step, basis, holdout = lines
     basis = {**basis, "notes": list(basis.get("notes", []))}
     if throughput is not None:
@@ -125,7 +130,7 @@ def run_plan(cfg: RunConfig, manifest: str | Path, tiers: list[Tier], *, out: st
         epochs=epochs, retrains=retrains, workers=workers, headroom=headroom, max_padding=cfg.data.max_padding,
         amp="bf16" if cfg.train.amp != "off" else "off", checkpointing=cfg.model.checkpointing,
         manifest=stats, model=model_info, basis=basis,
-        extra={"holdout": holdout, "loss": cfg.train.loss, "config": cfg.to_dict()},
+        extra={"holdout": holdout, "loss": cfg.train.loss, "smoke_test": quick, "config": cfg.to_dict()},
     )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -137,4 +142,4 @@ def run_plan(cfg: RunConfig, manifest: str | Path, tiers: list[Tier], *, out: st
     return plan
 
 
-__all__ = ["run_plan", "measure_lines", "PlanError", "GIB"]
+__all__ = ["run_plan", "measure_lines", "PlanError"]

@@ -47,14 +47,24 @@ def resolve_manifest(cfg: RunConfig) -> Path:
 
 
 def physical_batch_for(cfg: RunConfig) -> tuple[int, int | None]:
-    """(physical batch, accumulation steps from the plan or None) from the plan file when given."""
+    """(physical batch, accumulation steps or None) from the plan file when one is configured.
+
+    The plan's accumulation holds for the worker count it was planned for; with
+    another count it is recomputed from the physical batch (None here).
+    """
     if not cfg.train.plan:
         return cfg.train.physical_batch, None
-    plan = json.loads(Path(cfg.train.plan).read_text())
+    path = Path(cfg.train.plan)
+    if not path.exists():
+        raise FileNotFoundError(f"plan file {path} not found; make one with `veernet plan --manifest M`")
+    plan = json.loads(path.read_text())
     try:
-        return int(plan["physical_batch"]), int(plan.get("accumulation_steps") or 0) or None
+        batch, accum = int(plan["physical_batch"]), int(plan.get("accumulation_steps") or 0) or None
     except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"{cfg.train.plan}: a plan file needs an integer 'physical_batch' ({exc})") from exc
+        raise ValueError(f"{path}: a plan file needs an integer 'physical_batch' ({exc})") from exc
+    if int(plan.get("num_workers", 1)) != cfg.scale.num_workers:
+        accum = None
+    return batch, accum
 
 
 def run_training(cfg: RunConfig, *, ray_address: str | None = None, verbose: bool = True,

@@ -16,6 +16,7 @@ SMOKE = [
     "data.generate_n=12", "data.generate_preset=demo", "train.epochs=2", "train.physical_batch=2",
     "train.effective_batch=4", "model.stem_width=8", "model.widths=[8,16,16,32,32]", "train.val_overlays=1",
     "scale.num_workers=1", "scale.cpus_per_worker=0.5", "data.decode_cpus=0.25", "scale.max_failures=0",
+    "data.limit=4",  # 4 train and <= 4 val scans: each trial is then mostly Ray start-up, a few seconds of training
 ]
 SMOKE_CAPACITY = {"mults": (1.0, 2.0), "depths": (4, 5)}
 

@@ -204,7 +204,7 @@ def write_figure(rows: Sequence[Row], metric: str, path: str | Path, *, title: s
         for r in sorted(sel, key=lambda r: (r.eur, r.get(metric))):
             k = (round(math.log10(max(r.eur, 1e-12)), 1), round(r.get(metric), 3))
             n = seen[k] = seen.get(k, -1) + 1
-            ax.annotate(r.label, (r.eur, r.get(metric)), textcoords="offset points", xytext=(7, -3 + 9 * n),
+            ax.annotate(r.label, (r.eur, r.get(metric)), textcoords="offset points", xytext=(9, -3 + 9 * n),
                         fontsize=8, color=colours(i % 10))
     if pick is not None:
         ax.scatter([pick.eur], [pick.get(metric)], s=260, facecolors="none", edgecolors="crimson", linewidth=2,
@@ -216,6 +216,7 @@ def write_figure(rows: Sequence[Row], metric: str, path: str | Path, *, title: s
     ax.set_ylabel(metric + (" (lower is better)" if lower_is_better(metric) else " (higher is better)"))
     bases = {r.basis for r in rows if r.basis}
     ax.set_title(title + ("\n" + CPU_BASIS if CPU_BASIS in bases else ""), fontsize=10)
+    ax.margins(x=0.15, y=0.1)  # room for the labels right of the outermost points
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()

@@ -1,0 +1,169 @@
+"""End-to-end inference throughput: the Ray Data pipeline vs a naive one-scan-at-a-time loop.
+
+    PYTHONPATH=. .venv/bin/python bench/infer_throughput.py --n 4 --preset seed
+    PYTHONPATH=. .venv/bin/python bench/infer_throughput.py --smoke-test
+
+Both sides digitise the same N generated scans with the same checkpoint (a
+fixed-seed tiny VeerNet unless --checkpoint is given: throughput does not
+depend on the weights) and write LAS files:
+- naive: one process; decode, infer at batch 1 in float32, trace, write; one scan at a time;
+- pipeline: `run_inference` on Ray Data (decode tasks, model actor pool, write tasks).
+Reported: scans/s each, the ratio, accelerator busy fraction (GPU only: model
+time / wall), scans/s per CPU core on CPU-only inference, and the projected
+time and euro cost for the 136,771-scan archive on each tier. Ray start-up
+is excluded (a cluster is started once per archive, not once per scan).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+ARCHIVE = 136_771
+HOURS_PER_MONTH = 730.0
+TIERS = {"high-end card (750 EUR/month)": 750.0, "advanced card (1,800 EUR/month)": 1800.0}
+
+
+def naive(items, ckpt: Path, out: Path) -> float:
+    """Seconds to digitise `items` one at a time in this process, batch 1, float32."""
+    import numpy as np
+    import torch
+
+    from veernet_ray.data.collate import pad_collate, to_tensors
+    from veernet_ray.io import read_image
+    from veernet_ray.las.export import build_output, output_path, write_digitised_las
+    from veernet_ray.las.sidecar import Sidecar
+    from veernet_ray.train.checkpoint import load_model
+    from veernet_ray.trace import trace_curves
+
+    model, _ = load_model(ckpt)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model.to(device)
+    t0 = time.perf_counter()
+    for it in items:
+        img = read_image(it.image)
+        with torch.inference_mode():
+            logits = model(to_tensors(pad_collate([img], multiple=model.multiple), device=device)["image"])
+            probs = torch.softmax(logits.float(), 1)[0, :, : img.shape[0], : img.shape[1]].cpu().numpy()
+        sc = Sidecar.load(it.calibration)
+        trace = trace_curves(probs.astype(np.float32), tuple(c.class_id for c in sc.curves),
+                             wrap_px={c.class_id: c.wrap.period * c.track_px for c in sc.curves if c.wrap})
+        log = build_output(trace, image_shape=img.shape, sidecar=sc)
+        write_digitised_las(output_path(out, f"{it.id}.tif"), log, {"MODEL": "naive"})
+    return time.perf_counter() - t0
+
+
+def project(rate: float, eur_per_month: float) -> tuple[float, float]:
+    """(hours, euros) for the archive at `rate` scans/s on a tier costing `eur_per_month`."""
+    hours = ARCHIVE / rate / 3600.0
+    return hours, hours * eur_per_month / HOURS_PER_MONTH
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--n", type=int, default=4, help="scans (default: %(default)s)")
+    p.add_argument("--preset", default="seed", choices=("seed", "demo"),
+                   help="scan size: seed = 3200-12800 x 480-640 px, demo = 640-2560 x 96-128 (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--checkpoint", help="checkpoint to use (default: a fixed-seed tiny VeerNet)")
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--cpu-node-eur-month", type=float, default=150.0,
+                   help="assumed monthly price of one CPU node like this one, for the projection (default: %(default)s)")
+    p.add_argument("--results", help="append a section to this markdown file (e.g. bench/RESULTS.md)")
+    p.add_argument("--device-label", default="2-core x86_64 CPU, no GPU")
+    p.add_argument("--date", default=str(date.today()))
+    p.add_argument("--smoke-test", action="store_true", help="2 demo-size scans, for the test suite")
+    args = p.parse_args(argv)
+    if args.smoke_test:
+        args.n, args.preset = 2, "demo"
+
+    import ray
+    import torch
+
+    from veernet_ray.data.pipeline import load_items
+    from veernet_ray.infer import InferOptions, run_inference
+    from veernet_ray.infer.cli import tiny_checkpoint
+    from veernet_ray.synth import generate_dataset
+
+    work = Path(tempfile.mkdtemp(prefix="veernet-bench-infer-"))
+    try:
+        manifest = generate_dataset(work / "data", n=args.n, seed=args.seed, preset=args.preset, workers=1,
+                                    progress=False, split=(1.0, 0.0, 0.0))
+        items = load_items(manifest, "train")
+        ckpt = Path(args.checkpoint) if args.checkpoint else tiny_checkpoint(work / "model")
+        cores = os.cpu_count() or 1
+        gpu = torch.cuda.is_available()
+
+        t_naive = naive(items, ckpt, work / "naive")
+        ray.init(include_dashboard=False, log_to_driver=False)
+        s = run_inference(InferOptions(input=str(manifest), output=str(work / "ray"), checkpoint=str(ckpt),
+                                       batch_size=args.batch_size, tracking=False, progress=False, verbose=False,
+                                       overlays="none"))
+        ray.shutdown()
+        naive_rate = len(items) / t_naive
+        ray_rate = s["scans_per_s"]
+        mpx = sum(it.height * it.width for it in items) / 1e6
+        rows = [
+            ("naive loop (1 process, batch 1, float32)", naive_rate, t_naive),
+            (f"Ray Data pipeline (batch {args.batch_size}, {s['model_actors']} model actor(s) x "
+             f"{s['model_cpus']:g} CPU, {s['device']})", ray_rate, s["pipeline_s"]),
+        ]
+        lines = [
+            f"- Scans: {len(items)} generated `{args.preset}`-size scans ({mpx:.1f} Mpx in all), "
+            f"checkpoint {'given' if args.checkpoint else 'fixed-seed tiny VeerNet (stem 8, widths 8-16-16-32-32)'}",
+            "",
+            "| path | scans/s | wall s | scans/s per core |",
+            "|---|---|---|---|",
+        ]
+        lines += [f"| {name} | {rate:.3f} | {wall:.1f} | {rate / cores:.3f} |" for name, rate, wall in rows]
+        lines += [
+            "",
+            f"- Ratio pipeline / naive: **{ray_rate / naive_rate:.2f}x**",
+            f"- Pipeline stage time (summed over scans): decode {s['t_decode_s']:.1f} s, "
+            f"model {s['t_model_s']:.1f} s, trace+write {s['t_write_s']:.1f} s; {s['model_batches']} model batches",
+            "- Accelerator busy fraction: " + (f"{s['t_model_s'] / max(s['pipeline_s'], 1e-9):.0%}" if gpu else
+                                               "n/a (no GPU; GPU targets are measured in the GPU issue)"),
+            f"- Projection for {ARCHIVE:,} scans (rate x hours; {HOURS_PER_MONTH:.0f} h/month):",
+        ]
+        best = max(ray_rate, naive_rate)
+        h, eur = project(best, args.cpu_node_eur_month)
+        lines.append(f"  - this CPU node ({cores} cores, assumed {args.cpu_node_eur_month:.0f} EUR/month): "
+                     f"{h:,.0f} h, {eur:,.0f} EUR at {best:.3f} scans/s")
+        per_core = best / cores
+        for c in (16, 64):
+            h, eur = project(per_core * c, args.cpu_node_eur_month * c / cores)
+            lines.append(f"  - {c}-core CPU node at the measured {per_core:.3f} scans/s per core (linear scaling "
+                         f"assumed, {args.cpu_node_eur_month * c / cores:,.0f} EUR/month): {h:,.0f} h, {eur:,.0f} EUR")
+        for tier, price in TIERS.items():
+            if gpu:
+                h, eur = project(ray_rate, price)
+                lines.append(f"  - {tier}: {h:,.1f} h, {eur:,.0f} EUR at {ray_rate:.2f} scans/s")
+            else:
+                lines.append(f"  - {tier}: not measured here (no GPU); cost = {ARCHIVE:,} / rate / 3600 h x "
+                             f"{price / HOURS_PER_MONTH:.2f} EUR/h")
+        body = "\n".join(lines)
+        cmd = "PYTHONPATH=. .venv/bin/python bench/infer_throughput.py " + " ".join(argv or sys.argv[1:])
+        section = (f"\n## Inference throughput (bench/infer_throughput.py)\n\n- Command: `{cmd.strip()}`\n"
+                   f"- Device: {args.device_label}\n- Date: {args.date}\n{body}\n")
+        print(section)
+        print(json.dumps({"naive_scans_per_s": naive_rate, "pipeline_scans_per_s": ray_rate,
+                          "ratio": ray_rate / naive_rate}))
+        if args.results:
+            with open(args.results, "a", encoding="utf-8") as fh:
+                fh.write(section)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
