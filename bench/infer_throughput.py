@@ -151,7 +151,9 @@ def main(argv: list[str] | None = None) -> int:
                 lines.append(f"  - {tier}: not measured here (no GPU); cost = {ARCHIVE:,} / rate / 3600 h x "
                              f"{price / HOURS_PER_MONTH:.2f} EUR/h")
         body = "\n".join(lines)
-        cmd = "PYTHONPATH=. .venv/bin/python bench/infer_throughput.py " + " ".join(argv or sys.argv[1:])
+        import shlex
+
+        cmd = "PYTHONPATH=. .venv/bin/python bench/infer_throughput.py " + shlex.join(argv or sys.argv[1:])
         section = (f"\n## Inference throughput (bench/infer_throughput.py)\n\n- Command: `{cmd.strip()}`\n"
                    f"- Device: {args.device_label}\n- Date: {args.date}\n{body}\n")
         print(section)
