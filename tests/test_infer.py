@@ -23,9 +23,12 @@ import pytest
 from tests.conftest import BIN, ROOT
 
 TRAIN_STEPS = 80
-# measured: median curve R^2 of the 80-step tiny model on the 3 held-out demo scans
-# (see the issue note); the threshold leaves a margin under it
-MIN_PEARSON_MEDIAN = 0.3
+# measured for this 80-step model on the held-out scans, through the LAS files:
+# median Pearson 0.71, median R^2 0.42 (one curve per scan is often traced well,
+# R^2 0.95-0.996; the tiny model still swaps curve identity on some scans).
+# The thresholds leave a margin under those figures.
+MIN_PEARSON_MEDIAN = 0.5
+MIN_R2_MEDIAN = 0.2
 
 
 def _ray() -> str:
@@ -216,6 +219,7 @@ def test_ray_job_submit_end_to_end_with_bad_inputs_then_idempotent(
     assert score["scans"] == len(done) - 1 and score["missing"] == 0  # all but the huge scan have truth
     print("held-out curve scores:", {k: v for k, v in score.items() if k != "per_scan"}, score["per_scan"])
     assert score["curve_pearson_median"] > MIN_PEARSON_MEDIAN
+    assert score["curve_r2_median"] > MIN_R2_MEDIAN
 
     # MLflow recorded the run
     import mlflow

@@ -59,8 +59,8 @@ def build_parser(prog: str = PROG, kind: str | None = None) -> argparse.Argument
     p.add_argument("--plan", help="plan.json from `veernet plan`: each tier's physical batch "
                                   "(default: a fixed table, high-end 4 / advanced 16 at seed size)")
     p.add_argument("--asha", action="store_true", help="stop weak trials early (ASHA on --metric)")
-    p.add_argument("--max-concurrent", type=int, help="trials at once (default: 2 on CPU, 1 on GPU or the "
-                                                      "number that share one card with --share-gpu)")
+    p.add_argument("--max-concurrent", type=int, help="trials at once (default: 3 with --smoke, 2 on CPU, 1 on GPU "
+                                                      "or the number that share one card with --share-gpu)")
     p.add_argument("--share-gpu", action="store_true",
                    help="give each trial only its tier's share of the card (24 GiB of 80: 0.3 GPU), so several "
                         "run on one GPU; their wall clocks then overstate a dedicated card")
@@ -122,7 +122,8 @@ def main(argv: list[str] | None = None, prog: str = PROG, kind: str | None = Non
     if args.max_concurrent is not None and args.max_concurrent < 1:
         print(f"{prog}: error: --max-concurrent must be at least 1", file=sys.stderr)
         return 2
-    concurrent = args.max_concurrent or (2 if not on_gpu else 1)
+    # smoke: 3 trials x (0.01 + 0.5 CPUs) + 0.25-CPU decode tasks fit 2 cores; start-up dominates, so 3 beats 2
+    concurrent = args.max_concurrent or (1 if on_gpu else 3 if args.smoke else 2)
     if on_gpu and args.share_gpu and args.max_concurrent is None and card:
         concurrent = max(1, int(card // min(t.gpu_mem_gb for t in tiers)))
 
