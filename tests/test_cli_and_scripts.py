@@ -50,7 +50,9 @@ def test_train_rejects_a_missing_manifest_without_a_traceback(tmp_path):
     assert "not found" in out.stderr and "Traceback" not in out.stderr
 
 
-@pytest.mark.parametrize("script", ["bench/train_throughput.py", "bench/trace.py", "bench/synth.py"])
+@pytest.mark.parametrize(
+    "script", ["bench/train_throughput.py", "bench/trace.py", "bench/synth.py", "bench/infer_throughput.py"]
+)
 def test_benchmark_smoke_modes_run(script):
     out = _run([sys.executable, script, "--smoke-test"], timeout=600)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]

@@ -206,3 +206,13 @@ def test_candidate_viterbi_matches_brute_force(seed):
 def test_bad_inputs(probs, ids, match):
     with pytest.raises(ValueError, match=match):
         trace_curves(probs, ids)
+
+
+def test_lukewarm_map_is_not_confident():
+    """An untrained model's ~uniform softmax must not read as a confident trace (QC would never flag it)."""
+    probs = np.full((3, 64, 300), 1 / 3, np.float32)
+    probs += np.random.default_rng(0).normal(0, 0.01, probs.shape).astype(np.float32)
+    probs = np.clip(probs, 0, 1)
+    res = trace_curves(probs, (1, 2))
+    assert res.confidence.max() < 0.2
+    assert np.isnan(res.rows).mean() > 0.9

@@ -53,18 +53,17 @@ def main(argv: list[str] | None = None) -> int:
         keys = ("val_iou_1", "val_iou_2", "val_f1_1", "val_f1_2", "val_curve_r2_median", "val_curve_mae")
         print("    validation: " + ", ".join(f"{k}={result.metrics[k]:.3f}" for k in keys if k in result.metrics))
 
-    # 3. digitise the test split
+    # 3. digitise the test split with the model just trained
+    from veernet_ray.infer import digitise_manifest_split, score_outputs
+
     digitised = storage / cfg.name / "digitised"
-    summary = None
-    try:
-        from veernet_ray.infer import demo_digitise
-    except ImportError:
-        demo_digitise = None
-    if demo_digitise is not None and best is not None:
-        _step(f"3/3 digitising the test split into {digitised}")
-        summary = demo_digitise(manifest, "test", digitised, best, tracking_uri=result.tracking_uri if result else None)
-    else:
-        _step("3/3 digitising: not available in this version")
+    _step(f"3/3 digitising the test split into {digitised}")
+    from veernet_ray.tracking import resolve_tracking_uri
+
+    tracking_uri = resolve_tracking_uri(cfg.tracking.tracking_uri, storage)
+    summary = digitise_manifest_split(manifest, "test", digitised, str(best), overlays="flagged",
+                                      tracking_uri=tracking_uri)
+    score = score_outputs(digitised, manifest, "test")
 
     # where things are
     print()
@@ -74,11 +73,15 @@ def main(argv: list[str] | None = None) -> int:
     if best is not None:
         print(f"  best checkpoint    : {best / 'checkpoint.pt'}")
     print(f"  run folder         : {storage / cfg.name}  (config.yaml, Ray Train checkpoints under {storage / 'ray'})")
-    if summary:
-        for line in summary.get("lines", []):
-            print(f"  {line}")
-    uri = result.tracking_uri if result else f"sqlite:///{storage / 'mlflow.db'}"
-    print(f"  MLflow UI          : .venv/bin/mlflow ui --backend-store-uri {uri}   then open http://127.0.0.1:5000")
+    print(f"  digitised LAS      : {digitised}  ({summary.get('done', 0) + summary.get('complete', 0)} scans, "
+          f"{summary.get('flagged', 0)} flagged for review, {summary.get('errors', 0)} errors)")
+    print(f"  QC table           : {summary.get('qc_parquet')}")
+    print(f"  overlays (flagged) : {summary.get('overlays_dir')}")
+    if score.get("curves"):
+        print(f"  curve quality      : median R^2 {score['curve_r2_median']:.3f}, median Pearson r "
+              f"{score['curve_pearson_median']:.3f}, MAE {score['curve_mae']:.3f} (track-normalised) over "
+              f"{score['curves']} curves of {score['scans']} test scans, against the truth LAS")
+    print(f"  MLflow UI          : .venv/bin/mlflow ui --backend-store-uri {tracking_uri}   then open http://127.0.0.1:5000")
     return 0
 
 

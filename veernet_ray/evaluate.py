@@ -31,7 +31,8 @@ def truth_positions(las_path: str | Path, sidecar: str | Path | Sidecar, height:
     from veernet_ray.las.lasfile import read_las_curves
 
     sc = sidecar if isinstance(sidecar, Sidecar) else Sidecar.load(sidecar)
-    sc = sc.canonical((height, width)) if sc.orientation != "depth_along_width" else sc
+    # canonical() takes the scan's own shape; a portrait scan is (width, height) of its canonical raster
+    sc = sc.canonical((width, height)) if sc.orientation != "depth_along_width" else sc
     depth, curves, _ = read_las_curves(las_path)
     col_depth = sc.depth.depth_at(np.arange(width, dtype=np.float64))
     order = np.argsort(depth)

@@ -26,8 +26,8 @@ the classes) plus work on (H / CAND_BLOCK, W).
 Written by hand because no NumPy/SciPy routine does this Viterbi (STYLE.md practice 10).
 
 After the DP: sub-pixel rows are probability-weighted centroids in a +-2 row
-window around the path; confidence is the class mass near the path (clipped
-to 1); columns with confidence < min_confidence are NaN; short NaN runs between
+window around the path; confidence is the trace's contrast against its column
+(best two-row mass near the path minus the column's mean two-row mass); columns with confidence < min_confidence are NaN; short NaN runs between
 confident columns are bridged by linear interpolation at lower confidence;
 without a wrap, adjacent rows more than `max_jump` apart are cut (NaN).
 """
@@ -59,7 +59,7 @@ class TraceResult:
     rows: (K, W) float64 sub-pixel canonical row per column; NaN where the curve is
         absent or not confident. For wrapped (backup) classes rows are unwrapped:
         they may lie beyond [0, H) by multiples of the period.
-    confidence: (K, W) float64 in [0, 1]: class probability mass near the path
+    confidence: (K, W) float64 in [0, 1]: contrast of the path against its column
         (0 where the DP says absent; bridged columns get a reduced value).
     class_ids: the class id of each row.
     bridged: (K, W) bool, columns filled by interpolation across a short gap.
@@ -151,7 +151,14 @@ def trace_curves(
     pw = np.stack([np.where(inside[ci], chans[ci][winc[ci], ww], 0.0) for ci in range(k)]).astype(np.float64)
     tot = pw.sum(axis=2)
     centroid = np.where(tot > 0, (pw * win).sum(axis=2) / np.where(tot > 0, tot, 1.0), rr)
-    conf = np.where(on, np.clip(conf, 0.0, 1.0), 0.0)
+    # confidence = contrast of the trace against its column: the best two adjacent rows'
+    # probability mass near the path (a sub-pixel line splits its ink over two rows)
+    # minus what any two rows of that column hold on average. A sharp trace on clean
+    # background scores ~1; a lukewarm map (an untrained or confused model, ~0.33
+    # everywhere) scores ~0, so QC flags it instead of reading the mass as certainty.
+    pair = (pw[:, :, :-1] + pw[:, :, 1:]).max(axis=2) if pw.shape[2] > 1 else pw[:, :, 0]
+    col_mean = np.stack([chans[ci].mean(axis=0, dtype=np.float64) for ci in range(k)])  # (K, W)
+    conf = np.where(on, np.clip(pair - 2.0 * col_mean, 0.0, 1.0), 0.0)
 
     offset = np.cumsum(path_shift * np.nan_to_num(periods)[:, None], axis=1)
     rows = np.where(on & (conf >= min_confidence), centroid + offset, np.nan)
