@@ -179,14 +179,7 @@ def output_path(out_dir: str | os.PathLike, input_name: str | os.PathLike) -> Pa
 
 
 def _resample(values: np.ndarray, pos: np.ndarray) -> np.ndarray:
-    """Linear interpolation at fractional indices; a point between a value and a NaN is NaN.
+    """Linear interpolation at fractional indices; a point between a value and a NaN is NaN."""
+    from veernet_ray.metrics.curves import resample_linear  # NumPy only: no torch import
 
-    Same rule as veernet_ray.metrics.curves.resample_linear, kept here so LAS
-    export does not import the metrics package (and its torch-side modules).
-    """
-    i0 = np.clip(np.floor(pos).astype(np.int64), 0, len(values) - 1)
-    i1 = np.minimum(i0 + 1, len(values) - 1)
-    frac = pos - i0
-    with np.errstate(invalid="ignore"):
-        blended = (1.0 - frac) * values[i0] + frac * values[i1]
-    return np.where(frac == 0.0, values[i0], blended)
+    return resample_linear(values, pos)
