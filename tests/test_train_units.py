@@ -143,3 +143,25 @@ def test_config_loads_shipped_yaml_and_rejects_typos(tmp_path):
         load_config(bad)
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "missing.yaml")
+
+
+def test_decode_batch_collates_a_planned_batch_and_merges_classes_for_the_binary_stage(demo_data):
+    """The Ray Data map function on its own: a planned micro-batch -> one pre-collated row."""
+    from veernet_ray.data.pipeline import decode_batch, load_items, plan_split
+
+    items = load_items(demo_data, "train")
+    plan = plan_split(items, 3, num_workers=2)
+    assert len(plan.batches) % 2 == 0  # every worker takes the same number of steps
+    rows = plan.rows(items)
+    multi = decode_batch(rows[0], binary=False, with_truth=True)
+    binary = decode_batch(rows[0], binary=True, with_truth=False)
+    b, hp, wp = multi["image"].shape
+    assert hp % 32 == 0 and wp % 32 == 0 and multi["image"].dtype == np.uint8
+    assert set(np.unique(multi["mask"])) <= {0, 1, 2} and 2 in multi["mask"]
+    assert set(np.unique(binary["mask"])) <= {0, 1}
+    assert ((multi["mask"] > 0) == (binary["mask"] > 0)).all()
+    for i, (h, w) in enumerate(multi["shape"]):
+        assert multi["valid"][i, :h, :w].all() and not multi["valid"][i, h:, :].any()
+        # truth positions are given where the curve is drawn, NaN over the padding
+        assert np.isfinite(multi["truth"][i, 0, :w]).mean() > 0.5
+        assert np.isnan(multi["truth"][i, :, w:]).all()
