@@ -127,8 +127,8 @@ def run_training(cfg: RunConfig, *, ray_address: str | None = None, verbose: boo
         print(f"[veernet] MLflow run {run_id} ({'resumed' if resumed else 'new'}) at {tracking_uri}")
 
     if not ray.is_initialized():
-        ray.init(address=ray_address or os.environ.get("RAY_ADDRESS") or None,
-                 runtime_env=None, log_to_driver=True, include_dashboard=False)
+        # keep Ray's dashboard: Train V2's placement-group cleaner polls the state API it serves
+        ray.init(address=ray_address or os.environ.get("RAY_ADDRESS") or None, log_to_driver=True)
     import ray.data
 
     # The loop prints one line per epoch; per-operator bars relayed from workers only repeat themselves.

@@ -136,8 +136,8 @@ def run_sweep(cfg: RunConfig, variants: dict[str, dict[str, Any]], *, kind: str,
 
     # ---- Tune
     if not ray.is_initialized():
-        ray.init(address=ray_address or os.environ.get("RAY_ADDRESS") or None, include_dashboard=False,
-                 log_to_driver=True)
+        # keep Ray's dashboard: Train V2's placement-group cleaner polls the state API it serves
+        ray.init(address=ray_address or os.environ.get("RAY_ADDRESS") or None, log_to_driver=True)
     epochs = base.train.epochs
     scheduler = None
     if asha:
