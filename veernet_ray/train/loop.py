@@ -67,6 +67,15 @@ def peak_memory_gb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
 
 
+def say(msg: str) -> None:
+    """One console line from a worker. Ray Train patches `print` to also go through its
+    logger, which shows each line twice on the driver; the process's own stdout, which
+    Ray relays once, avoids that."""
+    import sys
+
+    print(msg, file=sys.__stdout__, flush=True)
+
+
 def world() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
@@ -238,7 +247,7 @@ def train_func(config: dict[str, Any]) -> None:
 
         loaded = model.load_backbone_from(load_payload(tc.init_from)["model"])
         if rank == 0:
-            print(f"[veernet] stage start: loaded {len(loaded)} backbone tensors from {tc.init_from}")
+            say(f"[veernet] stage start: loaded {len(loaded)} backbone tensors from {tc.init_from}")
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     model = ray.train.torch.prepare_model(model)
@@ -261,7 +270,7 @@ def train_func(config: dict[str, Any]) -> None:
         start_epoch = int(state["epoch"]) + 1
         history = list(json.loads(state.get("history", "[]")))
         if rank == 0:
-            print(f"[veernet] resumed from the checkpoint of epoch {start_epoch - 1}")
+            say(f"[veernet] resumed from the checkpoint of epoch {start_epoch - 1}")
 
     schedule = parse_schedule(tc.loss, tc.epochs, tc.loss_params or None)
     tracker = _Tracker(config.get("mlflow"), history) if rank == 0 else None
@@ -292,7 +301,7 @@ def train_func(config: dict[str, Any]) -> None:
                                  checkpoint_dir_name=f"epoch_{epoch:04d}")
                 # MLflow after the checkpoint is safe: a crash in between is healed on resume (_Tracker)
                 tracker.log_epoch(metrics, epoch, overlay_dir)
-                print(f"[veernet] epoch {epoch + 1}/{tc.epochs} " + " ".join(
+                say(f"[veernet] epoch {epoch + 1}/{tc.epochs} " + " ".join(
                     f"{k}={v:.4g}" for k, v in reported.items() if k in _PRINTED))
             else:
                 ray.train.report({}, checkpoint=None)
