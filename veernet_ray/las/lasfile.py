@@ -12,6 +12,7 @@ lasio does the formatting; this module adds what lasio does not check:
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import re
@@ -111,22 +112,34 @@ def write_las(
         value, p_unit, descr = (tuple(entry) + ("", ""))[:3]
         las.params[mnem] = HeaderItem(mnem, _header_text(p_unit), _header_value(value), _header_text(descr))
 
-    las.append_curve("DEPT", depth, unit=unit, descr="Depth")
+    # lasio writes the headers; the ~A block is formatted here in one pass, because
+    # lasio formats it value by value in Python (0.15-0.3 s for a 12,800-row log, the
+    # generator's largest cost). lasio gets one row so it can lay out ~C and ~A.
+    las.append_curve("DEPT", depth[:1], unit=unit, descr="Depth")
     for c, mnem, values in zip(curves, mnemonics, columns):
-        las.append_curve(mnem, values, unit=_header_text(c.unit), descr=_header_text(c.descr))
+        las.append_curve(mnem, values[:1], unit=_header_text(c.unit), descr=_header_text(c.descr))
+    header = io.StringIO()
+    las.write(
+        header,
+        version=2.0,
+        wrap=False,
+        STRT=depth_fmt % depth[0],
+        STOP=depth_fmt % depth[-1],
+        STEP="0" if step == 0.0 else depth_fmt % step,
+        fmt=VALUE_FMT,
+        column_fmt={0: depth_fmt},
+    )
+    text = header.getvalue()
+    cut = text.index("\n", text.index("\n~A")+1) + 1  # keep everything up to the ~A line
+    data = np.column_stack([depth] + [np.where(np.isnan(v), null, v) for v in columns])
+    depth_w = max(len(depth_fmt % depth[0]), len(depth_fmt % depth[-1])) + 4
+    row_fmt = " ".join([f"%{depth_w}{depth_fmt[1:]}"] + [f"%12{VALUE_FMT[1:]}"] * len(columns))
+    body = "\n".join(row_fmt % tuple(r) for r in data.tolist()) + "\n"
 
     with atomic_path(path) as tmp:
         with open(tmp, "w", encoding="ascii", errors="replace", newline="\n") as fh:
-            las.write(
-                fh,
-                version=2.0,
-                wrap=False,
-                STRT=depth_fmt % depth[0],
-                STOP=depth_fmt % depth[-1],
-                STEP="0" if step == 0.0 else depth_fmt % step,
-                fmt=VALUE_FMT,
-                column_fmt={0: depth_fmt},
-            )
+            fh.write(text[:cut])
+            fh.write(body)
 
 
 def read_las_curves(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, np.ndarray], str]:
