@@ -216,3 +216,30 @@ def test_lukewarm_map_is_not_confident():
     res = trace_curves(probs, (1, 2))
     assert res.confidence.max() < 0.2
     assert np.isnan(res.rows).mean() > 0.9
+
+
+def test_two_traces_do_not_ride_the_same_ink():
+    """A confused model puts more curve-2 probability on curve 1's ink than on curve 2's own:
+    curve 2 must not follow curve 1 (ink belongs to one curve); it finds its own line."""
+    h, w = 64, 300
+    probs = np.zeros((3, h, w), np.float32)
+    probs[1, 19:22, :] = 0.6  # curve 1: a 3-px line, mostly class 1 ...
+    probs[2, 19:22, :] = 0.3  # ... with 0.9 of class-2 mass across it
+    probs[2, 45, :] = 0.7  # curve 2's own, thinner line: only 0.7 of class-2 mass
+    probs[0] = 1.0 - probs[1] - probs[2]
+    res = trace_curves(probs, (1, 2))
+    assert np.nanmedian(res.rows[0]) == pytest.approx(20, abs=0.5)
+    assert not (np.abs(res.rows[1] - 20) < 3).sum() > 12  # never shares curve 1's ink for long
+    assert np.nanmedian(res.rows[1]) == pytest.approx(45, abs=0.5)
+
+
+def test_a_crossing_is_not_treated_as_shared_ink():
+    h, w = 64, 400
+    cols = np.arange(w)
+    r1 = 32 + 20 * np.sin(cols / 60)
+    r2 = 32 - 20 * np.sin(cols / 60)  # crosses r1 at a few columns
+    probs = render([r1, r2], h, w)
+    res = trace_curves(probs, (1, 2))
+    ok = np.isfinite(res.rows)
+    assert np.nanmean(np.abs(res.rows[0] - r1)) < 1.0 and np.nanmean(np.abs(res.rows[1] - r2)) < 1.0
+    assert ok.mean() > 0.9

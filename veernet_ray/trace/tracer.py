@@ -46,6 +46,7 @@ P_FLOOR = 0.01
 CENTROID_HALF = 2
 #: candidate rows (local maxima) per column and class in the DP, plus one "absent" state
 N_CANDIDATES = 8
+SHARED_HALF = 2  # rows either side of a trace that count as the same ink
 #: rows per block in the candidate search: at most one candidate per block
 CAND_BLOCK = 8
 #: default threshold below which a column is "not confident" (-> NaN)
@@ -115,7 +116,69 @@ def trace_curves(
     if not 0 <= min_confidence <= 1:
         raise ValueError(f"min_confidence must lie in [0, 1], got {min_confidence!r}")
     max_jump = 0.5 * height if max_jump is None else float(max_jump)
+    args = (jump_penalty, switch_cost, presence, min_confidence, max_gap, max_jump)
+    result = _trace(probs, class_ids, periods, *args)
+    return _resolve_shared_ink(result, probs, class_ids, periods, args)
 
+
+def _resolve_shared_ink(result: "TraceResult", probs: np.ndarray, class_ids: tuple[int, ...],
+                        periods: np.ndarray, args: tuple) -> "TraceResult":
+    """Keep two traces from following the same ink.
+
+    Each class is traced on its own channel, so when a weak model puts some
+    curve-2 probability on curve 1's ink (more than on curve 2's own, fainter,
+    dashed ink), both traces ride the same line. Ink belongs to one curve
+    (CONTRACTS: where curves cross, the top curve owns the pixel), so where two
+    traces share rows for longer than a crossing (> `max_gap` columns), the
+    trace with the lower probability there loses that ink: it is retraced with
+    those rows (+-SHARED_HALF) removed from its channel, and finds its own curve
+    or goes absent (NaN, flagged by QC). Short overlaps, i.e. real crossings,
+    are left alone.
+    """
+    max_gap, height = args[4], result.height
+    for a in range(len(class_ids)):
+        for b in range(a + 1, len(class_ids)):
+            ra, rb = result.rows[a], result.rows[b]
+            near = np.isfinite(ra) & np.isfinite(rb) & (np.abs(ra - rb) <= SHARED_HALF)
+            shared = _long_runs(near, max_gap + 1)
+            if not shared.any():
+                continue
+            cols = np.flatnonzero(shared)
+            ria = np.clip(np.round(ra[cols]).astype(np.int64) % height, 0, height - 1)
+            pa = probs[class_ids[a], ria, cols].mean()
+            pb = probs[class_ids[b], ria, cols].mean()
+            loser = b if pa >= pb else a
+            chan = np.array(probs[class_ids[loser]], dtype=np.float32, copy=True)
+            owner_rows = np.round(result.rows[a if loser == b else b][cols])
+            for d in range(-SHARED_HALF, SHARED_HALF + 1):
+                rr = (owner_rows + d).astype(np.int64) % height
+                chan[rr, cols] = 0.0
+            patched = probs.copy() if probs.dtype == np.float32 else probs.astype(np.float32)
+            patched[class_ids[loser]] = chan
+            redo = _trace(patched, (class_ids[loser],), periods[[loser]], *args)
+            rows_new, conf_new, bridged_new = result.rows.copy(), result.confidence.copy(), result.bridged.copy()
+            rows_new[loser], conf_new[loser], bridged_new[loser] = redo.rows[0], redo.confidence[0], redo.bridged[0]
+            result = TraceResult(rows_new, conf_new, result.class_ids, bridged_new, height)
+    return result
+
+
+def _long_runs(mask: np.ndarray, min_len: int) -> np.ndarray:
+    """The True runs of `mask` that are at least `min_len` long."""
+    out = np.zeros_like(mask)
+    if not mask.any():
+        return out
+    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    for s0, e0 in zip(starts, ends):
+        if e0 - s0 >= min_len:
+            out[s0:e0] = True
+    return out
+
+
+def _trace(probs: np.ndarray, class_ids: tuple[int, ...], periods: np.ndarray, jump_penalty: float,
+           switch_cost: float, presence: float, min_confidence: float, max_gap: int, max_jump: float) -> "TraceResult":
+    """One independent trace per class (the body of `trace_curves`, inputs already checked)."""
+    n_classes, height, width = probs.shape
     k = len(class_ids)
     if k == 0:
         empty = np.zeros((0, width))
