@@ -50,7 +50,6 @@ def run_regime(name, model, images, batches, *, device, amp, channels_last, effe
     """Train over `batches` (lists of image indices); returns throughput figures (warm-up steps excluded)."""
     loss_fn = build_loss(loss_name)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    per_step = max(1, effective_batch // max(len(b) for b in batches))
     accum = accumulation_steps(effective_batch, max(len(b) for b in batches))
     groups = [batches[i : i + accum] for i in range(0, len(batches), accum)]
     shapes = [im.shape for im, _ in images]
@@ -82,7 +81,7 @@ def run_regime(name, model, images, batches, *, device, amp, channels_last, effe
     return {
         "regime": name, "images": n_img, "seconds": seconds, "images_per_s": n_img / max(seconds, 1e-9),
         "mpx_per_s": px / 1e6 / max(seconds, 1e-9), "padding": pad.padding, "peak_gib": peak,
-        "physical_batch": max(len(b) for b in batches), "accumulation": accum, "per_step": per_step,
+        "physical_batch": max(len(b) for b in batches), "accumulation": accum,
     }
 
 

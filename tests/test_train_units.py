@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from veernet_ray.config import ConfigError, RunConfig, load_config
-from veernet_ray.data.buckets import accumulation_steps, batch_padding, epoch_order, plan_batches, plan_padding
+from veernet_ray.data.buckets import accumulation_steps, batch_padding, plan_batches, plan_padding
 from veernet_ray.data.collate import pad_collate, to_tensors
 from veernet_ray.losses import build_loss
 from veernet_ray.model import VeerNet, VeerNetConfig
@@ -100,12 +100,6 @@ def test_batch_padding_by_hand():
     assert stats.real_px == 30 * 60 + 64 * 64
     assert stats.rounded_px == 32 * 64 + 64 * 64
     assert stats.padding == pytest.approx(1 - (1800 + 4096) / 8192)
-
-
-def test_epoch_order_is_seeded_and_changes_per_epoch():
-    assert epoch_order(50, seed=1, epoch=0) == epoch_order(50, seed=1, epoch=0)
-    assert epoch_order(50, seed=1, epoch=0) != epoch_order(50, seed=1, epoch=1)
-    assert sorted(epoch_order(50, 1, 3)) == list(range(50))
 
 
 def test_accumulation_steps():

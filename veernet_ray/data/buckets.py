@@ -84,7 +84,8 @@ def plan_batches(
     micro-batch honours the target, and batches only shrink where widths are
     sparse. bucketed=False: a seeded random grouping (the naive regime the
     benchmark compares against).
-    The result is deterministic; the per-epoch order comes from `epoch_order`.
+    The result is deterministic; training reshuffles the batch order every epoch with a
+    seeded local shuffle buffer on each worker (`train.loop._rows`).
     """
     if physical_batch < 1:
         raise ValueError(f"physical_batch must be at least 1, got {physical_batch}")
@@ -112,11 +113,6 @@ def plan_batches(
             current = candidate
         batches.append(current)
     return batches
-
-
-def epoch_order(n_batches: int, seed: int, epoch: int) -> list[int]:
-    """The order micro-batches are visited in `epoch`: a fresh permutation per epoch from the seed."""
-    return np.random.default_rng([seed, epoch]).permutation(n_batches).tolist()
 
 
 def accumulation_steps(effective_batch: int, physical_batch: int, num_workers: int = 1) -> int:

@@ -314,11 +314,10 @@ def write_overlay(path: Path, row: dict[str, Any], probs: np.ndarray, trace) -> 
     import cv2
 
     image = to_canonical_image(read_image(row["path"]), row["orientation"])
-    rgb = np.repeat(image[..., None], 3, axis=2)
-    labels = probs.argmax(0)
-    colours = {1: (0, 0, 230), 2: (230, 60, 0)}  # BGR
-    for cid, colour in colours.items():
-        rgb[labels == cid] = (np.asarray(colour) * 0.5 + 127).astype(np.uint8)
+    from veernet_ray.synth.preview import COLOURS, overlay
+
+    rgb = overlay(image, probs.argmax(0), alpha=0.5)
+    colours = COLOURS
     cols = np.arange(image.shape[1])
     for k, cid in enumerate(trace.class_ids):
         r = trace.rows[k]

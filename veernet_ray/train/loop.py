@@ -199,13 +199,10 @@ def write_overlay(path: Path, image: np.ndarray, pred: np.ndarray, truth: np.nda
     """Truth (top) and prediction (bottom) on the raster: curve 1 red, curve 2 blue."""
     import cv2
 
-    def paint(labels: np.ndarray) -> np.ndarray:
-        rgb = np.repeat(image[..., None], 3, axis=2).copy()
-        rgb[labels == 1] = (0, 0, 230)  # BGR: red
-        rgb[labels == 2] = (230, 60, 0)  # BGR: blue
-        return rgb
+    from veernet_ray.synth.preview import overlay
 
-    sheet = np.concatenate([paint(truth), np.full((6, image.shape[1], 3), 128, np.uint8), paint(pred)], axis=0)
+    gap = np.full((6, image.shape[1], 3), 128, np.uint8)
+    sheet = np.concatenate([overlay(image, truth), gap, overlay(image, pred)], axis=0)
     path.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(path), sheet)
 
@@ -305,8 +302,6 @@ def train_func(config: dict[str, Any]) -> None:
                     f"{k}={v:.4g}" for k, v in reported.items() if k in _PRINTED))
             else:
                 ray.train.report({}, checkpoint=None)
-    if tracker:
-        tracker.close()
 
 
 _PRINTED = ("train_loss", "val_miou_fg", "val_iou_1", "val_iou_2", "val_curve_r2_median", "val_curve_mae", "images_per_s")
@@ -360,5 +355,3 @@ class _Tracker:
         if overlay_dir is not None and overlay_dir.exists():
             self.client.log_artifacts(self.run_id, str(overlay_dir), f"overlays/epoch_{epoch:04d}")
 
-    def close(self) -> None:
-        pass
