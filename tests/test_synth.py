@@ -117,7 +117,7 @@ def test_mask_sidecar_truth_agree_in_memory():
     style = NO_SKEW.replace(p_wrap=0.5, p_cross=0.7)
     total = 0
     cfg = SynthConfig(width=(500, 800), height=(64, 80), style=style)
-    for i in range(12):
+    for i in range(24):  # spectral curves wiggle: fewer flat columns per scan than blocky ones had
         s = render_sample(21, i, cfg)
         widths = [int(s.meta["curve1_style"].split(":")[1]), int(s.meta["curve2_style"].split(":")[1])]
         total += _check_agreement(s.image, s.mask, s.sidecar, s.values, widths)
@@ -143,8 +143,8 @@ def test_files_agree_with_each_other(tmp_path):
         assert unit.upper() == sc.depth.unit
         np.testing.assert_allclose(depth, sc.depth.depth_at(np.arange(row.width)), atol=1e-4)
         vals = [curves[ax.mnemonic] for ax in sc.curves]
-        widths = [int(row.curve2_style.split(":")[1])] * 2  # curve 1 width is not in the manifest; <= 4
-        _check_agreement(image, mask, sc, vals, [4, widths[1]])
+        widths = [int(row.curve2_style.split(":")[1])] * 2  # curve 1 width is not in the manifest; <= 6
+        _check_agreement(image, mask, sc, vals, [6, widths[1]])
         assert sc.extra["skew_deg"] == 0.0 and sc.extra["curve_on_top"] in (1, 2)
 
 
@@ -166,7 +166,8 @@ def test_curve_styles_are_distinguishable():
         s = render_sample(9, i, tiny())
         p2, w2 = s.meta["curve2_style"].split(":")
         w1 = int(s.meta["curve1_style"].split(":")[1])
-        assert p2 != "solid" and 1 <= w1 <= 4 and 1 <= int(w2) <= 4
+        assert p2 != "solid" and 1 <= w1 <= 6 and 1 <= int(w2) <= 4
+        assert p2 != "dash_dot_dot"  # held out of every training style
         if p2 == "solid_thin":
             assert int(w2) < w1
 
@@ -270,3 +271,55 @@ def test_bench_smoke(capsys):
     spec.loader.exec_module(mod)
     assert mod.main(["--smoke-test"]) == 0
     assert "img/s/core" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- realism and held-out styles
+def test_spectral_signal_is_not_a_square_wave():
+    from veernet_ray.synth.signals import spectral_signal, stochastic_signal
+
+    rng = np.random.default_rng(5)
+    x = spectral_signal(rng, 4000)
+    assert x.shape == (4000,) and np.isfinite(x).all()
+    d = np.abs(np.diff(x))
+    # a blocky signal is flat almost everywhere; a log wiggles in most columns
+    assert np.mean(d < 1e-6) < 0.5
+    spec = np.abs(np.fft.rfft(x - x.mean())) ** 2
+    assert spec[1:40].mean() > 20 * spec[-1000:].mean()  # power falls with frequency
+    a = stochastic_signal(np.random.default_rng(1), 500)
+    b = stochastic_signal(np.random.default_rng(1), 500)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_scan_effects_all_on_keep_mask_and_truth_in_step():
+    style = NO_SKEW.replace(p_bitonal=1.0, p_speckle=1.0, p_halftone=1.0, p_blotch=1.0, p_fold=1.0,
+                            p_formation_tops=1.0, p_header_splice=1.0, p_low_contrast=0.0, p_wrap=0.0)
+    cfg = SynthConfig(width=(900, 1200), height=(96, 128), style=style)
+    for i in range(4):
+        s = render_sample(31, i, cfg)
+        assert set(np.unique(s.image)) <= {0, 255}, "a bitonal scan holds two levels"
+        assert s.meta["header_splice"]
+        # mask pixels are ink: on a 1-bit scan almost all of them are black
+        ink = s.image[s.mask > 0]
+        assert ink.size and np.mean(ink == 0) > 0.8
+        widths = [int(s.meta["curve1_style"].split(":")[1]), int(s.meta["curve2_style"].split(":")[1])]
+        _check_agreement(s.image, s.mask, s.sidecar, s.values, widths)
+
+
+def test_style_families_hold_out_pattern_and_wells(tmp_path):
+    import pandas as pd
+
+    from veernet_ray.synth.styles import HELDOUT_LAS, STYLE_FAMILIES, style_family
+
+    assert all("dash_dot_dot" not in STYLE_FAMILIES["train"].curve2_patterns for _ in [0])
+    for name, st in STYLE_FAMILIES.items():
+        if name.startswith("heldout"):
+            assert st.curve2_patterns == ("dash_dot_dot",)
+    with pytest.raises(KeyError, match="valid"):
+        style_family("nope")
+    tr = pd.read_parquet(generate_dataset(tmp_path / "t", n=6, seed=3, las_dir=LAS_DIR, source="las",
+                                          progress=False, **TINY))
+    ho = pd.read_parquet(generate_dataset(tmp_path / "h", n=4, seed=3, las_dir=LAS_DIR, source="las",
+                                          style_family="heldout-faded", progress=False, **TINY))
+    assert not set(tr.source) & set(HELDOUT_LAS)
+    assert set(ho.source) - {"synthetic"} <= set(HELDOUT_LAS) and (ho.source != "synthetic").any()
+    assert set(ho["style"]) == {"heldout-faded"} and ho.curve2_style.str.startswith("dash_dot_dot").all()

@@ -89,6 +89,9 @@ class ScaleConfig:
     num_workers: int = 1
     use_gpu: bool = False
     cpus_per_worker: float = 0.5  # fractional so Ray Data decode tasks still schedule on 2 cores
+    # torch threads per CPU worker; None = the worker's whole CPUs (at least 1). Ray Data budgets
+    # decode tasks from the CPUs Train does not reserve, so a 2-core laptop reserves 1 and runs 2.
+    torch_threads: int | None = None
     gpus_per_worker: float = 1.0
     gpu_memory_gb: float | None = None  # enforce a smaller card's memory ceiling on a bigger one (tiers)
     max_failures: int = 2
@@ -100,6 +103,8 @@ class ScaleConfig:
             raise ConfigError(f"scale.num_workers must be at least 1, got {self.num_workers}")
         if self.cpus_per_worker <= 0:
             raise ConfigError("scale.cpus_per_worker must be positive (fractions such as 0.5 are fine)")
+        if self.torch_threads is not None and self.torch_threads < 1:
+            raise ConfigError(f"scale.torch_threads must be at least 1 (or null), got {self.torch_threads}")
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,12 @@ from typing import Any
 import numpy as np
 
 from veernet_ray.infer.listing import STATE_DIR, Item, Listing, error_row, list_inputs, qc_record_path
+from veernet_ray.weights import SHIPPED as SHIPPED_WEIGHTS
 
-SHIPPED_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "veernet.pt"
-QC_COLUMNS = ["scan_id", "curve", "class_id", "coverage", "mean_confidence", "flagged", "reason", "path", "las"]
+#: qc_* are the signals of trace.qc (class margin, shared ink, ink support, grid share, jumps, spread)
+QC_SIGNALS = ["qc_margin", "qc_shared", "qc_ink", "qc_grid", "qc_jumps", "qc_spread"]
+QC_COLUMNS = ["scan_id", "curve", "class_id", "coverage", "mean_confidence", *QC_SIGNALS, "flagged", "reason",
+              "path", "las"]
 ERROR_COLUMNS = ["path", "id", "kind", "message", "stage", "status"]
 
 
@@ -356,7 +359,7 @@ def _read(path: Path, columns: list[str]):
 def _typed(df, columns: list[str]):
     df = df[columns].reset_index(drop=True)
     for c in columns:
-        if c in ("coverage", "mean_confidence"):
+        if c in ("coverage", "mean_confidence", *QC_SIGNALS):
             df[c] = df[c].astype("float64")
         elif c == "class_id":
             df[c] = df[c].astype("int64")

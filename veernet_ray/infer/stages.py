@@ -268,6 +268,7 @@ def write_row(row: dict[str, Any], *, provenance: dict[str, Any], output: str, m
     from veernet_ray.infer.listing import qc_record_path
     from veernet_ray.las.export import build_output, qc_rows, write_digitised_las
     from veernet_ray.trace import trace_curves
+    from veernet_ray.trace.qc import curve_signals
 
     t0 = time.perf_counter()
     out = {k: row[k] for k in ("id", "path", "las_out", "status", "kind", "message", "stage", "n_forward",
@@ -291,7 +292,12 @@ def write_row(row: dict[str, Any], *, provenance: dict[str, Any], output: str, m
         trace = trace_curves(probs, class_ids, wrap_px=wrap)
         log = build_output(trace, image_shape=(h, w), sidecar=sidecar)
         write_digitised_las(row["las_out"], log, provenance)
-        qc = qc_rows(row["id"], log, min_coverage=min_coverage, min_mean_conf=min_confidence)
+        # QC's second opinion reads the scan's own ink (the model stage does not carry pixels on)
+        image = to_canonical_image(read_image(row["path"]), row["orientation"])
+        signals = curve_signals(trace.rows, trace.confidence, trace.class_ids, probs, image, wrap)
+        order = [trace.class_ids.index(c.class_id) for c in log.curves]
+        qc = qc_rows(row["id"], log, min_coverage=min_coverage, min_mean_conf=min_confidence,
+                     signals=[signals[i] for i in order])
         for q in qc:
             q.update(path=row["path"], las=row["las_out"])
         # the QC record after the LAS: its presence means "this scan is complete" on a re-run

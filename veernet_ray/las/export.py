@@ -128,22 +128,29 @@ def write_digitised_las(path: str | os.PathLike, log: DigitisedLog, provenance: 
     write_las(path, log.depth, las_curves, depth_unit=log.depth_unit, params=params)
 
 
-def qc_rows(scan_id: str, log: DigitisedLog, *, min_coverage: float = 0.6, min_mean_conf: float = 0.5) -> list[dict]:
-    """One QC row per curve: coverage, mean confidence over covered points, flagged, reason."""
+def qc_rows(scan_id: str, log: DigitisedLog, *, min_coverage: float = 0.6, min_mean_conf: float = 0.5,
+            signals: list[dict[str, float]] | None = None, thresholds=None) -> list[dict]:
+    """One QC row per curve: coverage, mean confidence over covered points, the other QC signals, flagged, reason.
+
+    signals: per curve (in `log.curves` order) from `trace.qc.curve_signals`; coverage and
+    confidence are measured here on the written depth grid. thresholds: a `trace.qc.QCThresholds`
+    (default: its defaults with the given min_coverage and min_mean_conf).
+    """
+    from veernet_ray.trace.qc import QCThresholds, judge
+
+    t = thresholds or QCThresholds(min_coverage=min_coverage, min_confidence=min_mean_conf)
     out = []
-    for c in log.curves:
+    for i, c in enumerate(log.curves):
         have = np.isfinite(c.values)
         coverage = float(have.mean()) if have.size else 0.0
         mean_conf = float(np.mean(c.confidence[have])) if have.any() else 0.0
-        reasons = []
-        if not have.any():
-            reasons.append("no curve found")
-        elif coverage < min_coverage:
-            reasons.append(f"low coverage {coverage:.2f} < {min_coverage:.2f}")
-        if have.any() and mean_conf < min_mean_conf:
-            reasons.append(f"low confidence {mean_conf:.2f} < {min_mean_conf:.2f}")
+        sig = dict(signals[i]) if signals is not None else {}
+        sig.update(coverage=coverage, confidence=mean_conf)
+        flagged, reason = judge(sig, t)
+        reasons = [reason] if reason else []
         if not log.calibrated:
             reasons.append("uncalibrated")
+        extra = {f"qc_{k}": float(v) for k, v in sig.items() if k not in ("coverage", "confidence")}
         out.append(
             {
                 "scan_id": scan_id,
@@ -151,6 +158,7 @@ def qc_rows(scan_id: str, log: DigitisedLog, *, min_coverage: float = 0.6, min_m
                 "class_id": c.class_id,
                 "coverage": coverage,
                 "mean_confidence": mean_conf,
+                **extra,
                 "flagged": bool(reasons),
                 "reason": "; ".join(reasons),
             }

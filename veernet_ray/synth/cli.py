@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from veernet_ray.synth.styles import PRESETS, SOURCES, parse_range
+from veernet_ray.synth.styles import PRESETS, SOURCES, STYLE_FAMILIES, parse_range
 
 
 def build_parser(prog: str = "veernet synth") -> argparse.ArgumentParser:
@@ -36,6 +36,9 @@ def build_parser(prog: str = "veernet synth") -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset in OUT")
     p.add_argument("--style", default=None, metavar="JSON",
                    help='ScanStyle overrides as JSON, e.g. \'{"p_skew": 0, "p_wrap": 0.5}\'')
+    p.add_argument("--family", choices=sorted(STYLE_FAMILIES), default="train",
+                   help="style family: 'train' for training data; 'heldout-*' draw styles and wells training "
+                   "never sees (leave-style-out evaluation); --style overrides apply on top")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -50,12 +53,19 @@ def run(args: argparse.Namespace) -> int:
         split = tuple(float(x) for x in args.split.split(","))
     except ValueError:
         raise SynthConfigError(f"--split must be TRAIN,VAL,TEST numbers, got {args.split!r}") from None
+    import dataclasses
+
+    from veernet_ray.synth.styles import style_family
+
     style = None
     if args.style:
         try:
-            style = ScanStyle.from_dict(json.loads(args.style))
+            changes = json.loads(args.style)
         except json.JSONDecodeError as exc:
             raise SynthConfigError(f"--style is not valid JSON ({exc.msg})") from None
+        if not isinstance(changes, dict):
+            raise SynthConfigError("--style must be a JSON object of ScanStyle fields")
+        style = ScanStyle.from_dict({**dataclasses.asdict(style_family(args.family)), **changes})
     manifest = generate_dataset(
         args.out,
         n=args.n,
@@ -70,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
         preview=args.preview,
         overwrite=args.overwrite,
         style=style,
+        style_family=args.family,
         ray_address=args.ray_address,
         progress=not args.quiet,
     )

@@ -44,7 +44,7 @@ def sample_id(seed: int, index: int) -> str:
     return f"s{seed}_{index:06d}"
 
 
-def write_sample(sample: Sample, root: Path, sid: str) -> dict[str, Any]:
+def write_sample(sample: Sample, root: Path, sid: str, style_family: str = "train") -> dict[str, Any]:
     """Write the four files of one sample under root/<shard>/ and return its manifest row."""
     from veernet_ray.io import write_tiff
     from veernet_ray.las.lasfile import LasCurve, write_las
@@ -86,15 +86,18 @@ def write_sample(sample: Sample, root: Path, sid: str) -> dict[str, Any]:
         "wrap": m["wrap"],
         "crossing": m["crossing"],
         "skew_deg": m["skew_deg"],
+        "style": style_family,
     }
 
 
-def render_and_write(root: str, seed: int, indices: Sequence[int], config: SynthConfig, pool) -> list[dict]:
+def render_and_write(
+    root: str, seed: int, indices: Sequence[int], config: SynthConfig, pool, style_family: str = "train"
+) -> list[dict]:
     """Render and write a chunk of samples (the unit of work of one Ray task)."""
     rows = []
     for i in indices:
         s = render_sample(seed, int(i), config, pool)
-        rows.append(write_sample(s, Path(root), sample_id(seed, int(i))))
+        rows.append(write_sample(s, Path(root), sample_id(seed, int(i)), style_family))
     return rows
 
 
@@ -134,6 +137,7 @@ def generate_dataset(
     preview: int = 0,
     overwrite: bool = False,
     style: ScanStyle | None = None,
+    style_family: str = "train",
     ray_address: str | None = None,
     progress: bool = True,
 ) -> Path:
@@ -154,22 +158,34 @@ def generate_dataset(
     source = source or ("mixed" if las_dir else "stochastic")
     if source in ("las", "mixed") and not las_dir:
         raise SynthConfigError(f"source {source!r} needs --las-dir (a folder of .las files)")
-    config = SynthConfig.from_preset(preset, width=width, height=height, source=source, style=style)
+    from veernet_ray.synth.styles import HELDOUT_LAS
+    from veernet_ray.synth.styles import style_family as family_style
+
+    try:
+        family = family_style(style_family)
+    except KeyError as exc:
+        raise SynthConfigError(str(exc.args[0])) from None
+    config = SynthConfig.from_preset(preset, width=width, height=height, source=source, style=style or family)
 
     pool = None
     las_files: list = []
     if las_dir and source != "stochastic":
         from veernet_ray.synth.las_source import load_las_pool
 
-        pool = load_las_pool(las_dir)
+        # held-out families draw only the held-out wells; every other family never does
+        heldout = style_family.startswith("heldout")
+        sel = {"include": HELDOUT_LAS} if heldout else {"exclude": HELDOUT_LAS}
+        pool = load_las_pool(las_dir, **sel)
         las_files = [
-            [p.name, p.stat().st_size] for p in sorted(Path(las_dir).iterdir()) if p.suffix.lower() == ".las"
+            [p.name, p.stat().st_size] for p in sorted(Path(las_dir).iterdir())
+            if p.suffix.lower() == ".las" and ((p.name in HELDOUT_LAS) == heldout)
         ]
     params = {
         "format": FORMAT_VERSION,
         "n": int(n),
         "seed": int(seed),
         "preset": preset,
+        "style_family": style_family,
         "split": list(split),
         "las_files": las_files,
         "config": json.loads(json.dumps(config.to_dict())),
@@ -202,7 +218,7 @@ def generate_dataset(
         shutil.rmtree(tmp)
     tmp.mkdir()  # raises PermissionError (an OSError) for an unwritable parent
     try:
-        rows = _run(tmp, n, seed, config, pool, workers, ray_address, progress)
+        rows = _run(tmp, n, seed, config, pool, workers, ray_address, progress, style_family)
         import pandas as pd
 
         from veernet_ray.data.manifest import write_manifest
@@ -247,7 +263,10 @@ def _write_preview(root: Path, rows: list[dict]) -> None:
     write_preview(root / "preview.png", items)
 
 
-def _run(tmp: Path, n: int, seed: int, config: SynthConfig, pool, workers: int, address: str | None, progress: bool) -> list[dict]:
+def _run(
+    tmp: Path, n: int, seed: int, config: SynthConfig, pool, workers: int, address: str | None, progress: bool,
+    family: str = "train",
+) -> list[dict]:
     from tqdm import tqdm
 
     bar = tqdm(total=n, desc="veernet synth", unit="img", disable=not progress, file=sys.stderr)
@@ -255,15 +274,17 @@ def _run(tmp: Path, n: int, seed: int, config: SynthConfig, pool, workers: int, 
         if workers == 1 and address is None:
             rows = []
             for i in range(n):
-                rows += render_and_write(str(tmp), seed, [i], config, pool)
+                rows += render_and_write(str(tmp), seed, [i], config, pool, family)
                 bar.update(1)
             return rows
-        return _run_ray(tmp, n, seed, config, pool, workers, address, bar)
+        return _run_ray(tmp, n, seed, config, pool, workers, address, bar, family)
     finally:
         bar.close()
 
 
-def _run_ray(tmp: Path, n: int, seed: int, config: SynthConfig, pool, workers: int, address: str | None, bar) -> list[dict]:
+def _run_ray(
+    tmp: Path, n: int, seed: int, config: SynthConfig, pool, workers: int, address: str | None, bar, family: str = "train"
+) -> list[dict]:
     import ray
 
     started = False
@@ -282,7 +303,7 @@ def _run_ray(tmp: Path, n: int, seed: int, config: SynthConfig, pool, workers: i
         pending = {}
         for a in range(0, n, chunk):
             idx = list(range(a, min(n, a + chunk)))
-            pending[task.remote(str(tmp), seed, idx, config, pool_ref)] = len(idx)
+            pending[task.remote(str(tmp), seed, idx, config, pool_ref, family)] = len(idx)
         rows: list[dict] = []
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)

@@ -58,11 +58,17 @@ class LasPool:
         return len(self.files)
 
 
-def load_las_pool(folder: str | os.PathLike) -> LasPool:
+def load_las_pool(
+    folder: str | os.PathLike, *, include: tuple[str, ...] | None = None, exclude: tuple[str, ...] = ()
+) -> LasPool:
+    """Usable curves of the *.las files in `folder` (only `include` when given; never `exclude`)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise LasSourceError(f"--las-dir {folder}: not a folder")
-    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".las" and p.is_file())
+    paths = sorted(
+        p for p in folder.iterdir()
+        if p.suffix.lower() == ".las" and p.is_file() and p.name not in exclude and (include is None or p.name in include)
+    )
     if not paths:
         raise LasSourceError(f"--las-dir {folder}: no *.las files there")
     files, reasons = [], []

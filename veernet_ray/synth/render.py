@@ -25,7 +25,7 @@ import numpy as np
 from veernet_ray.las.sidecar import CurveAxis, DepthAxis, Sidecar, Wrap
 from veernet_ray.synth import scan
 from veernet_ray.synth.las_source import LasPool, RealCurve, pick_window, sample_at
-from veernet_ray.synth.signals import CURVE_KINDS, CurveKind, log_signal, pick_kinds, to_band
+from veernet_ray.synth.signals import CURVE_KINDS, CurveKind, pick_kinds, stochastic_signal, to_band
 from veernet_ray.synth.styles import ScanStyle, SynthConfig, uniform
 
 SHIFT = 4  # cv2 fixed-point bits: sub-pixel vertex positions (1/16 px)
@@ -149,6 +149,8 @@ def render_sample(
     # ---- curve layers
     layers, cores, fades, inks, wraps, rows_wrapped = [], [], [], [], [], []
     styles_meta = _curve_styles(rng, style)
+    bitonal = rng.random() < style.p_bitonal
+    splice = _splice(rng, w, h, style)  # (x0, x1) of a spliced header block, where no curve is drawn
     for c in curves:
         rows = c.axis.row_at(c.values)
         k = np.where((rows >= t0) & (rows <= t1), 0.0, np.floor((rows - t0) / period))
@@ -161,6 +163,8 @@ def render_sample(
         wrapped = rows - k * period
         pattern, width = styles_meta[c.class_id - 1]
         drawn = np.isfinite(rows) & _gap_mask(rng, w, style, size)
+        if splice is not None:
+            drawn[splice[0] : splice[1]] = False
         on = drawn & _dash_mask(rng, wrapped, pattern, width, size)
         layer, core = _draw_curve(h, w, wrapped, k, on, width, period)
         has_wrap = bool(np.any(k[on] != 0))
@@ -173,7 +177,8 @@ def render_sample(
         layers.append(layer)
         cores.append(core)
         fades.append(_fade(rng, w, style, size))
-        inks.append(uniform(rng, style.curve_ink))
+        # a 1-bit scan keeps only ink dark enough to survive the threshold
+        inks.append(max(uniform(rng, style.curve_ink), 0.85) if bitonal else uniform(rng, style.curve_ink))
         rows_wrapped.append(np.where(on, wrapped, np.nan))
 
     # ---- mask: the top curve owns the pixels where both have ink
@@ -186,7 +191,7 @@ def render_sample(
     # ---- paper, grid, text, composite
     img = scan.paper(rng, h, w, style)
     grid = _grid_layer(rng, h, w, t0, t1, depth, pitch, curves, style, size)
-    text = _text_layer(rng, h, w, t0, t1, depth, pitch, curves, style, size, dunit)
+    text = _text_layer(rng, h, w, t0, t1, depth, pitch, curves, style, size, dunit, splice)
     if grid is not None:
         img *= 1.0 - grid.astype(np.float32) * np.float32(uniform(rng, style.grid_ink) / 255.0)
     if text is not None:
@@ -197,7 +202,7 @@ def render_sample(
             a *= fades[cid - 1][None, :]
         img *= 1.0 - a
     img *= 255.0
-    image, photo = scan.photometric(rng, img, style, size)
+    image, photo = scan.photometric(rng, img, style, size, bitonal=bitonal)
     image, mask, skew_deg = scan.skew(rng, image, mask, style)
     border = scan.scan_border(rng, image, mask, style)
 
@@ -223,6 +228,7 @@ def render_sample(
         "crossing": bool(crossing),
         "skew_deg": skew_deg,
         "scan_border": bool(border),
+        "header_splice": splice is not None,
         **{k: v for k, v in photo.items()},
     }
     return Sample(
@@ -257,7 +263,7 @@ def _stochastic_curve(rng, cid: int, kind: CurveKind, w: int, band, track, size:
     t0, t1 = track
     left, right = kind.scales[int(rng.integers(len(kind.scales)))]
     axis = _axis(cid, kind.mnemonic, kind.unit, kind.scale, left, right, t0, t1)
-    u = to_band(log_signal(rng, w, size), *band)
+    u = to_band(stochastic_signal(rng, w, size), *band)
     rows = t1 - u * (t1 - t0)
     values = axis.value_at(rows)
     return _Curve(cid, axis, values, "synthetic", u)
@@ -349,6 +355,12 @@ def _dash_mask(rng, rows: np.ndarray, pattern: str, width: int, size: float) -> 
         cycle = [rng.uniform(20, 60) * s + width, rng.uniform(6, 16) * s + width]
     elif pattern == "dotted":
         cycle = [rng.uniform(0.5, 2.0) + width, rng.uniform(2.0, 6.0) * s + width]
+    elif pattern == "short_stroke":  # backup traces drawn as short strokes
+        cycle = [rng.uniform(2.0, 5.0) * s + width, rng.uniform(2.0, 5.0) * s + width]
+    elif pattern == "dash_dot_dot":  # held-out family only (styles.TRAIN_CURVE2_PATTERNS)
+        gap = rng.uniform(3, 7) * s + width
+        dot = rng.uniform(0.5, 2.0) + width
+        cycle = [rng.uniform(12, 30) * s + width, gap, dot, gap, dot, gap]
     else:  # dash_dot
         gap = rng.uniform(3, 8) * s + width
         cycle = [rng.uniform(10, 30) * s + width, gap, rng.uniform(0.5, 2.0) + width, gap]
@@ -369,6 +381,15 @@ def _gap_mask(rng, w: int, style: ScanStyle, size: float) -> np.ndarray:
             a = int(rng.integers(0, w))
             ok[a : a + int(rng.uniform(3, 40) * max(size, 0.4))] = False
     return ok
+
+
+def _splice(rng, w: int, h: int, style: ScanStyle) -> tuple[int, int] | None:
+    """Column range of a header block spliced into the strip (no curve there), or None."""
+    if rng.random() >= style.p_header_splice or w < 4 * h:
+        return None
+    span = int(h * rng.uniform(0.4, 1.2))
+    x0 = int(rng.integers(w // 8, max(w // 8 + 1, w - span - w // 8)))
+    return x0, x0 + span
 
 
 def _fade(rng, w: int, style: ScanStyle, size: float) -> np.ndarray | None:
@@ -505,13 +526,42 @@ def _paste(layer: np.ndarray, patch: np.ndarray, y: int, x: int) -> None:
     np.maximum(layer[y0:y1, x0:x1], sub, out=layer[y0:y1, x0:x1])
 
 
-def _text_layer(rng, h, w, t0, t1, depth, pitch, curves, style: ScanStyle, size: float, dunit: str):
+def _text_layer(rng, h, w, t0, t1, depth, pitch, curves, style: ScanStyle, size: float, dunit: str, splice=None):
     layer = np.zeros((h, w), np.uint8)
     drew = False
     font = int(FONTS[int(rng.integers(len(FONTS)))]) | (cv2.FONT_ITALIC if rng.random() < 0.15 else 0)
     thick = 1 if size < 0.6 or rng.random() < 0.6 else 2
     px = max(6.0, rng.uniform(10, 26) * size * rng.uniform(0.8, 1.6))
     rotated = rng.random() < 0.6  # portrait text turned with the log reads bottom-to-top
+    if splice is not None:
+        # a repeated header spliced in: lines of text across the whole height, a rule on each side
+        drew = True
+        x0, x1 = splice
+        layer[:, x0 : x0 + 2] = 255
+        layer[:, max(x0, x1 - 2) : x1] = 255
+        x = x0 + 6
+        while x < x1 - px:
+            words = [COMPANIES[int(rng.integers(len(COMPANIES)))], ANNOTATIONS[int(rng.integers(len(ANNOTATIONS)))]]
+            patch = np.ascontiguousarray(np.rot90(_text_patch(rng, "  ".join(words), px * rng.uniform(0.6, 1.1), font, thick), 1))
+            _paste(layer, patch, int(rng.integers(0, max(1, h - patch.shape[0]))), x)
+            x += patch.shape[1] + int(px * 0.4)
+    if rng.random() < style.p_formation_tops:
+        # formation tops: a line across the track at a depth and a (often handwritten) name beside it
+        drew = True
+        hand = cv2.FONT_HERSHEY_SCRIPT_SIMPLEX if rng.random() < 0.6 else font
+        for _ in range(int(rng.integers(1, 3 + w // 4000))):
+            x = int(rng.integers(0, w))
+            if rng.random() < 0.5:
+                on = (np.arange(h) % int(rng.integers(4, 12))) < 3
+                layer[on, x] = 255
+            else:
+                layer[:, x] = 255
+            name = str(rng.choice(["TOP", "BASE", "FM", ""])) + " " + str(rng.choice(
+                ["MISS LIME", "VIOLA", "ARBUCKLE", "KINDERHOOK", "CHESTER", "WOLFCAMP", "PENN", "SHALE", "SAND A"]))
+            patch = _text_patch(rng, name.strip(), px * rng.uniform(0.7, 1.3), hand, thick)
+            if rng.random() < 0.7:
+                patch = np.ascontiguousarray(np.rot90(patch, 1))
+            _paste(layer, patch, int(rng.integers(t0, max(t0 + 1, t1 - patch.shape[0]))), x + 3)
     if rng.random() < style.p_depth_numbers:
         drew = True
         interval = _nice(rng.uniform(150, 600) * max(size, 0.3) * pitch)

@@ -116,3 +116,55 @@ def to_band(x: np.ndarray, b0: float, b1: float) -> np.ndarray:
     if hi - lo < 1e-12:
         return np.full_like(x, 0.5 * (b0 + b1))
     return b0 + (b1 - b0) * (x - lo) / (hi - lo)
+
+
+def spectral_signal(rng: np.random.Generator, n: int, size_factor: float = 1.0) -> np.ndarray:
+    """A log-like signal with a power-law spectrum, regime changes, shale baselines and spikes.
+
+    Real logs are neither white noise nor square waves: their spectrum falls off
+    roughly as 1 / f**beta (beta 1.2-2.4: fast wiggles on slow trends), the mean
+    level jumps at formation boundaries, shales sit on a flat baseline, and a
+    few single-sample spikes stand out (what a grid line looks like to a naive
+    tracer). Built in the frequency domain, so it costs one FFT.
+    """
+    f = max(size_factor, 0.2)
+    beta = rng.uniform(1.2, 2.4)
+    freqs = np.fft.rfftfreq(n)
+    amp = np.zeros_like(freqs)
+    amp[1:] = freqs[1:] ** (-beta / 2)
+    # pen and tool resolution: nothing finer than ~1-3 px survives on paper
+    amp *= np.exp(-((freqs * rng.uniform(1.0, 4.0) * f) ** 2))
+    phase = rng.uniform(0, 2 * np.pi, freqs.size)
+    x = np.fft.irfft(amp * np.exp(1j * phase), n=n)
+    x = (x - x.mean()) / (x.std() + 1e-12)
+    # regime changes: piecewise level shifts at formation boundaries
+    n_reg = rng.poisson(rng.uniform(0.5, 4.0) * max(n / 3000, 0.3))
+    if n_reg:
+        bounds = np.sort(rng.integers(0, n, n_reg))
+        levels = np.concatenate([[0.0], np.cumsum(rng.normal(0, rng.uniform(0.5, 2.0), n_reg))])
+        x = x + smooth1d(levels[np.searchsorted(bounds, np.arange(n), side="right")], rng.uniform(1, 6) * f)
+    # flat shale baselines: clip one side to a level with a little noise
+    if rng.random() < 0.4:
+        base = np.percentile(x, rng.uniform(20, 50))
+        side = 1 if rng.random() < 0.5 else -1
+        x = np.where(side * (x - base) > 0, base + side * np.abs(rng.normal(0, 0.05, n)), x)
+    # single-sample and very narrow spikes
+    for _ in range(rng.poisson(rng.uniform(0, 6) * n / 4000 + 0.2)):
+        c = int(rng.integers(0, n))
+        wdt = rng.uniform(0.5, 2.0) * f
+        a = rng.choice([-1, 1]) * rng.uniform(1.0, 3.0)
+        lo, hi = max(0, int(c - 4 * wdt) - 1), min(n, int(c + 4 * wdt) + 2)
+        x[lo:hi] += a * np.exp(-0.5 * ((np.arange(lo, hi) - c) / wdt) ** 2)
+    return x
+
+
+#: Stochastic signal families (one registry): name -> (generator, share of draws).
+SIGNALS = {"spectral": (spectral_signal, 0.65), "layered": (log_signal, 0.35)}
+
+
+def stochastic_signal(rng: np.random.Generator, n: int, size_factor: float = 1.0) -> np.ndarray:
+    """Draw from one of `SIGNALS` by its share."""
+    names = list(SIGNALS)
+    p = np.array([SIGNALS[k][1] for k in names])
+    name = names[int(rng.choice(len(names), p=p / p.sum()))]
+    return SIGNALS[name][0](rng, n, size_factor)

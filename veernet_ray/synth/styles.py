@@ -29,7 +29,10 @@ SOURCES = ("stochastic", "las", "mixed")
 
 #: Curve-2 dash patterns in pixels of arc length: (on, off, on, off...) cycles.
 #: Curve 1 is always solid (CONTRACTS.md section 1: identity is visible).
-CURVE2_PATTERNS = ("solid_thin", "dashed", "long_dashed", "dotted", "dash_dot")
+CURVE2_PATTERNS = ("solid_thin", "dashed", "long_dashed", "dotted", "dash_dot", "short_stroke", "dash_dot_dot")
+#: What training data draws by default: every pattern except `dash_dot_dot`,
+#: which only the held-out style family uses (leave-style-out evaluation).
+TRAIN_CURVE2_PATTERNS = ("solid_thin", "dashed", "long_dashed", "dotted", "dash_dot", "short_stroke")
 
 
 class SynthConfigError(ValueError):
@@ -41,9 +44,9 @@ class ScanStyle:
     """Scan-realism knobs. p_* are per-image probabilities; (lo, hi) tuples are ranges."""
 
     # curves
-    curve1_width: tuple[int, int] = (1, 4)
-    curve2_width: tuple[int, int] = (1, 3)  # drawn <= curve 1 when the pattern is solid_thin
-    curve2_patterns: tuple[str, ...] = CURVE2_PATTERNS
+    curve1_width: tuple[int, int] = (1, 6)  # very bold pens included
+    curve2_width: tuple[int, int] = (1, 4)  # drawn <= curve 1 when the pattern is solid_thin
+    curve2_patterns: tuple[str, ...] = TRAIN_CURVE2_PATTERNS
     curve_ink: tuple[float, float] = (0.55, 0.97)  # darkness of curve ink (1 = black)
     p_curve1_on_top: float = 0.5
     p_wrap: float = 0.25  # backup (wrap-around) segments drawn
@@ -55,12 +58,14 @@ class ScanStyle:
     p_grid: float = 0.85
     p_minor_grid: float = 0.7
     p_log_grid: float = 0.3  # log-decade value grid even when the curves are linear
-    grid_ink: tuple[float, float] = (0.12, 0.7)
+    grid_ink: tuple[float, float] = (0.12, 0.9)  # up to darker than the faintest curve ink
     grid_spacing_px: tuple[float, float] = (8.0, 60.0)  # minor depth-line spacing at seed size
     p_dashed_grid: float = 0.12
     p_track_border: float = 0.8
     p_depth_numbers: float = 0.8
     p_text: float = 0.6  # header block, scale labels, annotations
+    p_formation_tops: float = 0.3  # lines across the track with a (handwritten) formation name
+    p_header_splice: float = 0.1  # a header block spliced into the strip: curves stop, text instead
     text_ink: tuple[float, float] = (0.4, 0.95)
     # paper and scanner
     paper_tone: tuple[float, float] = (0.72, 0.99)  # 1 = white
@@ -77,6 +82,14 @@ class ScanStyle:
     p_skew: float = 0.2
     max_skew_deg: float = 0.1
     p_scan_border: float = 0.2
+    p_blotch: float = 0.15  # ink blots and scan blotches (dark, irregular)
+    p_fold: float = 0.15  # fold lines across the strip (a dark or light band along the value axis)
+    p_speckle: float = 0.25  # salt-and-pepper speckle
+    p_halftone: float = 0.1  # a halftone dot screen over the paper
+    p_low_contrast: float = 0.15  # faded scan: the whole range compressed
+    low_contrast: tuple[float, float] = (0.35, 0.7)  # remaining share of the grey range
+    p_bitonal: float = 0.25  # 1-bit scan: thresholded after the noise
+    bitonal_threshold: tuple[float, float] = (0.35, 0.7)  # threshold as a share between ink and paper
 
     def validate(self) -> "ScanStyle":
         for f in dataclasses.fields(self):
@@ -89,6 +102,8 @@ class ScanStyle:
             lo, hi = getattr(self, name)
             if lo < 1 or hi > 8:
                 raise SynthConfigError(f"style.{name} must lie in 1..8 px, got {(lo, hi)}")
+        if not (0.0 < self.low_contrast[0] and self.low_contrast[1] <= 1.0):
+            raise SynthConfigError(f"style.low_contrast must lie in (0, 1], got {self.low_contrast}")
         bad = [p for p in self.curve2_patterns if p not in CURVE2_PATTERNS]
         if bad or not self.curve2_patterns:
             raise SynthConfigError(f"style.curve2_patterns: unknown {bad}; valid: {CURVE2_PATTERNS}")
@@ -182,3 +197,44 @@ def parse_range(text: str, name: str) -> tuple[int, int]:
 
 def uniform(rng: np.random.Generator, r: tuple[float, float]) -> float:
     return float(rng.uniform(r[0], r[1])) if r[1] > r[0] else float(r[0])
+
+
+#: LAS files whose curves only the held-out families draw: training never reads them
+#: (`veernet synth --las-dir` skips them unless a held-out family asks for them).
+HELDOUT_LAS = ("scorpio_E1_6038187.las",)
+
+#: Style families (one registry, STYLE practice 2). `train` is what training sets are drawn in.
+#: The `heldout-*` families are for leave-style-out evaluation only: each pairs the curve-2
+#: pattern no training style uses (`dash_dot_dot`) with a grid, ink and noise combination the
+#: training mix draws rarely or never, and their real curves come from `HELDOUT_LAS`.
+STYLE_FAMILIES: dict[str, ScanStyle] = {
+    "train": ScanStyle(),
+    # dense dashed log-decade grid, medium-dark, yellowed paper, JPEG blocking
+    "heldout-dashgrid": ScanStyle(
+        curve1_width=(2, 3), curve2_width=(1, 2), curve2_patterns=("dash_dot_dot",), curve_ink=(0.75, 0.95),
+        p_grid=1.0, p_minor_grid=1.0, p_log_grid=1.0, p_dashed_grid=1.0, grid_ink=(0.45, 0.7),
+        grid_spacing_px=(8.0, 14.0), paper_tone=(0.8, 0.9), p_jpeg=1.0, jpeg_quality=(30, 50),
+        p_bitonal=0.0, p_low_contrast=0.0, p_halftone=0.0, noise_sigma=(3.0, 6.0),
+    ),
+    # 1-bit photocopy: bold pens, speckle, halftone, thresholded after noise
+    "heldout-bitonal": ScanStyle(
+        curve1_width=(3, 5), curve2_width=(2, 3), curve2_patterns=("dash_dot_dot",), curve_ink=(0.85, 1.0),
+        p_grid=1.0, grid_ink=(0.3, 0.6), p_bitonal=1.0, bitonal_threshold=(0.4, 0.6), p_speckle=1.0,
+        p_halftone=0.5, p_jpeg=0.0, noise_sigma=(6.0, 12.0), p_low_contrast=0.0,
+    ),
+    # faded: low contrast, faded thin ink under a grid darker than the curves, blur
+    "heldout-faded": ScanStyle(
+        curve1_width=(1, 2), curve2_width=(1, 2), curve2_patterns=("dash_dot_dot",), curve_ink=(0.55, 0.75),
+        p_fade=1.0, fade_strength=(0.2, 0.4), p_grid=1.0, grid_ink=(0.75, 0.9), p_low_contrast=1.0,
+        low_contrast=(0.5, 0.7), p_blur=1.0, blur_sigma=(0.5, 0.9), p_bitonal=0.0, p_jpeg=0.0,
+        noise_sigma=(2.0, 5.0),
+    ),
+}
+
+
+def style_family(name: str) -> ScanStyle:
+    """The registered style family `name`; KeyError naming the valid ones otherwise."""
+    try:
+        return STYLE_FAMILIES[name]
+    except KeyError:
+        raise KeyError(f"unknown style family {name!r}; valid: {sorted(STYLE_FAMILIES)}") from None

@@ -129,11 +129,16 @@ def accumulate_gradients(model, loss_fn, micro_batches: list[dict[str, torch.Ten
 
 
 def train_one_epoch(model, optimizer, scheduler, loss_fn, rows: Iterable[dict], *, accum: int, device, amp: str,
-                    channels_last: bool, grad_clip: float) -> dict[str, float]:
-    """One pass over this worker's shard; one optimiser step per `accum` micro-batches."""
+                    channels_last: bool, grad_clip: float, progress_every: float = 0.0,
+                    total_steps: int | None = None) -> dict[str, float]:
+    """One pass over this worker's shard; one optimiser step per `accum` micro-batches.
+
+    progress_every: seconds between one-line progress reports (0 = none); rank 0 passes it
+    so a long CPU epoch says how far it is.
+    """
     model.train()
     losses, images, pixels, steps = [], 0, 0, 0
-    t0 = time.perf_counter()
+    t0 = last = time.perf_counter()
     for group in grouped(rows, accum):
         mbs = [to_tensors(r, device=device, channels_last=channels_last) for r in group]
         optimizer.zero_grad(set_to_none=True)
@@ -145,6 +150,11 @@ def train_one_epoch(model, optimizer, scheduler, loss_fn, rows: Iterable[dict], 
         steps += 1
         images += sum(int(m["valid"].shape[0]) for m in mbs)
         pixels += sum(int(m["valid"].numel()) for m in mbs)
+        if progress_every and time.perf_counter() - last >= progress_every:
+            last = time.perf_counter()
+            of = f"/{total_steps}" if total_steps else ""
+            say(f"[veernet]   step {steps}{of}: loss {np.mean(losses[-20:]):.4f}, "
+                f"{images / (last - t0):.2f} images/s")
     seconds = time.perf_counter() - t0
     stats = torch.tensor([float(np.sum(losses)), len(losses), images, pixels, seconds], dtype=torch.float64, device=device)
     stats = all_reduce_sum(stats)
@@ -221,6 +231,10 @@ def train_func(config: dict[str, Any]) -> None:
     np.random.seed(tc.seed + rank)
     device = ray.train.torch.get_device()
     on_gpu = device.type == "cuda"
+    if not on_gpu:
+        # Ray caps a worker's torch at int(num_cpus) threads; scale.torch_threads lets a laptop
+        # reserve 1 CPU (leaving Ray Data a budget for decode tasks) yet compute on both cores.
+        torch.set_num_threads(cfg.scale.torch_threads or max(1, math.floor(cfg.scale.cpus_per_worker)))
     channels_last = tc.channels_last == "on" or (tc.channels_last == "auto" and on_gpu)
     if on_gpu and cfg.scale.gpu_memory_gb:
         # a tier's memory ceiling on a bigger card: the allocator refuses to grow past it
@@ -278,7 +292,8 @@ def train_func(config: dict[str, Any]) -> None:
         loss_fn = schedule.loss_for_epoch(epoch)
         rows = _rows(train_shard, shuffle_buffer=cfg.data.shuffle_buffer, seed=tc.seed * 1_000_003 + epoch * 101 + rank)
         metrics = train_one_epoch(model, optimizer, scheduler, loss_fn, rows, accum=accum, device=device,
-                                  amp=tc.amp, channels_last=channels_last, grad_clip=tc.grad_clip)
+                                  amp=tc.amp, channels_last=channels_last, grad_clip=tc.grad_clip,
+                                  progress_every=120.0 if rank == 0 else 0.0, total_steps=steps_per_epoch)
         metrics.update(epoch=epoch, loss_name=schedule.name_for_epoch(epoch), peak_memory_gb=peak_memory_gb(device))
         with tempfile.TemporaryDirectory() as tmp:
             if rank == 0:

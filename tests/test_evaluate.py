@@ -1,0 +1,127 @@
+"""Classical baselines, QC signals and `veernet evaluate` (leave-style-out)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from veernet_ray.evaluate.baselines import assign_identity, darkest_rows, viterbi_ink
+from veernet_ray.trace.qc import QCThresholds, curve_signals, judge
+
+
+def _scan(h: int = 64, w: int = 400) -> tuple[np.ndarray, np.ndarray]:
+    """Paper with a dark horizontal grid line (row 10) and two curves: (image, true rows (2, W))."""
+    img = np.full((h, w), 230, np.uint8)
+    img[10, :] = 120  # grid line darker than paper, across the whole width
+    img[:, ::50] = 150  # vertical grid
+    x = np.arange(w)
+    r1 = np.round(25 + 6 * np.sin(x / 30)).astype(int)
+    r2 = np.round(48 + 4 * np.cos(x / 45)).astype(int)
+    img[r1, x] = 20
+    img[r2, x] = 60
+    return img, np.stack([r1, r2]).astype(float)
+
+
+def test_darkest_rows_finds_both_curves_under_a_grid():
+    img, truth = _scan()
+    rows = assign_identity(darkest_rows(img), truth)
+    assert np.mean(np.abs(rows - truth) <= 1) > 0.95
+
+
+def test_viterbi_ink_traces_then_erases_and_traces_again():
+    img, truth = _scan()
+    rows = assign_identity(viterbi_ink(img), truth)
+    ok = np.isfinite(rows)
+    assert ok.mean() > 0.9
+    assert np.mean(np.abs(rows[ok] - truth[ok]) <= 1.5) > 0.95
+
+
+def test_assign_identity_swaps_when_that_fits_better():
+    t = np.array([[1.0, 2.0, 3.0], [10.0, 11.0, 12.0]])
+    np.testing.assert_array_equal(assign_identity(t[::-1].copy(), t), t)
+    np.testing.assert_array_equal(assign_identity(t.copy(), t), t)
+
+
+def _probs(h: int, w: int, rows: np.ndarray) -> np.ndarray:
+    p = np.zeros((3, h, w), np.float32)
+    p[0] = 1.0
+    x = np.arange(w)
+    for k, r in enumerate(rows):
+        rr = np.round(r).astype(int)
+        p[k + 1, rr, x] = 0.9
+        p[0, rr, x] = 0.1
+    return p
+
+
+def test_qc_passes_a_good_trace_and_flags_confidently_wrong_ones():
+    img, truth = _scan()
+    h, w = img.shape
+    conf = np.full((2, w), 0.9)
+    good = curve_signals(truth, conf, (1, 2), _probs(h, w, truth), img)
+    assert [judge(s)[0] for s in good] == [False, False], [judge(s) for s in good]
+
+    # curve 2's trace rides curve 1's ink (same rows): both confident, both on ink
+    same = np.stack([truth[0], truth[0]])
+    sig = curve_signals(same, conf, (1, 2), _probs(h, w, same), img)
+    flagged, reason = judge(sig[1])
+    assert flagged and "shares ink" in reason
+
+    # a trace along the horizontal grid line: on ink, but a grid row, and flat
+    grid = np.stack([truth[0], np.full(w, 10.0)])
+    sig = curve_signals(grid, conf, (1, 2), _probs(h, w, grid), img)
+    flagged, reason = judge(sig[1])
+    assert flagged and "grid" in reason
+
+    # a confident trace across blank paper: no ink under it
+    blank = np.stack([truth[0], np.round(58 + 3 * np.sin(np.arange(w) / 20))])
+    sig = curve_signals(blank, conf, (1, 2), _probs(h, w, blank), img)
+    flagged, reason = judge(sig[1])
+    assert flagged and "off the ink" in reason
+
+    # identity unsure: both classes equally likely on curve 2's pixels
+    p = _probs(h, w, truth)
+    x = np.arange(w)
+    p[1, truth[1].astype(int), x] = 0.45
+    p[2, truth[1].astype(int), x] = 0.45
+    sig = curve_signals(truth, conf, (1, 2), p, img)
+    assert "margin" in judge(sig[1])[1]
+
+
+def test_qc_without_a_curve_says_so():
+    assert judge({"coverage": 0.0}) == (True, "no curve found")
+    t = QCThresholds(min_coverage=0.9)
+    flagged, reason = judge({"coverage": 0.5, "confidence": 0.9}, t)
+    assert flagged and "low coverage" in reason
+
+
+def test_evaluate_cli_writes_a_report_with_baselines(tmp_path, capsys):
+    from veernet_ray.evaluate.cli import main
+    from veernet_ray.infer.cli import tiny_checkpoint
+
+    ckpt = tiny_checkpoint(tmp_path / "m")
+    out = tmp_path / "report"
+    rc = main(["--checkpoint", str(ckpt), "--n", "1", "--width", "640,800", "--data", str(tmp_path / "data"),
+               "--out", str(out), "--quiet"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "viterbi-ink" in text and "darkest-row" in text and "iou_1" in text and "bad_flagged" in text
+    report = json.loads((out / "report.json").read_text())
+    fams = {r["family"] for r in report["curves"]}
+    assert {"all", "heldout-dashgrid", "heldout-bitonal", "heldout-faded"} <= fams
+    import pandas as pd
+
+    df = pd.read_parquet(out / "curves.parquet")
+    assert set(df["method"]) == {"model", "viterbi-ink", "darkest-row"}
+    assert len(df[df.method == "model"]) == 6  # 3 families x 1 scan x 2 curves
+
+
+def test_evaluate_cli_errors_are_one_line(tmp_path, capsys):
+    from veernet_ray.evaluate.cli import main
+
+    assert main(["--checkpoint", str(tmp_path / "none.pt"), "--n", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not found" in err[0]
+    with pytest.raises(SystemExit):
+        main(["--set", "nope"])
