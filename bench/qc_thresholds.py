@@ -1,0 +1,94 @@
+"""Choose QC thresholds on a tuning set, never on the set they are reported on.
+
+    .venv/bin/veernet evaluate --set train-style --checkpoint runs/ship/best --out runs/eval/tune-qc
+    .venv/bin/python bench/qc_thresholds.py runs/eval/tune-qc/curves.parquet
+    .venv/bin/python bench/qc_thresholds.py --smoke-test
+
+Reads the model's per-curve QC signals and R^2 from a `veernet evaluate` run
+(curves.parquet), then searches `trace.qc.QCThresholds` one signal at a time
+(coordinate ascent, a few rounds) for the most bad curves (R^2 < 0.8) flagged
+while at most `--max-good` of the good curves (R^2 >= 0.95) are flagged. Prints
+the chosen thresholds as Python, to paste into QCThresholds' defaults, and the
+figures they give on the tuning set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+
+import numpy as np
+
+GRIDS = {
+    "min_confidence": np.linspace(0.2, 0.8, 13),
+    "min_margin": np.linspace(-0.2, 0.8, 21),
+    "max_shared": np.linspace(0.02, 0.6, 30),
+    "min_ink": np.linspace(0.1, 0.9, 17),
+    "max_grid": np.linspace(0.05, 0.8, 16),
+    "max_jumps": np.array([1, 2, 3, 4, 6, 8, 12, 20, 1e9]),
+    "min_spread": np.linspace(0.0, 0.05, 11),
+    "min_coverage": np.linspace(0.3, 0.9, 13),
+}
+
+
+def rates(df, t) -> tuple[float, float]:
+    from veernet_ray.trace.qc import judge
+
+    sigs = [{k[3:]: r[k] for k in r.index if k.startswith("qc_")} for _, r in df.iterrows()]
+    flagged = np.array([judge(s, t)[0] for s in sigs])
+    r2 = df["r2"].fillna(-np.inf).to_numpy()
+    bad, good = r2 < 0.8, r2 >= 0.95
+    return (float(flagged[bad].mean()) if bad.any() else float("nan"),
+            float(flagged[good].mean()) if good.any() else float("nan"))
+
+
+def search(df, max_good: float, rounds: int = 3):
+    from veernet_ray.trace.qc import QCThresholds
+
+    t = QCThresholds()
+    for _ in range(rounds):
+        for name, grid in GRIDS.items():
+            best = (rates(df, t), getattr(t, name))
+            for v in grid:
+                cand = dataclasses.replace(t, **{name: float(v)})
+                bad, good = rates(df, cand)
+                if good <= max_good and (bad, -good) > (best[0][0], -best[0][1]):
+                    best = ((bad, good), float(v))
+            t = dataclasses.replace(t, **{name: best[1]})
+    return t, rates(df, t)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import pandas as pd
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("curves", nargs="?", help="curves.parquet of a `veernet evaluate` run on a tuning set")
+    p.add_argument("--max-good", type=float, default=0.10, help="most good curves QC may flag on the tuning set")
+    p.add_argument("--smoke-test", action="store_true", help="a small made-up signal table (checks the search runs)")
+    args = p.parse_args(argv)
+    if args.smoke_test:
+        rng = np.random.default_rng(0)
+        n = 60
+        r2 = rng.uniform(-1, 1, n)
+        df = pd.DataFrame({"r2": r2, "qc_coverage": 0.9, "qc_confidence": 0.4 + 0.5 * (r2 > 0.5),
+                           "qc_margin": r2, "qc_shared": 0.0, "qc_ink": 0.9, "qc_grid": 0.0, "qc_jumps": 0.0,
+                           "qc_spread": 0.1})
+    elif args.curves:
+        df = pd.read_parquet(args.curves)
+        df = df[df["method"] == "model"].copy()
+        df["qc_coverage"] = df["coverage"]
+    else:
+        p.error("give a curves.parquet or --smoke-test")
+    before = rates(df, __import__("veernet_ray.trace.qc", fromlist=["QCThresholds"]).QCThresholds())
+    t, (bad, good) = search(df, args.max_good)
+    print(f"tuning curves: {len(df)}  (bad R^2<0.8: {(df['r2'].fillna(-9) < 0.8).sum()}, "
+          f"good R^2>=0.95: {(df['r2'] >= 0.95).sum()})")
+    print(f"current defaults: bad flagged {before[0]:.2f}, good flagged {before[1]:.2f}")
+    print(f"chosen:           bad flagged {bad:.2f}, good flagged {good:.2f}")
+    print(repr(t))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
