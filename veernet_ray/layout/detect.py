@@ -167,6 +167,17 @@ def pick_borders(rules: list[Rule], min_gap: int) -> list[Rule]:
     return merged
 
 
+def is_line(ink: np.ndarray, rule: Rule, rows: tuple[int, int], flank: int = 3, max_ink: float = 0.35) -> bool:
+    """A rule is a drawn line when paper flanks it on both sides: mostly no ink in the `flank`
+    columns either side over the ruled rows. Scanner banding, halftone screens and a bundle of
+    parallel strokes are dark over a long stretch too, but are not flanked by paper."""
+    r0, r1 = rows
+    w = ink.shape[1]
+    left = ink[r0:r1, max(0, rule.x0 - flank) : rule.x0]
+    right = ink[r0:r1, rule.x1 : min(w, rule.x1 + flank)]
+    return all(side.size == 0 or side.mean() <= max_ink for side in (left, right))
+
+
 def find_sections(ink: np.ndarray, borders: list[Rule], min_rows: int = MIN_SECTION_ROWS) -> list[tuple[int, int]]:
     """Row spans where at least half the borders are inked: the log sections, in row order.
 
@@ -213,7 +224,8 @@ def find_layout(image: np.ndarray) -> Layout:
     h, w = image.shape
     ink = ink_mask(image)
     blocks = ruled_blocks(ink)
-    rules, _ = find_rules(blocks)
+    rules, (b0, b1) = find_rules(blocks)
+    rules = [r for r in rules if is_line(ink, r, (b0 * BLOCK, (b1 + 1) * BLOCK))]
     notes: list[str] = []
     if len(rules) < 2:
         return Layout(h, w, -1, (), tuple(rules), (), None, (), ("fewer than two vertical rules: no track borders",))

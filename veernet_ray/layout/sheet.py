@@ -190,26 +190,24 @@ def analyse_sheet(image: np.ndarray, *, reader: str = "digits", depth_unit: str 
     """
     import time
 
-    read = get_reader(reader)
     t0 = time.perf_counter()
     image, turned = to_portrait(image)
     layout = find_layout(image)
     t1 = time.perf_counter()
-    labels: list[LabelRead] = []
-    sec_of: list[int] = []
     boxes = [b for b in layout.labels if any(r0 <= b.row <= r1 for r0, r1 in layout.sections)]
-    readings = read_labels(image, [(b.x0, b.y0, b.x1, b.y1, b.rotated) for b in boxes], read)
-    for b, (text, conf) in zip(boxes, readings):
-        si = next(k for k, (r0, r1) in enumerate(layout.sections) if r0 <= b.row <= r1)
-        value = parse_value(text) if conf >= min_confidence else None
-        labels.append(LabelRead(b.row, text, value, conf, (b.x0, b.y0, b.x1, b.y1), b.rotated))
-        sec_of.append(si)
-    fits = []
-    for si in range(len(layout.sections)):
-        mine = [lab for lab, s in zip(labels, sec_of) if s == si]
-        fits.append(fit_depth(np.array([lab.row for lab in mine]),
-                              np.array([np.nan if lab.value is None else lab.value for lab in mine]),
-                              np.array([lab.confidence for lab in mine])))
+    sec_of = [next(k for k, (r0, r1) in enumerate(layout.sections) if r0 <= b.row <= r1) for b in boxes]
+    first, second = (reader, None) if "+" not in reader else tuple(reader.split("+", 1))
+    labels, fits = _read_and_fit(image, boxes, sec_of, len(layout.sections), get_reader(first), min_confidence)
+    if second and any(not f.ok or f.flagged or not all(f.used) for f in fits) and _has_tesseract(second):
+        # the second reader only where the first left doubt; per section, the better fit wins
+        labels2, fits2 = _read_and_fit(image, boxes, sec_of, len(layout.sections), get_reader(second),
+                                       min_confidence)
+        for si in range(len(fits)):
+            if _fit_rank(fits2[si]) > _fit_rank(fits[si]):
+                fits[si] = fits2[si]
+                for k, s_ in enumerate(sec_of):
+                    if s_ == si:
+                        labels[k] = labels2[k]
     hunit = header_unit(image[: max(0, layout.header_end)]) if read_header and layout.header_end > 0 else None
     unit, source = guess_unit([lab.value for lab in labels if lab.value is not None], hunit, depth_unit)
     t2 = time.perf_counter()
@@ -220,6 +218,36 @@ def analyse_sheet(image: np.ndarray, *, reader: str = "digits", depth_unit: str 
         if f.flagged:
             reasons.append(f"section {si + 1}: {f.reason}" + ("" if f.ok else "; depth left in pixels"))
     return SheetAnalysis(layout, labels, sec_of, fits, unit, source, turned, reasons, t1 - t0, t2 - t1)
+
+
+def _read_and_fit(image, boxes, sec_of, n_sections, read, min_confidence) -> tuple[list[LabelRead], list[DepthFit]]:
+    readings = read_labels(image, [(b.x0, b.y0, b.x1, b.y1, b.rotated) for b in boxes], read)
+    labels = []
+    for b, (text, conf) in zip(boxes, readings):
+        value = parse_value(text) if conf >= min_confidence else None
+        labels.append(LabelRead(b.row, text, value, conf, (b.x0, b.y0, b.x1, b.y1), b.rotated))
+    fits = []
+    for si in range(n_sections):
+        mine = [lab for lab, s in zip(labels, sec_of) if s == si]
+        fits.append(fit_depth(np.array([lab.row for lab in mine]),
+                              np.array([np.nan if lab.value is None else lab.value for lab in mine]),
+                              np.array([lab.confidence for lab in mine])))
+    return labels, fits
+
+
+def _fit_rank(f: DepthFit) -> tuple:
+    """Order fits: usable, then unflagged, then more labels used, then smaller residual."""
+    return (f.ok, not f.flagged, sum(f.used), -(f.max_abs or 0.0))
+
+
+def _has_tesseract(name: str) -> bool:
+    if name != "tesseract":
+        return True
+    try:
+        import pytesseract  # noqa: F401
+    except ImportError:
+        return False
+    return shutil.which("tesseract") is not None
 
 
 # ------------------------------------------------------------------ scales

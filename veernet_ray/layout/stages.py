@@ -49,7 +49,8 @@ def layout_json_path(output: str | Path, sheet_id: str) -> Path:
     return Path(output) / LAYOUT_DIR / f"{sheet_id}.json"
 
 
-def prepare_rows(row: dict[str, Any], *, mode: str, output: str, scales: dict | None = None, reader: str = "digits",
+def prepare_rows(row: dict[str, Any], *, mode: str, output: str, scales: dict | None = None,
+                 reader: str = "digits+tesseract",
                  depth_unit: str | None = None, overlays: str = "flagged") -> list[dict[str, Any]]:
     """One listing row -> [a decoded strip row] or [one row per (section, track) crop of a sheet]."""
     from veernet_ray.layout.sheet import analyse_sheet, to_portrait, write_overlay
