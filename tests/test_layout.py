@@ -19,7 +19,7 @@ from veernet_ray.layout.sheet import ScalesError, analyse_sheet, check_scales, t
 from veernet_ray.las.sidecar import Sidecar
 from veernet_ray.synth.sheet import SheetConfig, SheetTruth, render_sheet, text_patch, write_sheet
 
-SMALL = SheetConfig(width=(760, 820), height=(1900, 2100), p_second_section=0.0)
+SMALL = SheetConfig(width=(820, 880), height=(1900, 2100), p_second_section=0.0)  # >= 800 across: auto sees a sheet
 
 
 # ------------------------------------------------------------------ depth fit
@@ -132,7 +132,8 @@ def test_the_digit_reader_reads_a_face_it_was_not_drilled_on():
     from PIL import Image, ImageDraw, ImageFont
     import matplotlib
 
-    font = ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts/ttf/DejaVuSansMono.ttf"), 30)
+    face = Path(matplotlib.get_data_path()) / "fonts/ttf/DejaVuSerif-Italic.ttf"  # not among the training faces
+    font = ImageFont.truetype(str(face), 30)
     im = Image.new("L", (120, 44), 255)
     ImageDraw.Draw(im).text((6, 4), "3750", fill=0, font=font)
     r = read_digits(np.asarray(im))
@@ -213,6 +214,53 @@ def test_track_sidecars_follow_the_contract(sheets):
     # the track's left edge (column 0) is the canonical bottom row, and reads the left value
     assert canon.curve(1).value_at(c1 - c0 - 1) == pytest.approx(0.0)
     assert side.curve(2).unit == "NORM"  # not in the scales file: normalised
+
+
+# ------------------------------------------------------------------ the layout stage (no Ray needed to call it)
+def _listing_row(path: Path, tmp: Path) -> dict:
+    from veernet_ray.infer.listing import list_inputs
+
+    items = list_inputs(str(path), tmp / "out").items
+    assert len(items) == 1
+    return items[0].row()
+
+
+def test_prepare_rows_splits_a_sheet_into_track_rows_and_keeps_strips_whole(tmp_path, sheets):
+    from veernet_ray.io import write_tiff
+    from veernet_ray.layout.stages import prepare_rows
+
+    write_sheet(sheets[0], tmp_path / "in", "s0")
+    out = str(tmp_path / "out")
+    rows = prepare_rows(_listing_row(tmp_path / "in" / "s0.tif", tmp_path), mode="auto", output=out,
+                        reader="digits")
+    t = sheets[0].truth
+    assert len(rows) == len(t.tracks) * len(t.sections)
+    assert {r["sheet_id"] for r in rows} == {"s0"} and all(r["status"] == "ok" for r in rows)
+    r = rows[0]
+    assert r["image"].shape == (r["height"], r["width"]) and r["orientation"] == "depth_along_height"
+    rec = json.loads((tmp_path / "out" / "layout" / "s0.json").read_text())
+    assert rec["is_sheet"] and len(rec["tracks"]) == len(rows) and rec["labels"]
+    assert {"row", "text", "value", "used", "reason"} <= set(rec["labels"][0])
+    # a single-track strip (the whitepaper's 480-640 px across) is never sent through layout
+    strip = np.full((120, 900), 230, np.uint8)
+    strip[60, :] = 0
+    write_tiff(tmp_path / "strip" / "st.tif", strip)
+    [srow] = prepare_rows(_listing_row(tmp_path / "strip" / "st.tif", tmp_path), mode="auto", output=out)
+    assert srow["sheet_id"] == "" and srow["status"] == "ok" and srow["image"].shape == (120, 900)
+
+
+def test_prepare_rows_reports_a_sheet_without_tracks(tmp_path):
+    from veernet_ray.io import write_tiff
+    from veernet_ray.layout.stages import prepare_rows
+
+    page = np.full((2000, 900), 235, np.uint8)
+    cv2.putText(page, "MEMO", (100, 300), cv2.FONT_HERSHEY_SIMPLEX, 3, 0, 5)
+    write_tiff(tmp_path / "in" / "memo.tif", page)
+    [row] = prepare_rows(_listing_row(tmp_path / "in" / "memo.tif", tmp_path), mode="sheet",
+                         output=str(tmp_path / "out"), reader="digits")
+    assert row["status"] == "error" and row["kind"] == "no_track"
+    assert "--layout strip" in row["message"]
+    assert (tmp_path / "out" / "layout" / "memo.png").is_file()
 
 
 # ------------------------------------------------------------------ veernet infer --layout sheet

@@ -159,23 +159,26 @@ def pick_borders(rules: list[Rule], min_gap: int) -> list[Rule]:
     merged: list[Rule] = []
     for r in borders:
         if merged and r.x0 - merged[-1].x1 < min_gap:
-            last = merged.pop()
-            # keep the two outer frames apart: merging only swallows a sliver between two rules
-            merged.append(Rule(last.x0, r.x1, min(last.cover, r.cover)))
+            # two heavy rules closer than any track is wide: one is a border, the other a grid or
+            # edge line beside it; keep the heavier (then the longer), never a span over both
+            last = merged[-1]
+            if (r.width, r.cover) > (last.width, last.cover):
+                merged[-1] = r
         else:
             merged.append(r)
     return merged
 
 
 def is_line(ink: np.ndarray, rule: Rule, rows: tuple[int, int], flank: int = 3, max_ink: float = 0.35) -> bool:
-    """A rule is a drawn line when paper flanks it on both sides: mostly no ink in the `flank`
-    columns either side over the ruled rows. Scanner banding, halftone screens and a bundle of
-    parallel strokes are dark over a long stretch too, but are not flanked by paper."""
+    """A rule is a drawn line when paper flanks it on at least one side: mostly no ink in the
+    `flank` columns beside it over the ruled rows. Scanner banding, halftone screens and a bundle
+    of parallel strokes are dark over a long stretch too, but have ink on both sides. (One side,
+    not both: a track's own edge line often runs right beside a border.)"""
     r0, r1 = rows
     w = ink.shape[1]
     left = ink[r0:r1, max(0, rule.x0 - flank) : rule.x0]
     right = ink[r0:r1, rule.x1 : min(w, rule.x1 + flank)]
-    return all(side.size == 0 or side.mean() <= max_ink for side in (left, right))
+    return any(side.size == 0 or side.mean() <= max_ink for side in (left, right))
 
 
 def find_sections(ink: np.ndarray, borders: list[Rule], min_rows: int = MIN_SECTION_ROWS) -> list[tuple[int, int]]:

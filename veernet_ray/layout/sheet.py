@@ -181,10 +181,13 @@ def header_unit(header: np.ndarray) -> str | None:
     return None
 
 
-def analyse_sheet(image: np.ndarray, *, reader: str = "digits", depth_unit: str | None = None,
+def analyse_sheet(image: np.ndarray, *, reader: str = "digits+tesseract", depth_unit: str | None = None,
                   read_header: bool = True, min_confidence: float = 0.5) -> SheetAnalysis:
     """Layout, labels, per-section depth fits and the flag reasons of one uint8 sheet (any orientation).
 
+    reader: a READERS name, or "first+second": the second re-reads sections the first left in doubt
+    (not ok, flagged, or a label rejected) and the better fit per section wins. The header's depth
+    unit is read only when Tesseract is one of the readers.
     depth_unit: the user's unit, used when the header does not say (None: FT for labels >= 100).
     min_confidence: label readings less sure than this count as unreadable.
     """
@@ -208,6 +211,8 @@ def analyse_sheet(image: np.ndarray, *, reader: str = "digits", depth_unit: str 
                 for k, s_ in enumerate(sec_of):
                     if s_ == si:
                         labels[k] = labels2[k]
+    # the header is words, which only Tesseract reads: no Tesseract in the readers, no header reading
+    read_header = read_header and "tesseract" in reader.split("+")
     hunit = header_unit(image[: max(0, layout.header_end)]) if read_header and layout.header_end > 0 else None
     unit, source = guess_unit([lab.value for lab in labels if lab.value is not None], hunit, depth_unit)
     t2 = time.perf_counter()
