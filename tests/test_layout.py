@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -269,7 +270,6 @@ def ray_gcs(env_base):
     """A bare Ray head on 127.0.0.1 (no dashboard: this test drives it directly, not through
     `ray job submit`), stopped by its own session folder like conftest's `ray_head`."""
     import os
-    import shutil
 
     ray_tmp = Path(f"/tmp/vl{os.getpid()}")
     try:
@@ -296,7 +296,7 @@ def test_infer_layout_sheet_end_to_end(ray_gcs, env_base, tmp_path):
 
     scans = tmp_path / "sheets"
     truths = {}
-    for i in range(2):
+    for i in range(1):  # one good sheet: the suite's time budget (the unit tests cover more sheets)
         s = render_sheet(21, i, SMALL)
         write_sheet(s, scans, f"sheet{i}")
         truths[f"sheet{i}"] = s.truth
@@ -306,10 +306,11 @@ def test_infer_layout_sheet_end_to_end(ray_gcs, env_base, tmp_path):
     s.image[:, x0 + 3 : x1 - 3] = 255
     write_sheet(s, scans, "nolabels")
     cv2.imwrite(str(scans / "blank.png"), np.full((2000, 900), 240, np.uint8))  # no track
+    cv2.imwrite(str(scans / "huge.png"), np.full((3200, 900), 240, np.uint8))  # over the pixel budget below
     out = tmp_path / "out"
     ckpt = tiny_checkpoint(tmp_path / "model")
     cmd = [sys.executable, str(ROOT / "jobs" / "infer.py"), "--address", ray_gcs, "--input", str(scans),
-           "--output", str(out), "--checkpoint", str(ckpt), "--layout", "sheet", "--no-tracking", "--no-progress"]
+           "--output", str(out), "--checkpoint", str(ckpt), "--layout", "sheet", "--no-tracking", "--no-progress", "--max-pixels", "2500000"]
     res = subprocess.run(cmd, capture_output=True, text=True, env=env_base, timeout=420, cwd=ROOT)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     for sid, t in truths.items():
@@ -318,16 +319,17 @@ def test_infer_layout_sheet_end_to_end(ray_gcs, env_base, tmp_path):
         assert len(rec["tracks"]) == len(t.tracks) * len(t.sections)
         assert len(curves) >= 2 * len(t.tracks)  # every track's curves (+ _CONF columns) on one grid
         sec = t.sections[0]
-        if not rec["flagged"]:
-            assert unit == sec.unit
-            span = sec.pitch * (sec.row1 - sec.row0)
-            top, bottom = sec.depth_at(rec["sections"][0]["rows"][0]), sec.depth_at(rec["sections"][0]["rows"][1])
-            assert abs(depth[0] - top) < 0.0025 * span and abs(depth[-1] - bottom) < 0.0025 * span
-            assert any(lab["used"] for lab in rec["labels"])
+        assert not rec["flagged"], rec["reasons"]  # this sheet reads cleanly (checked: 3 of 3 labels)
+        if shutil.which("tesseract"):  # the Makefile installs it; without it a metre sheet is assumed FT
+            assert unit == sec.unit == "M"  # read from the header ("DEPTHS IN METRES")
+        span = sec.pitch * (sec.row1 - sec.row0)
+        top, bottom = sec.depth_at(rec["sections"][0]["rows"][0]), sec.depth_at(rec["sections"][0]["rows"][1])
+        assert abs(depth[0] - top) < 0.0025 * span and abs(depth[-1] - bottom) < 0.0025 * span
+        assert sum(lab["used"] for lab in rec["labels"]) >= 3
     import pandas as pd
 
     qc = pd.read_parquet(out / "qc.parquet")
-    assert set(qc["scan_id"]) >= {"sheet0", "sheet1", "nolabels"}
+    assert set(qc["scan_id"]) >= {"sheet0", "nolabels"}
     nl = qc[qc["scan_id"] == "nolabels"]
     assert nl["flagged"].all() and nl["reason"].str.contains("uncalibrated").all()
     _, _, unit = read_las_curves(out / "nolabels.las")
@@ -336,4 +338,5 @@ def test_infer_layout_sheet_end_to_end(ray_gcs, env_base, tmp_path):
     err = pd.read_parquet(out / "errors.parquet")
     row = err[err["id"] == "blank"]
     assert len(row) == 1 and row["kind"].iloc[0] in ("no_track", "blank")
+    assert err[err["id"] == "huge"]["kind"].tolist() == ["too_large"]
     assert "Traceback" not in res.stderr
