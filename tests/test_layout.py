@@ -1,4 +1,4 @@
-"""Sheet layout: pure maths on hand-made arrays, the generator's truth, and `veernet infer --layout sheet` end to end."""
+"""Sheet layout: pure maths on hand-made arrays, the generator's truth, `veernet infer --layout sheet` end to end."""
 
 from __future__ import annotations
 
@@ -198,6 +198,20 @@ def test_layout_finds_the_truth_on_generated_sheets(sheets):
         assert a.is_sheet
 
 
+def test_landscape_and_colour_scans_of_a_sheet_give_the_same_layout(sheets):
+    s = sheets[1]
+    base = analyse_sheet(s.image, reader="digits", read_header=False)
+    landscape = np.ascontiguousarray(np.rot90(s.image, 1))  # depth along the width, shallow end left
+    turned = analyse_sheet(landscape, reader="digits", read_header=False)
+    assert turned.turned and turned.layout.tracks == base.layout.tracks
+    assert turned.fits[0].a == pytest.approx(base.fits[0].a) and turned.fits[0].b == pytest.approx(base.fits[0].b)
+    from veernet_ray.io import to_gray_uint8
+
+    tint = np.stack([s.image, np.clip(s.image.astype(int) + 20, 0, 255), s.image], axis=-1).astype(np.uint8)
+    colour = analyse_sheet(to_gray_uint8(tint), reader="digits", read_header=False)
+    assert colour.layout.tracks == base.layout.tracks and colour.fits[0].ok
+
+
 def test_track_sidecars_follow_the_contract(sheets):
     s = sheets[0]
     a = analyse_sheet(s.image, read_header=False)
@@ -310,7 +324,8 @@ def test_infer_layout_sheet_end_to_end(ray_gcs, env_base, tmp_path):
     out = tmp_path / "out"
     ckpt = tiny_checkpoint(tmp_path / "model")
     cmd = [sys.executable, str(ROOT / "jobs" / "infer.py"), "--address", ray_gcs, "--input", str(scans),
-           "--output", str(out), "--checkpoint", str(ckpt), "--layout", "sheet", "--no-tracking", "--no-progress", "--max-pixels", "2500000"]
+           "--output", str(out), "--checkpoint", str(ckpt), "--layout", "sheet", "--no-tracking", "--no-progress",
+           "--max-pixels", "2500000"]
     res = subprocess.run(cmd, capture_output=True, text=True, env=env_base, timeout=420, cwd=ROOT)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     for sid, t in truths.items():

@@ -19,7 +19,7 @@ RESIDUAL_FRAC of the spacing) keeps its numbers and is flagged.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -169,9 +169,3 @@ def guess_unit(values: list[float], header_unit: str | None = None, default: str
         return "FT", "assumed: labels in the hundreds or thousands"
     return "M", "assumed: small label values"
 
-
-@dataclass(frozen=True)
-class SectionFit:
-    section: tuple[int, int]
-    fit: DepthFit
-    labels: tuple[LabelRead, ...] = field(default=())

@@ -98,11 +98,12 @@ class Layout:
 
 
 def ink_mask(image: np.ndarray, level: int = INK_LEVEL) -> np.ndarray:
-    """Boolean (H, W) mask of dark ink: below both `level` and Otsu's threshold."""
+    """Boolean (H, W) mask of dark ink: at or below both `level` and Otsu's threshold."""
     if image.ndim != 2 or image.dtype != np.uint8:
         raise ValueError(f"ink_mask expects a 2-D uint8 image, got {image.dtype} {image.shape}")
     otsu, _ = cv2.threshold(image, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    return image < min(float(level), float(otsu) if otsu > 0 else float(level))
+    # Otsu's class 0 is <= its threshold: a two-level (1-bit) scan gets its ink level exactly
+    return image <= min(float(level), float(otsu))
 
 
 def ruled_blocks(ink: np.ndarray, block: int = BLOCK, fill: float = BLOCK_FILL) -> np.ndarray:

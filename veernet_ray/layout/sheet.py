@@ -120,7 +120,8 @@ class SheetAnalysis:
                            "reason": fit.label_reasons[j] if fit.label_reasons else ""})
         sections = []
         for si, (r0, r1) in enumerate(self.layout.sections):
-            sections.append({"section": si + 1, "rows": [int(r0), int(r1)], "unit": self.unit if self.fits[si].ok else None,
+            sections.append({"section": si + 1, "rows": [int(r0), int(r1)],
+                             "unit": self.unit if self.fits[si].ok else None,
                              "fit": self.fits[si].to_dict()})
         return {**extra, "turned": self.turned, "is_sheet": self.is_sheet, "layout": self.layout.to_dict(),
                 "unit": self.unit, "unit_source": self.unit_source, "sections": sections, "labels": labels,
