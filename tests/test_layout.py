@@ -170,6 +170,16 @@ def sheets():
     return [render_sheet(11, i, SMALL) for i in range(3)]
 
 
+def test_veernet_synth_sheets_writes_scans_with_truth(tmp_path):
+    from veernet_ray.synth.cli import main
+
+    assert main([str(tmp_path / "s"), "--sheets", "--n", "1", "--seed", "4"]) == 0
+    truth = SheetTruth.from_dict(json.loads((tmp_path / "s" / "sheet-4-0000.truth.json").read_text()))
+    from veernet_ray.io import read_image
+
+    assert read_image(tmp_path / "s" / "sheet-4-0000.tif").shape == (truth.height, truth.width)
+
+
 def test_generated_truth_is_self_consistent(sheets):
     for s in sheets:
         t = s.truth
