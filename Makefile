@@ -17,6 +17,17 @@ install: $(STAMP)
 # torch: where there is no CUDA, take the CPU build (torch==2.13.0 is the CPU
 # wheel on this machine's disk); never pull a multi-GB CUDA build into CI.
 $(STAMP): pyproject.toml
+	@# Tesseract (Debian tesseract-ocr) reads sheet headers and re-reads doubtful depth labels;
+	@# installed from the OS packages when missing and we are root, never downloaded at run time.
+	@if ! command -v tesseract >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing tesseract-ocr (Debian package) for sheet OCR"; \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tesseract-ocr >/dev/null) \
+				|| echo "could not install tesseract-ocr: sheets use the shipped digit reader only"; \
+		else \
+			echo "tesseract not found (not root or no apt-get): sheets use the shipped digit reader only"; \
+		fi; \
+	fi
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then \

@@ -57,6 +57,18 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
                    help="flag a curve with a value on less than this share of depth (default: %(default)s)")
     p.add_argument("--min-confidence", type=float, default=0.5,
                    help="flag a curve whose mean confidence is below this (default: %(default)s)")
+    p.add_argument("--layout", default="auto", choices=("auto", "sheet", "strip"),
+                   help="sheet: every scan is a whole sheet (header, tracks, depth column): find the tracks, read "
+                   "the depth labels, digitise every track into one LAS per sheet (OUTPUT/layout/ID.json records "
+                   "it); strip: every scan is one track; auto: a scan at least 800 px across without a sidecar is "
+                   "a sheet when layout finds more than one track or a depth column (default: %(default)s)")
+    p.add_argument("--scales", help="sheets: track-scales JSON for every sheet (an ID.scales.json beside a sheet "
+                   "wins); without one, values stay normalised (NORM); see docs/sheets.md")
+    p.add_argument("--depth-unit", choices=("FT", "M"),
+                   help="sheets: depth unit when the header does not say (default: FT for labels >= 100)")
+    p.add_argument("--ocr", default="digits+tesseract", choices=("digits+tesseract", "digits", "tesseract"),
+                   help="sheets: depth-label reader: the shipped digit reader, Tesseract (Debian tesseract-ocr), or "
+                   "the digit reader with Tesseract re-reading sections it left in doubt (default: %(default)s)")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else "
                    "sqlite in OUTPUT/.veernet/)")
     p.add_argument("--experiment", default="veernet-infer", help="MLflow experiment (default: %(default)s)")
@@ -83,6 +95,7 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
             max_width=args.max_width, tile_overlap=args.tile_overlap, max_height=args.max_height,
             max_pixels=args.max_pixels, orientation=args.orientation, overlays=args.overlays,
             min_coverage=args.min_coverage, min_confidence=args.min_confidence,
+            layout=args.layout, scales=args.scales, depth_unit=args.depth_unit, ocr=args.ocr,
             tracking=not args.no_tracking, tracking_uri=args.tracking_uri, experiment=args.experiment,
             progress=not args.no_progress,
         )

@@ -57,6 +57,10 @@ class InferOptions:
     overlays: str = "flagged"  # flagged | all | none
     min_coverage: float = 0.6
     min_confidence: float = 0.5
+    layout: str = "auto"  # auto | sheet | strip: whole sheets go through veernet_ray.layout first
+    scales: str | None = None  # sheets: a track-scales JSON for every sheet (ID.scales.json beside one wins)
+    depth_unit: str | None = None  # sheets: FT | M when the header does not say (default: FT for labels >= 100)
+    ocr: str = "digits+tesseract"  # sheets: label reader(s); "a+b": b re-reads sections a left in doubt
     tracking: bool = True
     tracking_uri: str | None = None
     experiment: str = "veernet-infer"
@@ -176,7 +180,7 @@ def run_inference(opts: InferOptions) -> dict[str, Any]:
 def remove_stale_parts(output: Path) -> int:
     """Delete `.<name>.*.part` files a killed run left behind (atomic_path's temporaries)."""
     n = 0
-    for folder in (output, output / "overlays", output / STATE_DIR / "qc"):
+    for folder in (output, output / "overlays", output / "layout", output / STATE_DIR / "qc"):
         if folder.is_dir():
             for p in folder.glob(".*.part"):
                 p.unlink(missing_ok=True)
@@ -202,6 +206,26 @@ def _check(opts: InferOptions) -> None:
             raise InferError(f"--{name.replace('_', '-')} must be > 0")
     if opts.model_actors is not None and opts.model_actors < 1:
         raise InferError(f"--model-actors must be >= 1; got {opts.model_actors}")
+    _check_layout(opts)
+
+
+def _check_layout(opts: InferOptions) -> None:
+    from veernet_ray.layout.digits import READERS
+    from veernet_ray.layout.sheet import ScalesError, load_scales
+    from veernet_ray.layout.stages import MODES
+
+    if opts.layout not in MODES:
+        raise InferError(f"--layout must be one of {', '.join(MODES)}; got {opts.layout!r}")
+    if opts.depth_unit is not None and opts.depth_unit not in ("FT", "M"):
+        raise InferError(f"--depth-unit must be FT or M; got {opts.depth_unit!r}")
+    if not all(part in READERS for part in opts.ocr.split("+")):
+        raise InferError(f"--ocr must be a reader or two joined by '+' ({', '.join(sorted(READERS))}); "
+                         f"got {opts.ocr!r}")
+    if opts.scales:
+        try:
+            load_scales(opts.scales)
+        except ScalesError as exc:
+            raise InferError(f"--scales: {exc}") from exc
 
 
 def _init_ray(opts: InferOptions) -> None:
@@ -252,7 +276,18 @@ def _run_dataset(opts: InferOptions, items: list[Item], ckpt: Path, provenance: 
     # items are sorted by (padded height, width): consecutive blocks hold similar shapes
     ds = ray.data.from_items([it.row() for it in items],
                              override_num_blocks=max(1, math.ceil(len(items) / rows_per_block)))
-    ds = ds.map(decode_row, num_cpus=opts.decode_cpus)
+    write_fn: Any = write_row
+    if opts.layout == "strip":
+        ds = ds.map(decode_row, num_cpus=opts.decode_cpus)
+    else:  # sheets: layout, OCR and depth fit on CPU tasks, one row per track crop (veernet_ray.layout.stages)
+        from veernet_ray.layout.sheet import load_scales
+        from veernet_ray.layout.stages import prepare_rows, write_any
+
+        ds = ds.flat_map(prepare_rows, num_cpus=opts.decode_cpus,
+                         fn_kwargs={"mode": opts.layout, "output": str(output), "reader": opts.ocr,
+                                    "scales": load_scales(opts.scales) if opts.scales else None,
+                                    "depth_unit": opts.depth_unit, "overlays": opts.overlays})
+        write_fn = write_any
     ds = ds.map_batches(
         ModelStage,
         fn_constructor_kwargs={"checkpoint": ckpt_ref, "device": res["device"], "batch_size": opts.batch_size,
@@ -261,10 +296,15 @@ def _run_dataset(opts: InferOptions, items: list[Item], ckpt: Path, provenance: 
         concurrency=res["model_actors"], batch_size=opts.batch_size, batch_format="numpy",
         num_cpus=res["model_cpus"], num_gpus=res["model_gpus"],
     )
-    ds = ds.map(write_row, num_cpus=opts.write_cpus,
+    ds = ds.map(write_fn, num_cpus=opts.write_cpus,
                 fn_kwargs={"provenance": provenance, "output": str(output), "min_coverage": opts.min_coverage,
                            "min_confidence": opts.min_confidence, "overlays": opts.overlays})
     rows = [_plain(r) for r in ds.iter_rows()]
+    if opts.layout != "strip":  # one LAS per sheet from its tracks' curves (driver: small arrays only)
+        from veernet_ray.layout.stages import merge_sheets
+
+        rows = merge_sheets(rows, output=str(output), provenance=provenance, min_coverage=opts.min_coverage,
+                            min_confidence=opts.min_confidence)
     return rows, res
 
 

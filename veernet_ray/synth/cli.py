@@ -40,11 +40,21 @@ def build_parser(prog: str = "veernet synth") -> argparse.ArgumentParser:
                    help="style family: 'train' for training data; 'heldout-*' draw styles and wells training "
                    "never sees (leave-style-out evaluation); --style overrides apply on top")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--sheets", action="store_true",
+                   help="render whole archive sheets instead (header, 2-4 tracks, depth column; ID.tif and "
+                   "ID.truth.json per sheet, for `veernet infer --layout sheet` and bench/layout.py)")
     return p
 
 
 def run(args: argparse.Namespace) -> int:
     import json
+
+    if args.sheets:
+        from veernet_ray.synth.sheet import generate_sheets
+
+        paths = generate_sheets(args.out, args.n, args.seed)
+        print(f"[veernet] synth: {len(paths)} sheets (ID.tif + ID.truth.json) in {args.out}")
+        return 0
 
     from veernet_ray.synth.generate import generate_dataset
     from veernet_ray.synth.styles import ScanStyle, SynthConfigError

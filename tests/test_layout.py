@@ -1,0 +1,367 @@
+"""Sheet layout: pure maths on hand-made arrays, the generator's truth, `veernet infer --layout sheet` end to end."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.conftest import BIN, ROOT, _stop_cluster, free_port, run
+from veernet_ray.layout.calibrate import fit_depth, guess_unit, parse_value
+from veernet_ray.layout.detect import find_layout, find_rules, ink_mask, label_boxes, pick_borders, ruled_blocks
+from veernet_ray.layout.digits import read_digits, split_touching
+from veernet_ray.layout.sheet import ScalesError, analyse_sheet, check_scales, to_portrait
+from veernet_ray.las.sidecar import Sidecar
+from veernet_ray.synth.sheet import SheetConfig, SheetTruth, render_sheet, text_patch, write_sheet
+
+SMALL = SheetConfig(width=(820, 880), height=(1900, 2100), p_second_section=0.0)  # >= 800 across: auto sees a sheet
+
+
+# ------------------------------------------------------------------ depth fit
+def test_fit_recovers_an_exact_line_and_rejects_a_misread():
+    rows = np.array([100.0, 300, 500, 700, 900])
+    values = 1000 + 0.5 * rows  # 1050, 1150, ... every 100 ft
+    values[2] = 1450.0  # "1250" misread as "1450"
+    fit = fit_depth(rows, values, np.array([1, 1, 0.6, 1, 1.0]))
+    assert fit.ok and not fit.flagged
+    assert fit.a == pytest.approx(1000.0) and fit.b == pytest.approx(0.5)
+    assert fit.used == (True, True, False, True, True)
+    assert "off the fit" in fit.label_reasons[2]
+    assert fit.interval == pytest.approx(100.0) and fit.max_abs == pytest.approx(0.0, abs=1e-9)
+
+
+def test_fit_flags_a_confident_reading_that_disagrees():
+    # a reader that turns every "4" into "21" draws a consistent wrong line; the one right label exposes it
+    rows = np.array([100.0, 300, 500, 700])
+    values = np.array([21300.0, 21400, 21500, 4600])
+    fit = fit_depth(rows, values, np.array([0.9, 0.9, 0.9, 1.0]))
+    assert fit.flagged and "disagree" in fit.reason
+
+
+def test_fit_refuses_too_few_and_contradictory_labels():
+    one = fit_depth(np.array([100.0, 200]), np.array([500.0, np.nan]))
+    assert not one.ok and one.a is None and "fewer than two readable" in one.reason
+    with pytest.raises(ValueError, match="no depth fit"):
+        one.depth_at(10)
+    chaos = fit_depth(np.array([100.0, 200, 300, 400, 500]), np.array([900.0, 300, 1700, 200, 1100]))
+    assert not chaos.ok and "contradict" in chaos.reason
+    upward = fit_depth(np.array([100.0, 200, 300]), np.array([900.0, 800, 700]))
+    assert not upward.ok and "contradict" in upward.reason
+
+
+def test_two_labels_give_a_flagged_unverified_fit():
+    fit = fit_depth(np.array([100.0, 600]), np.array([1000.0, 1100]))
+    assert fit.ok and fit.flagged and "unverified" in fit.reason
+    assert fit.depth_at(350) == pytest.approx(1050.0)
+
+
+def test_units_and_values():
+    assert parse_value("2650") == 2650.0 and parse_value("26S0") is None and parse_value("") is None
+    assert guess_unit([2600.0], "M") == ("M", "header")
+    assert guess_unit([2600.0], None, "M") == ("M", "user")
+    assert guess_unit([2600.0])[0] == "FT"
+
+
+# ------------------------------------------------------------------ detection
+def _hand_sheet() -> np.ndarray:
+    """600 x 1200 portrait: a header box, borders at x=20, 200, 260, 580 (5 px), thin grid in the tracks,
+    two printed labels and edge ticks in the depth column (200..260)."""
+    img = np.full((1200, 600), 235, np.uint8)
+    cv2.rectangle(img, (20, 10), (580, 180), 0, 2)
+    cv2.putText(img, "WELL 7  DEPTHS IN FEET", (40, 90), cv2.FONT_HERSHEY_SIMPLEX, 1.0, 0, 2)
+    for x in (20, 200, 260, 580):
+        img[200:1150, x : x + 5] = 0
+    img[200:205, 20:585] = 0
+    img[1145:1150, 20:585] = 0
+    for x in range(40, 200, 30):
+        img[205:1145, x] = 150  # grid: thin and lighter
+    for y, txt in ((400, "1100"), (800, "1200")):
+        img[y, 206:214] = 0  # ticks touch the column edges
+        img[y, 252:260] = 0
+        patch = text_patch(txt, 14, cv2.FONT_HERSHEY_SIMPLEX, 1)
+        ph, pw = patch.shape
+        y0, x0 = y - ph // 2, 233 - pw // 2
+        img[y0 : y0 + ph, x0 : x0 + pw] = np.minimum(img[y0 : y0 + ph, x0 : x0 + pw], 255 - patch)
+    return img
+
+
+def test_rules_borders_sections_and_depth_column_on_a_hand_made_sheet():
+    img = _hand_sheet()
+    ink = ink_mask(img)
+    rules, _ = find_rules(ruled_blocks(ink))
+    borders = pick_borders(rules, min_gap=20)
+    assert [(b.x0, b.x1) for b in borders] == [(20, 25), (200, 205), (260, 265), (580, 585)]
+    lay = find_layout(img)
+    assert lay.sections == ((205, 1144),)  # inside the top and bottom rules
+    assert lay.header_end == 205
+    assert lay.tracks == ((25, 200), (265, 580)) and lay.depth_column == (205, 260)
+    rows = [b.row for b in lay.labels]
+    assert len(rows) == 2 and all(abs(r - y) <= 1 for r, y in zip(rows, (400, 800)))
+
+
+def test_label_boxes_drop_ticks_and_specks():
+    ink = np.zeros((300, 60), bool)
+    ink[100, 0:10] = True  # a tick from the left edge
+    ink[50, 30] = True  # a speck
+    ink[200:214, 20:28] = True  # a "digit"
+    ink[200:214, 30:38] = True  # its neighbour
+    boxes = label_boxes(ink, (0, 60), (0, 299))
+    assert len(boxes) == 1 and (boxes[0].x0, boxes[0].x1, boxes[0].y0, boxes[0].y1) == (20, 38, 200, 214)
+    assert not boxes[0].rotated
+
+
+def test_a_blank_page_has_no_layout():
+    lay = find_layout(np.full((800, 400), 240, np.uint8))
+    assert lay.tracks == () and lay.depth_column is None and lay.notes
+
+
+def test_landscape_sheets_are_turned_to_portrait():
+    img = np.zeros((100, 400), np.uint8)
+    img[0, 0] = 7  # top-left of a landscape sheet = the shallow end: it becomes the top-right
+    out, turned = to_portrait(img)
+    assert turned and out.shape == (400, 100) and out[0, -1] == 7
+
+
+# ------------------------------------------------------------------ digits
+def test_the_digit_reader_reads_a_face_it_was_not_drilled_on():
+    from PIL import Image, ImageDraw, ImageFont
+    import matplotlib
+
+    face = Path(matplotlib.get_data_path()) / "fonts/ttf/DejaVuSerif-Italic.ttf"  # not among the training faces
+    font = ImageFont.truetype(str(face), 30)
+    im = Image.new("L", (120, 44), 255)
+    ImageDraw.Draw(im).text((6, 4), "3750", fill=0, font=font)
+    r = read_digits(np.asarray(im))
+    assert r.text == "3750" and r.confidence > 0.5
+
+
+def test_touching_digits_are_cut_at_the_gap():
+    g = np.zeros((20, 26), bool)
+    g[:, 2:10] = True
+    g[:, 16:24] = True
+    g[18:20, 10:16] = True  # a bridge at the foot
+    parts = split_touching(g, 20, 2)
+    assert [p.shape[1] for p in parts] == [13, 13] or sum(p.shape[1] for p in parts) == 26
+    assert len(parts) == 2 and all(p.any() for p in parts)
+
+
+# ------------------------------------------------------------------ scales and sidecars
+def test_scales_are_checked_with_a_message_that_names_the_field():
+    good = {"tracks": [{"track": 1, "curves": [{"class_id": 1, "mnemonic": "GR", "unit": "GAPI", "left": 0,
+                                                "right": 150}]}]}
+    check_scales(good)
+    bad = {"tracks": [{"track": 1, "curves": [{"class_id": 1, "mnemonic": "ILD", "scale": "log", "left": 0,
+                                               "right": 2000}]}]}
+    with pytest.raises(ScalesError, match=r"curves\[0\].left must be > 0 on a log scale"):
+        check_scales(bad)
+    with pytest.raises(ScalesError, match="tracks"):
+        check_scales({"track": []})
+
+
+# ------------------------------------------------------------------ generated sheets, end to end on a CPU
+@pytest.fixture(scope="module")
+def sheets():
+    return [render_sheet(11, i, SMALL) for i in range(3)]
+
+
+def test_veernet_synth_sheets_writes_scans_with_truth(tmp_path):
+    from veernet_ray.synth.cli import main
+
+    assert main([str(tmp_path / "s"), "--sheets", "--n", "1", "--seed", "4"]) == 0
+    truth = SheetTruth.from_dict(json.loads((tmp_path / "s" / "sheet-4-0000.truth.json").read_text()))
+    from veernet_ray.io import read_image
+
+    assert read_image(tmp_path / "s" / "sheet-4-0000.tif").shape == (truth.height, truth.width)
+
+
+def test_generated_truth_is_self_consistent(sheets):
+    for s in sheets:
+        t = s.truth
+        assert s.image.shape == (t.height, t.width)
+        x0, x1 = t.depth_column
+        for lab in t.labels:
+            sec = t.sections[lab.section]
+            assert sec.depth_at(lab.row) == pytest.approx(lab.value, abs=1e-6)
+            assert x0 <= lab.box[0] and lab.box[2] <= x1
+        assert SheetTruth.from_dict(json.loads(json.dumps(t.to_dict()))) == t
+
+
+def test_layout_finds_the_truth_on_generated_sheets(sheets):
+    for s in sheets:
+        t = s.truth
+        a = analyse_sheet(s.image, read_header=False)
+        assert len(a.layout.tracks) == len(t.tracks)
+        for (f0, f1), (t0, t1) in zip(a.layout.tracks, t.tracks):
+            assert abs(f0 - t0) <= 6 and abs(f1 - t1) <= 6
+        sec = t.sections[0]
+        fit = a.fits[0]
+        rows = np.array([lab.row for lab in t.labels])
+        if fit.ok and not fit.flagged:  # never silently wrong: unflagged fits are within 0.25% of the span
+            err = np.max(np.abs(fit.depth_at(rows) - sec.depth_at(rows)))
+            assert err < 0.0025 * sec.pitch * (sec.row1 - sec.row0)
+        assert a.is_sheet
+
+
+def test_landscape_and_colour_scans_of_a_sheet_give_the_same_layout(sheets):
+    s = sheets[1]
+    base = analyse_sheet(s.image, reader="digits", read_header=False)
+    landscape = np.ascontiguousarray(np.rot90(s.image, 1))  # depth along the width, shallow end left
+    turned = analyse_sheet(landscape, reader="digits", read_header=False)
+    assert turned.turned and turned.layout.tracks == base.layout.tracks
+    assert turned.fits[0].a == pytest.approx(base.fits[0].a) and turned.fits[0].b == pytest.approx(base.fits[0].b)
+    from veernet_ray.io import to_gray_uint8
+
+    tint = np.stack([s.image, np.clip(s.image.astype(int) + 20, 0, 255), s.image], axis=-1).astype(np.uint8)
+    colour = analyse_sheet(to_gray_uint8(tint), reader="digits", read_header=False)
+    assert colour.layout.tracks == base.layout.tracks and colour.fits[0].ok
+
+
+def test_track_sidecars_follow_the_contract(sheets):
+    s = sheets[0]
+    a = analyse_sheet(s.image, read_header=False)
+    scales = {"tracks": [{"track": 1, "curves": [{"class_id": 1, "mnemonic": "GR", "unit": "GAPI", "left": 0,
+                                                  "right": 150}]}]}
+    assert a.fits[0].ok
+    side = Sidecar.from_dict(a.track_sidecar(0, 0, scales))
+    r0, r1 = a.layout.sections[0]
+    c0, c1 = a.layout.tracks[0]
+    assert side.orientation == "depth_along_height" and side.depth.unit == a.unit
+    assert side.depth.depth_at(0) == pytest.approx(a.fits[0].depth_at(r0))
+    gr = side.curve(1)
+    assert (gr.mnemonic, gr.unit) == ("GR", "GAPI")
+    canon = side.canonical((r1 - r0 + 1, c1 - c0))
+    # the track's left edge (column 0) is the canonical bottom row, and reads the left value
+    assert canon.curve(1).value_at(c1 - c0 - 1) == pytest.approx(0.0)
+    assert side.curve(2).unit == "NORM"  # not in the scales file: normalised
+
+
+# ------------------------------------------------------------------ the layout stage (no Ray needed to call it)
+def _listing_row(path: Path, tmp: Path) -> dict:
+    from veernet_ray.infer.listing import list_inputs
+
+    items = list_inputs(str(path), tmp / "out").items
+    assert len(items) == 1
+    return items[0].row()
+
+
+def test_prepare_rows_splits_a_sheet_into_track_rows_and_keeps_strips_whole(tmp_path, sheets):
+    from veernet_ray.io import write_tiff
+    from veernet_ray.layout.stages import prepare_rows
+
+    write_sheet(sheets[0], tmp_path / "in", "s0")
+    out = str(tmp_path / "out")
+    rows = prepare_rows(_listing_row(tmp_path / "in" / "s0.tif", tmp_path), mode="auto", output=out,
+                        reader="digits")
+    t = sheets[0].truth
+    assert len(rows) == len(t.tracks) * len(t.sections)
+    assert {r["sheet_id"] for r in rows} == {"s0"} and all(r["status"] == "ok" for r in rows)
+    r = rows[0]
+    assert r["image"].shape == (r["height"], r["width"]) and r["orientation"] == "depth_along_height"
+    rec = json.loads((tmp_path / "out" / "layout" / "s0.json").read_text())
+    assert rec["is_sheet"] and len(rec["tracks"]) == len(rows) and rec["labels"]
+    assert {"row", "text", "value", "used", "reason"} <= set(rec["labels"][0])
+    # a single-track strip (the whitepaper's 480-640 px across) is never sent through layout
+    strip = np.full((120, 900), 230, np.uint8)
+    strip[60, :] = 0
+    write_tiff(tmp_path / "strip" / "st.tif", strip)
+    [srow] = prepare_rows(_listing_row(tmp_path / "strip" / "st.tif", tmp_path), mode="auto", output=out)
+    assert srow["sheet_id"] == "" and srow["status"] == "ok" and srow["image"].shape == (120, 900)
+
+
+def test_prepare_rows_reports_a_sheet_without_tracks(tmp_path):
+    from veernet_ray.io import write_tiff
+    from veernet_ray.layout.stages import prepare_rows
+
+    page = np.full((2000, 900), 235, np.uint8)
+    cv2.putText(page, "MEMO", (100, 300), cv2.FONT_HERSHEY_SIMPLEX, 3, 0, 5)
+    write_tiff(tmp_path / "in" / "memo.tif", page)
+    [row] = prepare_rows(_listing_row(tmp_path / "in" / "memo.tif", tmp_path), mode="sheet",
+                         output=str(tmp_path / "out"), reader="digits")
+    assert row["status"] == "error" and row["kind"] == "no_track"
+    assert "--layout strip" in row["message"]
+    assert (tmp_path / "out" / "layout" / "memo.png").is_file()
+
+
+# ------------------------------------------------------------------ veernet infer --layout sheet
+@pytest.fixture(scope="module")
+def ray_gcs(env_base):
+    """A bare Ray head on 127.0.0.1 (no dashboard: this test drives it directly, not through
+    `ray job submit`), stopped by its own session folder like conftest's `ray_head`."""
+    import os
+
+    ray_tmp = Path(f"/tmp/vl{os.getpid()}")
+    try:
+        # Ray waits a fixed 30 s for its raylet; a loaded 2-core machine can miss that, so try 3 times
+        for _ in range(3):
+            port = free_port()
+            out = run([str(BIN / "ray"), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
+                       "--num-cpus=2", "--include-dashboard=false", f"--temp-dir={ray_tmp}",
+                       "--disable-usage-stats"], env=env_base, timeout=180)
+            if out.returncode == 0:
+                break
+            _stop_cluster(ray_tmp)
+        else:
+            pytest.fail(f"ray start failed 3 times:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
+        yield f"127.0.0.1:{port}"
+    finally:
+        _stop_cluster(ray_tmp)
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def test_infer_layout_sheet_end_to_end(ray_gcs, env_base, tmp_path):
+    from veernet_ray.infer.cli import tiny_checkpoint
+    from veernet_ray.las.lasfile import read_las_curves
+
+    scans = tmp_path / "sheets"
+    truths = {}
+    for i in range(1):  # one good sheet: the suite's time budget (the unit tests cover more sheets)
+        s = render_sheet(21, i, SMALL)
+        write_sheet(s, scans, f"sheet{i}")
+        truths[f"sheet{i}"] = s.truth
+    # a sheet whose labels were scraped off: digitised, never given a depth, flagged
+    s = render_sheet(21, 5, SMALL)
+    x0, x1 = s.truth.depth_column
+    s.image[:, x0 + 3 : x1 - 3] = 255
+    write_sheet(s, scans, "nolabels")
+    cv2.imwrite(str(scans / "blank.png"), np.full((2000, 900), 240, np.uint8))  # no track
+    cv2.imwrite(str(scans / "huge.png"), np.full((3200, 900), 240, np.uint8))  # over the pixel budget below
+    out = tmp_path / "out"
+    ckpt = tiny_checkpoint(tmp_path / "model")
+    cmd = [sys.executable, str(ROOT / "jobs" / "infer.py"), "--address", ray_gcs, "--input", str(scans),
+           "--output", str(out), "--checkpoint", str(ckpt), "--layout", "sheet", "--no-tracking", "--no-progress",
+           "--max-pixels", "2500000"]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env_base, timeout=420, cwd=ROOT)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    for sid, t in truths.items():
+        depth, curves, unit = read_las_curves(out / f"{sid}.las")
+        rec = json.loads((out / "layout" / f"{sid}.json").read_text())
+        assert len(rec["tracks"]) == len(t.tracks) * len(t.sections)
+        assert len(curves) >= 2 * len(t.tracks)  # every track's curves (+ _CONF columns) on one grid
+        sec = t.sections[0]
+        assert not rec["flagged"], rec["reasons"]  # this sheet reads cleanly (checked: 3 of 3 labels)
+        if shutil.which("tesseract"):  # the Makefile installs it; without it a metre sheet is assumed FT
+            assert unit == sec.unit == "M"  # read from the header ("DEPTHS IN METRES")
+        span = sec.pitch * (sec.row1 - sec.row0)
+        top, bottom = sec.depth_at(rec["sections"][0]["rows"][0]), sec.depth_at(rec["sections"][0]["rows"][1])
+        assert abs(depth[0] - top) < 0.0025 * span and abs(depth[-1] - bottom) < 0.0025 * span
+        assert sum(lab["used"] for lab in rec["labels"]) >= 3
+    import pandas as pd
+
+    qc = pd.read_parquet(out / "qc.parquet")
+    assert set(qc["scan_id"]) >= {"sheet0", "nolabels"}
+    nl = qc[qc["scan_id"] == "nolabels"]
+    assert nl["flagged"].all() and nl["reason"].str.contains("uncalibrated").all()
+    _, _, unit = read_las_curves(out / "nolabels.las")
+    assert unit == "PX"
+    assert (out / "layout" / "nolabels.png").is_file()
+    err = pd.read_parquet(out / "errors.parquet")
+    row = err[err["id"] == "blank"]
+    assert len(row) == 1 and row["kind"].iloc[0] in ("no_track", "blank")
+    assert err[err["id"] == "huge"]["kind"].tolist() == ["too_large"]
+    assert "Traceback" not in res.stderr

@@ -1,0 +1,306 @@
+"""Find a sheet's structure: sections, track borders, the depth column and its label boxes.
+
+Pure NumPy/OpenCV on one 2-D uint8 portrait image (depth down the page, row 0
+at the top); every function here is a function of its arguments.
+
+    ink mask -> vertical rules (long, dark, thick) -> sections (rows where the
+    rules run) -> tracks (between consecutive borders) -> depth column (the
+    narrow interval holding printed numbers) -> label boxes (ink blobs in it
+    that do not touch its edges: ticks do, labels do not)
+
+Why borders are told from grid lines by thickness: both run the whole length
+of a section, but on printed logs the track borders are the heaviest rules
+(grid major lines are at most about half their weight). A sheet whose borders
+are no heavier than its grid is over-split; the QC then shows tracks narrower
+than MIN_TRACK_FRAC, which are merged into their neighbour.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+#: rows per block when testing where vertical rules run (a rule fills every block it crosses)
+BLOCK = 32
+#: a block counts as "ruled" in a column when this share of its rows is ink (dashes and speckle gaps allowed)
+BLOCK_FILL = 0.85
+#: a column is a rule when it is ruled in this share of the blocks of the tallest ruled stretch
+RULE_COVER = 0.6
+#: a rule at least this share of the third-thickest rule's width is a border; thinner ones are grid.
+#: The third, not the first: a border with a track's own edge line beside it scans as one wider
+#: rule, and a sheet has at least three borders (two tracks and a depth column)
+BORDER_THICK = 0.6
+#: ... and never thinner than this (px): a heavy grid line is up to 3 px at 150 dpi
+MIN_BORDER_PX = 3.5
+#: a border runs the whole section: its cover is at least this share of the best-covered rule's
+#: (a long vertical stretch of a flat curve or a track's inner grid line covers less)
+BORDER_COVER = 0.85
+#: tracks narrower than this share of the ruled width are merged into their neighbour (a missed grid line)
+MIN_TRACK_FRAC = 0.04
+#: the depth column is at most this share of the ruled width
+MAX_DEPTH_COL_FRAC = 0.2
+#: sections shorter than this many rows are header boxes or rule stubs, not logs
+MIN_SECTION_ROWS = 200
+#: ink is darker than this gray level (and darker than Otsu's threshold) for structure finding
+INK_LEVEL = 110
+
+
+@dataclass(frozen=True)
+class Rule:
+    x0: int  # first column
+    x1: int  # one past the last column
+    cover: float  # share of ruled blocks over the sheet's ruled stretch
+
+    @property
+    def width(self) -> int:
+        return self.x1 - self.x0
+
+
+@dataclass(frozen=True)
+class LabelBox:
+    x0: int
+    y0: int
+    x1: int  # exclusive
+    y1: int  # exclusive
+    rotated: bool  # text runs along the rows (printed 90 degrees turned)
+
+    @property
+    def row(self) -> float:
+        """Centre row: a printed depth label is centred on its depth line."""
+        return (self.y0 + self.y1 - 1) / 2.0
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A sheet's structure, in the (portrait) sheet's own pixels. Columns [x0, x1), rows inclusive."""
+
+    height: int
+    width: int
+    header_end: int  # first row of the first section (-1: no section found)
+    sections: tuple[tuple[int, int], ...]  # (row0, row1) log rows inside the rules
+    borders: tuple[Rule, ...]
+    tracks: tuple[tuple[int, int], ...]  # interior columns of each curve track (depth column excluded)
+    depth_column: tuple[int, int] | None
+    labels: tuple[LabelBox, ...] = ()
+    notes: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict:
+        return {
+            "height": self.height, "width": self.width, "header_end": self.header_end,
+            "sections": [list(s) for s in self.sections],
+            "borders": [[r.x0, r.x1] for r in self.borders],
+            "tracks": [list(t) for t in self.tracks],
+            "depth_column": list(self.depth_column) if self.depth_column else None,
+            "notes": list(self.notes),
+        }
+
+
+def ink_mask(image: np.ndarray, level: int = INK_LEVEL) -> np.ndarray:
+    """Boolean (H, W) mask of dark ink: at or below both `level` and Otsu's threshold."""
+    if image.ndim != 2 or image.dtype != np.uint8:
+        raise ValueError(f"ink_mask expects a 2-D uint8 image, got {image.dtype} {image.shape}")
+    otsu, _ = cv2.threshold(image, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    # Otsu's class 0 is <= its threshold: a two-level (1-bit) scan gets its ink level exactly
+    return image <= min(float(level), float(otsu))
+
+
+def ruled_blocks(ink: np.ndarray, block: int = BLOCK, fill: float = BLOCK_FILL) -> np.ndarray:
+    """(H // block, W) bool: column c is (almost) solid ink over block b. One pass over the pixels."""
+    h, w = ink.shape
+    nb = h // block
+    if nb == 0:
+        return np.zeros((0, w), bool)
+    counts = ink[: nb * block].reshape(nb, block, w).sum(axis=1, dtype=np.int32)
+    return counts >= fill * block
+
+
+def find_rules(blocks: np.ndarray, cover: float = RULE_COVER) -> tuple[list[Rule], tuple[int, int]]:
+    """Vertical rules from the ruled-block map, and the (first, last) block of the ruled stretch.
+
+    The ruled stretch is the span of blocks in which at least two columns are
+    ruled (the log, with any spliced header inside it); a column is a rule when
+    it is ruled in `cover` of the blocks where ANY rule runs, so a rule broken
+    by a spliced header still counts.
+    """
+    if blocks.size == 0:
+        return [], (0, -1)
+    per_block = blocks.sum(axis=1)
+    live = per_block >= 2
+    if not live.any():
+        return [], (0, -1)
+    idx = np.nonzero(live)[0]
+    share = blocks[live].mean(axis=0)
+    is_rule = share >= cover
+    rules: list[Rule] = []
+    x = 0
+    w = is_rule.size
+    while x < w:
+        if is_rule[x]:
+            x1 = x
+            while x1 < w and is_rule[x1]:
+                x1 += 1
+            rules.append(Rule(int(x), int(x1), float(share[x:x1].mean())))
+            x = x1
+        else:
+            x += 1
+    return rules, (int(idx[0]), int(idx[-1]))
+
+
+def pick_borders(rules: list[Rule], min_gap: int) -> list[Rule]:
+    """The heavy rules (see BORDER_THICK, MIN_BORDER_PX), with any two closer than `min_gap` merged."""
+    if not rules:
+        return []
+    widths = sorted((r.width for r in rules if r.cover >= BORDER_COVER * max(q.cover for q in rules)), reverse=True)
+    heavy = widths[min(2, len(widths) - 1)]
+    best_cover = max(r.cover for r in rules)
+    borders = [r for r in rules if r.width >= max(MIN_BORDER_PX, BORDER_THICK * heavy)
+               and r.cover >= BORDER_COVER * best_cover]
+    merged: list[Rule] = []
+    for r in borders:
+        if merged and r.x0 - merged[-1].x1 < min_gap:
+            # two heavy rules closer than any track is wide: one is a border, the other a grid or
+            # edge line beside it; keep the heavier (then the longer), never a span over both
+            last = merged[-1]
+            if (r.width, r.cover) > (last.width, last.cover):
+                merged[-1] = r
+        else:
+            merged.append(r)
+    return merged
+
+
+def is_line(ink: np.ndarray, rule: Rule, rows: tuple[int, int], flank: int = 3, max_ink: float = 0.35) -> bool:
+    """A rule is a drawn line when paper flanks it on at least one side: mostly no ink in the
+    `flank` columns beside it over the ruled rows. Scanner banding, halftone screens and a bundle
+    of parallel strokes are dark over a long stretch too, but have ink on both sides. (One side,
+    not both: a track's own edge line often runs right beside a border.)"""
+    r0, r1 = rows
+    w = ink.shape[1]
+    left = ink[r0:r1, max(0, rule.x0 - flank) : rule.x0]
+    right = ink[r0:r1, rule.x1 : min(w, rule.x1 + flank)]
+    return any(side.size == 0 or side.mean() <= max_ink for side in (left, right))
+
+
+def find_sections(ink: np.ndarray, borders: list[Rule], min_rows: int = MIN_SECTION_ROWS) -> list[tuple[int, int]]:
+    """Row spans where at least half the borders are inked: the log sections, in row order.
+
+    Exact to the row: a row is inside a section when most border columns are ink
+    on it; short gaps (speckle-free dashes, a broken rule) of < 8 rows are bridged.
+    """
+    if len(borders) < 2:
+        return []
+    cols = [ink[:, r.x0 : r.x1].mean(axis=1) >= 0.5 for r in borders]
+    on = np.mean(cols, axis=0) >= 0.5
+    # bridge short gaps
+    on_i = on.astype(np.uint8)
+    on_i = cv2.morphologyEx(on_i[:, None], cv2.MORPH_CLOSE, np.ones((9, 1), np.uint8))[:, 0] > 0
+    spans = []
+    r = 0
+    n = on_i.size
+    while r < n:
+        if on_i[r]:
+            r1 = r
+            while r1 < n and on_i[r1]:
+                r1 += 1
+            if r1 - r >= min_rows:
+                spans.append((int(r), int(r1 - 1)))
+            r = r1
+        else:
+            r += 1
+    return spans
+
+
+def trim_rules(ink: np.ndarray, section: tuple[int, int], cols: tuple[int, int]) -> tuple[int, int]:
+    """Drop a section's first and last rows while they are a horizontal rule (mostly ink across)."""
+    r0, r1 = section
+    row_ink = ink[r0 : r1 + 1, cols[0] : cols[1]].mean(axis=1)
+    a, b = 0, len(row_ink) - 1
+    while a < b and row_ink[a] > 0.5:
+        a += 1
+    while b > a and row_ink[b] > 0.5:
+        b -= 1
+    return r0 + a, r0 + b
+
+
+def find_layout(image: np.ndarray) -> Layout:
+    """Sections, borders, tracks, depth column and label boxes of a portrait uint8 sheet."""
+    h, w = image.shape
+    ink = ink_mask(image)
+    blocks = ruled_blocks(ink)
+    rules, (b0, b1) = find_rules(blocks)
+    rules = [r for r in rules if is_line(ink, r, (b0 * BLOCK, (b1 + 1) * BLOCK))]
+    notes: list[str] = []
+    if len(rules) < 2:
+        return Layout(h, w, -1, (), tuple(rules), (), None, (), ("fewer than two vertical rules: no track borders",))
+    span = rules[-1].x1 - rules[0].x0
+    borders = pick_borders(rules, min_gap=max(8, int(MIN_TRACK_FRAC * span)))
+    if len(borders) < 2:
+        return Layout(h, w, -1, (), tuple(borders), (), None, (), ("fewer than two track borders",))
+    sections = find_sections(ink, borders)
+    if not sections:
+        return Layout(h, w, -1, (), tuple(borders), (), None, (), ("the borders never run together for "
+                                                                      f"{MIN_SECTION_ROWS} rows: no log section",))
+    intervals = [(a.x1, b.x0) for a, b in zip(borders[:-1], borders[1:])]
+    sections = [trim_rules(ink, s, (borders[0].x0, borders[-1].x1)) for s in sections]
+    # the depth column: a narrow interval holding at least two label-like blobs and otherwise
+    # mostly paper. Tracks may carry numbers too (scale labels, a strip's own depth ticks), but
+    # their curves and grid make them inkier than a column of ticks and labels.
+    best, best_boxes, best_ink = None, [], 1.0
+    for iv in intervals:
+        if iv[1] - iv[0] > MAX_DEPTH_COL_FRAC * span or iv[1] - iv[0] < 16:
+            continue
+        boxes = [b for s in sections for b in label_boxes(ink, iv, s)]
+        share = float(np.mean([ink[s0 : s1 + 1, iv[0] : iv[1]].mean() for s0, s1 in sections]))
+        if len(boxes) >= 2 and share < best_ink:
+            best, best_boxes, best_ink = iv, boxes, share
+    tracks = tuple(iv for iv in intervals if iv != best)
+    if best is None:
+        notes.append("no depth column: no narrow column between borders holds printed numbers")
+    return Layout(h, w, int(sections[0][0]), tuple(sections), tuple(borders), tracks, best, tuple(best_boxes),
+                  tuple(notes))
+
+
+def label_boxes(ink: np.ndarray, column: tuple[int, int], section: tuple[int, int]) -> list[LabelBox]:
+    """Boxes of printed labels in one depth column over one section, top to bottom.
+
+    Blobs touching the column's left or right edge are ticks (or the border) and
+    are dropped; so are specks (< 6 px). The remaining blobs are joined into
+    labels by closing gaps of about a third of the median blob height (the gap
+    between two digits), then kept when their size is that of printed text.
+    """
+    x0, x1 = column
+    r0, r1 = section
+    sub = ink[r0 : r1 + 1, x0:x1].astype(np.uint8)
+    if sub.size == 0:
+        return []
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(sub, connectivity=8)
+    keep = np.zeros(n, bool)
+    cw = x1 - x0
+    for i in range(1, n):
+        x, y, bw, bh, area = stats[i]
+        if area < 6 or x <= 1 or x + bw >= cw - 1:
+            continue
+        keep[i] = True
+    if not keep.any():
+        return []
+    blobs = keep[lab]
+    heights = stats[keep, cv2.CC_STAT_HEIGHT]
+    widths = stats[keep, cv2.CC_STAT_WIDTH]
+    gap = int(max(3, np.median(np.minimum(heights, widths * 3)) // 2))
+    joined = cv2.dilate(blobs.astype(np.uint8), np.ones((gap, gap), np.uint8))
+    n2, lab2, st2, _ = cv2.connectedComponentsWithStats(joined, connectivity=8)
+    out = []
+    for i in range(1, n2):
+        m = (lab2 == i) & blobs
+        ys, xs = np.nonzero(m) if st2[i, cv2.CC_STAT_AREA] < 50_000 else (np.array([]), np.array([]))
+        if len(ys) < 12:
+            continue
+        by0, by1, bx0, bx1 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
+        bh, bw = by1 - by0, bx1 - bx0
+        short, long_ = min(bh, bw), max(bh, bw)
+        if short < 6 or short > 120 or long_ > 12 * short:
+            continue
+        out.append(LabelBox(x0 + bx0, r0 + by0, x0 + bx1, r0 + by1, rotated=bh > 1.15 * bw))
+    out.sort(key=lambda b: b.y0)
+    return out
