@@ -43,6 +43,15 @@ def test_train_rejects_a_typo_in_an_override_without_a_traceback():
     assert "Traceback" not in out.stderr
 
 
+def test_train_rejects_a_missing_init_checkpoint_before_ray_starts(tmp_path, demo_data):
+    # a relative init_from used to reach the worker unresolved and fail there, after Ray started
+    out = _run([str(BIN / "veernet"), "train", "--manifest", str(demo_data), "--set", f"storage={tmp_path}",
+                "train.init_from=no/such/best"])
+    assert out.returncode == 2
+    assert "train.init_from" in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "ray").exists()
+
+
 def test_train_rejects_a_missing_manifest_without_a_traceback(tmp_path):
     out = _run([str(BIN / "veernet"), "train", "--manifest", str(tmp_path / "none.parquet"),
                 "--set", f"storage={tmp_path}"])

@@ -85,6 +85,16 @@ def run_training(cfg: RunConfig, *, ray_address: str | None = None, verbose: boo
     run_dir = storage / cfg.name
     run_dir.mkdir(parents=True, exist_ok=True)
     manifest = resolve_manifest(cfg)
+    if cfg.train.init_from:
+        # workers run in Ray's own working folder: a relative path must be resolved here, and
+        # a missing checkpoint must stop the run before Ray starts, not in a worker
+        init = Path(cfg.train.init_from).expanduser().resolve()
+        from veernet_ray.train.checkpoint import CHECKPOINT_FILE
+
+        if not (init / CHECKPOINT_FILE if init.is_dir() else init).is_file():
+            raise FileNotFoundError(f"train.init_from {init}: no {CHECKPOINT_FILE} there; train the binary stage "
+                                    "first or point at its best/ folder")
+        cfg = cfg.with_overrides({"train.init_from": str(init)})
     physical_batch, plan_accum = physical_batch_for(cfg)
     workers = cfg.scale.num_workers
     accum = plan_accum or accumulation_steps(cfg.train.effective_batch, physical_batch, workers)
