@@ -80,3 +80,36 @@ def test_atomic_write_of_a_name_near_the_file_system_limit(tmp_path):
     with atomic_path(target) as tmp:
         tmp.write_text("x")
     assert target.read_text() == "x" and not list(tmp_path.glob(".*.part"))
+
+
+# ------------------------------------------- 4. one line and exit 2, at once
+@pytest.mark.parametrize("command", ["infer", "train", "plan", "demo", "tune"])
+def test_a_file_where_a_folder_is_needed_stops_at_once(command, tmp_path, capsys):
+    import importlib
+    import time
+
+    from veernet_ray.cli import COMMANDS
+
+    a_file = tmp_path / "taken"
+    a_file.write_text("not a folder")
+    argv = {
+        "infer": ["--input", str(tmp_path), "--output", str(a_file), "--no-tracking"],
+        "train": ["--set", f"storage={a_file}"],
+        "plan": ["--manifest", str(tmp_path / "m.parquet"), "--out", str(a_file / "sub")],
+        "demo": ["--set", f"storage={a_file}"],
+        "tune": ["losses", "--smoke", "--storage", str(a_file)],
+    }[command]
+    main = importlib.import_module(COMMANDS[command][0]).main
+    t0 = time.perf_counter()
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert time.perf_counter() - t0 < 10
+    assert len(err.splitlines()) == 1 and "is a file" in err and str(a_file) in err, err
+
+
+def test_demo_config_error_is_one_line(capsys):
+    from veernet_ray.demo import main
+
+    assert main(["--set", "train.epoch=3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "unknown key" in err

@@ -134,6 +134,11 @@ def run_inference(opts: InferOptions) -> dict[str, Any]:
     """
     _check(opts)
     t_start = time.perf_counter()
+    from veernet_ray.paths import output_folder_problem
+
+    problem = output_folder_problem(opts.output, "--output")
+    if problem:
+        raise InferError(problem)
     output = Path(opts.output).expanduser().resolve()
     state = output / STATE_DIR
     state.mkdir(parents=True, exist_ok=True)
