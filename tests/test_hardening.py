@@ -113,3 +113,80 @@ def test_demo_config_error_is_one_line(capsys):
     assert main(["--set", "train.epoch=3"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "unknown key" in err
+
+
+# ---------------------------------------------- 3. bounded work from inputs
+def _sidecar(step=None, depths=(1000.0, 1025.5), values=(0.0, 150.0)) -> dict:
+    depth = {"unit": "M", "ref": [{"px": 0, "depth": depths[0]}, {"px": 255, "depth": depths[1]}]}
+    if step is not None:
+        depth["step"] = step
+    return {"orientation": "depth_along_width", "depth": depth,
+            "curves": [{"class_id": 1, "mnemonic": "GR", "unit": "GAPI", "scale": "linear",
+                        "ref": [{"px": 63, "value": values[0]}, {"px": 0, "value": values[1]}]}]}
+
+
+def test_sidecar_step_and_depths_are_bounded_before_decoding(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    cases = {"fine": _sidecar(step=1e-4), "deep": _sidecar(depths=(1000.0, 1e300)),
+             "far": _sidecar(depths=(0.0, 9e5)), "huge_value": _sidecar(values=(0.0, 1e300)),
+             "ok": _sidecar(step=0.1), "quarter": _sidecar(step=0.1 / 4)}
+    for name, side in cases.items():
+        write_tiff(src / f"{name}.tif", scan())
+        (src / f"{name}.json").write_text(json.dumps(side))
+    listing = list_inputs(str(src), tmp_path / "out")
+    errors = {e["id"]: e for e in listing.errors}
+    assert sorted(it.id for it in listing.items) == ["ok", "quarter"]
+    assert errors["fine"]["kind"] == "out_of_bounds" and "use a step of at least" in errors["fine"]["message"]
+    far = dict(_sidecar())
+    far["depth"] = {"unit": "M", "ref": [{"px": 0, "depth": 0.0}, {"px": 1, "depth": 1000.0}]}
+    write_tiff(src / "far.tif", scan())
+    (src / "far.json").write_text(json.dumps(far))  # in bounds, but 255 columns on it is 255,000 m
+    errors = {e["id"]: e for e in list_inputs(str(src), tmp_path / "out").errors}
+    assert errors["far"]["kind"] == "out_of_bounds" and "beyond" in errors["far"]["message"]
+    assert errors["deep"]["kind"] == "bad_sidecar" and "within" in errors["deep"]["message"]
+    assert errors["huge_value"]["kind"] == "bad_sidecar"
+
+
+def test_build_output_refuses_an_unbounded_grid():
+    from veernet_ray.las.export import depth_grid
+    from veernet_ray.las.sidecar import Sidecar
+
+    axis = Sidecar.from_dict(_sidecar(step=1e-4)).depth
+    with pytest.raises(ValueError, match="LAS rows"):
+        depth_grid(axis, 256)
+    lo, step, n = depth_grid(Sidecar.from_dict(_sidecar()).depth, 256)
+    assert (lo, n) == (1000.0, 256) and step == pytest.approx(0.1)
+
+
+def test_pixel_budget_refuses_a_decompression_bomb_from_its_header(tmp_path):
+    import tifffile
+
+    from veernet_ray.infer.listing import MAX_PIXELS
+
+    bomb = np.zeros((4000, 50_000), bool)  # 200 M px in a ~50 KB file
+    tifffile.imwrite(tmp_path / "bomb.tif", bomb, compression="zlib")
+    assert (tmp_path / "bomb.tif").stat().st_size < 300_000
+    listing = list_inputs(str(tmp_path / "bomb.tif"), tmp_path / "out")
+    assert [e["kind"] for e in listing.errors] == ["too_large"] and not listing.items
+    assert 4000 * 50_000 > MAX_PIXELS >= 4096 * 12_800  # the whitepaper's widest log still fits
+
+
+def test_blank_check_is_exact_without_float64_copies():
+    from veernet_ray.infer.stages import _std_uint8
+
+    img = np.random.default_rng(0).integers(0, 256, (700, 513)).astype(np.uint8)
+    assert _std_uint8(img) == pytest.approx(float(img.std()), rel=1e-9)
+
+
+# ---------------------------------------------------------- 7. multi-page
+def test_multipage_tiff_uses_its_first_page(tmp_path):
+    import tifffile
+
+    from veernet_ray.io import read_header, read_image
+
+    pages = np.stack([scan(), np.full((64, 256), 255, np.uint8), np.zeros((64, 256), np.uint8)])
+    # three same-shaped pages in one series (a scanner's multi-page file), not an RGB image
+    tifffile.imwrite(tmp_path / "multi.tif", pages, photometric="minisblack")
+    assert (read_header(tmp_path / "multi.tif").height, read_header(tmp_path / "multi.tif").width) == (64, 256)
+    np.testing.assert_array_equal(read_image(tmp_path / "multi.tif"), scan())

@@ -93,7 +93,9 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         if suffix in TIFF_SUFFIXES:
             import tifffile
 
-            arr = tifffile.imread(path)
+            # the first page only: a multi-page TIFF is pages of one sheet or several sheets, never
+            # colour planes (tifffile.imread would stack same-shaped pages into one array)
+            arr = tifffile.imread(path, key=0)
         elif suffix in OTHER_SUFFIXES:
             import cv2
 

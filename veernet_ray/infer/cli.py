@@ -47,8 +47,9 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument("--tile-overlap", type=int, default=256, help="tile overlap in px (default: %(default)s)")
     p.add_argument("--max-height", type=int, default=4096,
                    help="refuse scans taller than this across the value axis (default: %(default)s)")
-    p.add_argument("--max-pixels", type=int, default=200_000_000,
-                   help="refuse scans with more pixels than this (default: %(default)s)")
+    p.add_argument("--max-pixels", type=int, default=64 * 2**20,
+                   help="refuse scans with more pixels than this, from the header, before decoding; the write "
+                   "stage needs ~24 bytes a pixel (default: %(default)s = 4,096 x 16,384)")
     p.add_argument("--orientation", default="auto", choices=("auto", "landscape", "portrait"),
                    help="for scans without a sidecar: auto treats height > 2 x width as portrait (default: auto)")
     p.add_argument("--overlays", default="flagged", choices=("flagged", "all", "none"),

@@ -30,6 +30,10 @@ MIN_SIDE = 32
 #: a portrait heuristic for scans WITHOUT a sidecar: height > PORTRAIT_RATIO x width
 #: means depth runs down the height (real logs are 5-20x longer along depth than across)
 PORTRAIT_RATIO = 2.0
+#: default pixel budget per scan (canonical H x W): 4,096 x 16,384. The write stage holds float32
+#: probabilities for three classes plus the scan and its trace, ~24 bytes a pixel: ~1.5 GB at the
+#: budget. Larger scans are refused from their header, before a byte is decoded.
+MAX_PIXELS = 64 * 2**20
 #: where resume state (one QC record per finished scan) and the default MLflow store live
 STATE_DIR = ".veernet"
 _GLOB_CHARS = re.compile(r"[*?\[]")
@@ -125,7 +129,7 @@ def list_inputs(
     split: str | None = None,
     orientation: str = "auto",
     max_height: int = 4096,
-    max_pixels: int = 200_000_000,
+    max_pixels: int = MAX_PIXELS,
     follow_symlinks: bool = False,
 ) -> Listing:
     """Read headers and sidecars, drop what cannot be digitised, mark what is already done.
@@ -232,6 +236,7 @@ def _from_manifest(path: Path, split: str | None) -> list[Found]:
 
 
 def _item(f: Found, stem: str, output: Path, orientation: str, max_height: int, max_pixels: int) -> Item:
+    """One Item from a header and a sidecar; RasterError / SidecarError / ValueError say why not."""
     from veernet_ray.las.export import output_path
 
     path = f.path
@@ -255,6 +260,13 @@ def _item(f: Found, stem: str, output: Path, orientation: str, max_height: int, 
     if ch * cw > max_pixels:
         raise RasterError("too_large", f"{Path(path).name}: {ch} x {cw} = {ch * cw:,} px (> --max-pixels "
                           f"{max_pixels:,}); split the scan along depth")
+    if sidecar is not None:
+        from veernet_ray.las.export import depth_grid
+
+        try:  # the LAS row count and depths, from the header and sidecar alone
+            depth_grid(sidecar.canonical((h, w)).depth, cw)
+        except ValueError as exc:
+            raise RasterError("out_of_bounds", f"{Path(path).name}: {exc}") from exc
     las_out = output_path(output, f.name, stem=stem)
     return Item(stem, path, str(las_out), ch, cw, h, w, orient,
                 json.dumps(sidecar.to_dict()) if sidecar is not None else "", f.truth)

@@ -52,7 +52,7 @@ class InferOptions:
     max_width: int = 8192  # wider scans run in overlapping tiles along depth
     tile_overlap: int = 256
     max_height: int = 4096
-    max_pixels: int = 200_000_000
+    max_pixels: int = 64 * 2**20  # listing.MAX_PIXELS
     orientation: str = "auto"  # auto | landscape | portrait, for scans without a sidecar
     overlays: str = "flagged"  # flagged | all | none
     min_coverage: float = 0.6
