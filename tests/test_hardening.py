@@ -190,3 +190,40 @@ def test_multipage_tiff_uses_its_first_page(tmp_path):
     tifffile.imwrite(tmp_path / "multi.tif", pages, photometric="minisblack")
     assert (read_header(tmp_path / "multi.tif").height, read_header(tmp_path / "multi.tif").width) == (64, 256)
     np.testing.assert_array_equal(read_image(tmp_path / "multi.tif"), scan())
+
+
+# ------------------------------------------------ 5. resume and the model
+def test_resume_skips_only_outputs_of_the_same_model_and_options(tmp_path):
+    from veernet_ray.infer.listing import qc_record_path
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    for name in ("a", "b", "c"):
+        write_tiff(src / f"{name}.tif", scan())
+    first = list_inputs(str(src), out, run_key="model-1", checkpoint_hash="h1")
+    assert len(first.items) == 3 and not first.complete
+    out.mkdir()
+    qc_record_path(out, "a").parent.mkdir(parents=True)
+    for it in first.items:  # what write_row leaves behind: the LAS, then the record
+        Path(it.las_out).write_text("las")
+        qc_record_path(out, it.id).write_text(json.dumps({"ckpt": "h1", "fingerprint": it.fingerprint, "rows": []}))
+    qc_record_path(out, "c").write_text("[]")  # a record of an older version: no fingerprint, redone
+    again = list_inputs(str(src), out, run_key="model-1", checkpoint_hash="h1")
+    assert sorted(it.id for it in again.complete) == ["a", "b"] and [it.id for it in again.items] == ["c"]
+    other = list_inputs(str(src), out, run_key="model-2", checkpoint_hash="h2")
+    assert not other.complete and other.other_model == 3
+    options = list_inputs(str(src), out, run_key="model-1 other thresholds", checkpoint_hash="h1")
+    assert not options.complete and options.other_options == 2 and options.other_model == 1
+    assert len(list_inputs(str(src), out, run_key="model-1", checkpoint_hash="h1", overwrite=True).items) == 3
+    # a changed sidecar is another calibration
+    (src / "a.json").write_text(json.dumps(_sidecar()))
+    assert "a" not in [it.id for it in list_inputs(str(src), out, run_key="model-1", checkpoint_hash="h1").complete]
+
+
+def test_run_key_covers_what_changes_the_las():
+    from veernet_ray.infer.pipeline import InferOptions, run_key
+
+    base = InferOptions(input="i", output="o")
+    assert run_key(base, "h1") == run_key(InferOptions(input="i", output="o", batch_size=2), "h1")
+    assert run_key(base, "h1") != run_key(base, "h2")
+    assert run_key(base, "h1") != run_key(InferOptions(input="i", output="o", min_coverage=0.9), "h1")

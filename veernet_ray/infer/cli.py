@@ -63,6 +63,11 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument("--experiment", default="veernet-infer", help="MLflow experiment (default: %(default)s)")
     p.add_argument("--no-tracking", action="store_true", help="do not log an MLflow run")
     p.add_argument("--no-progress", action="store_true", help="hide Ray Data's progress bars")
+    p.add_argument("--overwrite", action="store_true",
+                   help="redo every scan (default: skip scans whose LAS was made by the same checkpoint, "
+                   "calibration and options; outputs of another model are always redone)")
+    p.add_argument("--follow-symlinks", action="store_true",
+                   help="digitise links that lead outside the input folder (default: refuse them)")
     p.add_argument("--smoke-test", action="store_true",
                    help="generate 4 tiny scans and a fixed-seed tiny model, digitise them on CPU (~1 minute)")
     return p
@@ -85,7 +90,7 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
             max_pixels=args.max_pixels, orientation=args.orientation, overlays=args.overlays,
             min_coverage=args.min_coverage, min_confidence=args.min_confidence,
             tracking=not args.no_tracking, tracking_uri=args.tracking_uri, experiment=args.experiment,
-            progress=not args.no_progress,
+            progress=not args.no_progress, overwrite=args.overwrite, follow_symlinks=args.follow_symlinks,
         )
         summary = run_inference(opts)
     except InferError as exc:

@@ -53,6 +53,7 @@ class Item:
     orientation: str  # the scan's own orientation (sidecar, heuristic or forced)
     sidecar_json: str = ""  # validated sidecar as JSON text ("" = none: normalised output)
     truth_las: str = ""  # manifest inputs: the truth LAS, for scoring
+    fingerprint: str = ""  # what made (or will make) its LAS: model, calibration, options (see `item_fingerprint`)
 
     def row(self) -> dict:
         return asdict(self)
@@ -63,6 +64,8 @@ class Listing:
     items: list[Item] = field(default_factory=list)  # to digitise now
     complete: list[Item] = field(default_factory=list)  # LAS and QC record already there (resume)
     errors: list[dict] = field(default_factory=list)  # errors.parquet rows (path, id, kind, message, stage)
+    other_model: int = 0  # outputs there, but made by another checkpoint: redone
+    other_options: int = 0  # outputs there, same checkpoint, other calibration or options: redone
 
 
 def error_row(path: str, scan_id: str, kind: str, message: str, stage: str, status: str = "error") -> dict:
@@ -72,6 +75,31 @@ def error_row(path: str, scan_id: str, kind: str, message: str, stage: str, stat
 def qc_record_path(output: Path, scan_id: str) -> Path:
     """The per-scan QC record whose presence (beside the LAS) marks a scan complete."""
     return Path(output) / STATE_DIR / "qc" / f"{scan_id}.json"
+
+
+def item_fingerprint(run_key: str, item: Item) -> str:
+    """Short hash of what makes a scan's LAS: the run key (checkpoint hash, options), its sidecar, orientation."""
+    import hashlib
+
+    text = json.dumps([run_key, item.sidecar_json, item.orientation, item.height, item.width])
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def read_qc_record(path: Path) -> dict | None:
+    """{"ckpt", "fingerprint", "rows"} from a scan's QC record; None if absent or unreadable.
+
+    A record of an older version (a bare list of rows) has no fingerprint: its scan is redone.
+    """
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if isinstance(data, list):
+        return {"ckpt": "", "fingerprint": "", "rows": data}
+    if isinstance(data, dict) and isinstance(data.get("rows"), list):
+        return {"ckpt": str(data.get("ckpt", "")), "fingerprint": str(data.get("fingerprint", "")),
+                "rows": data["rows"]}
+    return None
 
 
 def unsafe_name(name: str) -> bool:
@@ -131,6 +159,9 @@ def list_inputs(
     max_height: int = 4096,
     max_pixels: int = MAX_PIXELS,
     follow_symlinks: bool = False,
+    run_key: str = "",
+    checkpoint_hash: str = "",
+    overwrite: bool = False,
 ) -> Listing:
     """Read headers and sidecars, drop what cannot be digitised, mark what is already done.
 
@@ -140,6 +171,10 @@ def list_inputs(
     max_pixels: canonical scans larger than this are refused with a message.
     Output names are assigned over the whole listing (`las.export.assign_output_stems`),
     before any work, so two inputs never share a LAS.
+    run_key / checkpoint_hash: what this run would make a LAS with. A scan is complete (skipped)
+    only when its LAS is there and its QC record carries the same fingerprint; a record made by
+    another checkpoint or other options is counted (`other_model`, `other_options`) and redone.
+    overwrite: redo every scan.
     """
     from veernet_ray.las.export import assign_output_stems
 
@@ -169,10 +204,17 @@ def list_inputs(
         except ValueError as exc:  # output_path: escaping the output folder
             listing.errors.append(error_row(f.path, stem, "unsafe_output_name", str(exc), "listing"))
             continue
-        if Path(item.las_out).is_file() and qc_record_path(output, item.id).is_file():
+        item.fingerprint = item_fingerprint(run_key, item)
+        record = read_qc_record(qc_record_path(output, item.id)) if Path(item.las_out).is_file() else None
+        if record is not None and record["fingerprint"] == item.fingerprint and not overwrite:
             listing.complete.append(item)
-        else:
-            listing.items.append(item)
+            continue
+        if record is not None and record["fingerprint"] != item.fingerprint:
+            if record["ckpt"] != checkpoint_hash:
+                listing.other_model += 1
+            else:
+                listing.other_options += 1
+        listing.items.append(item)
     listing.items.sort(key=lambda it: (round_up(it.height, 32), it.width, it.id))
     return listing
 

@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from veernet_ray.infer.listing import STATE_DIR, Item, Listing, error_row, list_inputs, qc_record_path
+from veernet_ray.infer.listing import (STATE_DIR, Item, Listing, error_row, list_inputs, qc_record_path,
+                                      read_qc_record)
 from veernet_ray.weights import SHIPPED as SHIPPED_WEIGHTS
 
 #: qc_* are the signals of trace.qc (class margin, shared ink, ink support, grid share, jumps, spread)
@@ -62,6 +63,8 @@ class InferOptions:
     experiment: str = "veernet-infer"
     progress: bool = True
     verbose: bool = True
+    overwrite: bool = False  # redo every scan, even those complete with the same model and options
+    follow_symlinks: bool = False  # follow links that lead outside the input folder
 
 
 class InferError(ValueError):
@@ -147,7 +150,9 @@ def run_inference(opts: InferOptions) -> dict[str, Any]:
     provenance, facts = model_provenance(ckpt, source)
     try:
         listing = list_inputs(opts.input, output, split=opts.split, orientation=opts.orientation,
-                              max_height=opts.max_height, max_pixels=opts.max_pixels)
+                              max_height=opts.max_height, max_pixels=opts.max_pixels,
+                              follow_symlinks=opts.follow_symlinks, run_key=run_key(opts, facts["checkpoint_hash"]),
+                              checkpoint_hash=facts["checkpoint_hash"], overwrite=opts.overwrite)
     except (FileNotFoundError, ValueError) as exc:
         raise InferError(str(exc)) from exc
     n_listed = len(listing.items) + len(listing.complete) + len(listing.errors)
@@ -155,6 +160,9 @@ def run_inference(opts: InferOptions) -> dict[str, Any]:
         raise InferError(f"--input {opts.input!r} names no scans (.tif, .tiff, .png, .jpg, .jpeg)")
     _say(opts, f"[veernet] infer: {n_listed} scans listed: {len(listing.items)} to digitise, "
                f"{len(listing.complete)} already complete, {len(listing.errors)} refused from headers"
+               + (f"; redoing {listing.other_model} made by another model" if listing.other_model else "")
+               + (f"; redoing {listing.other_options} made with other calibration or options"
+                  if listing.other_options else "")
                + (f"; removed {removed} stale .part file(s)" if removed else ""))
 
     rows: list[dict[str, Any]] = []
@@ -176,6 +184,20 @@ def run_inference(opts: InferOptions) -> dict[str, Any]:
         summary["mlflow_run_id"], summary["tracking_uri"] = _log_mlflow(opts, output, summary)
     _write_summary(output, summary)
     return summary
+
+
+def run_key(opts: InferOptions, checkpoint_hash: str) -> str:
+    """What, besides a scan's own sidecar and orientation, decides its LAS and QC rows.
+
+    A re-run skips a scan only when this key (hashed with the scan's sidecar) matches the one
+    its QC record was written with. Left out on purpose: batch size, actors, CPUs, device and
+    overlays (they change how fast, not what).
+    """
+    from veernet_ray import __version__
+
+    return json.dumps({"ckpt": checkpoint_hash, "version": __version__, "max_width": opts.max_width,
+                       "tile_overlap": opts.tile_overlap, "min_coverage": opts.min_coverage,
+                       "min_confidence": opts.min_confidence}, sort_keys=True)
 
 
 def remove_stale_parts(output: Path) -> int:
@@ -308,10 +330,8 @@ def _finish(opts: InferOptions, output: Path, listing: Listing, rows: list[dict]
         if it.id in old_by_scan:
             qc_new += old_by_scan[it.id].to_dict("records")
         else:
-            try:
-                qc_new += json.loads(qc_record_path(output, it.id).read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                pass
+            record = read_qc_record(qc_record_path(output, it.id))
+            qc_new += record["rows"] if record else []
     keep_qc = old_qc[~old_qc["scan_id"].isin(listed_ids)] if len(old_qc) else old_qc
     qc = pd.concat([keep_qc, pd.DataFrame(qc_new, columns=QC_COLUMNS)], ignore_index=True)
     keep_err = old_err[~old_err["path"].isin(listed_paths)] if len(old_err) else old_err
@@ -328,6 +348,7 @@ def _finish(opts: InferOptions, output: Path, listing: Listing, rows: list[dict]
     return {
         "scans": len(listing.items) + complete + len(listing.errors),
         "done": done, "complete": complete, "skipped": skipped, "errors": n_err, "flagged": flagged,
+        "other_model": listing.other_model, "other_options": listing.other_options,
         "curves_flagged": int(sum(1 for q in qc_new if q["flagged"])),
         "model_batches": int(sum(int(r.get("n_forward") or 0) for r in rows)),
         "error_kinds": _counts(e["kind"] for e in errors if e["status"] == "error"),
@@ -420,6 +441,7 @@ def _log_mlflow(opts: InferOptions, output: Path, summary: dict[str, Any]) -> tu
 
     now = int(time.time() * 1000)
     keys = ("scans", "done", "complete", "skipped", "errors", "flagged", "curves_flagged", "model_batches",
+            "other_model", "other_options",
             "scans_per_s", "wall_s", "pipeline_s", "ray_init_s")
     client.log_batch(run_id, metrics=[Metric(k, float(summary.get(k) or 0.0), now, 0) for k in keys])
     for name in ("qc.parquet", "errors.parquet"):
@@ -440,6 +462,8 @@ def format_summary(s: dict[str, Any]) -> str:
         f"{s['flagged']} flagged, {s['errors']} errors, of {s['scans']} scans; "
         f"{s['scans_per_s']:.2f} scans/s ({s['pipeline_s']:.1f} s pipeline, {s['wall_s']:.1f} s wall, "
         f"{s['model_batches']} model batches)",
+        *([f"[veernet] redone: {s['other_model']} made by another model, {s['other_options']} with other "
+           "calibration or options"] if s.get("other_model") or s.get("other_options") else []),
         f"[veernet] LAS files: {s['output']}/*.las",
         f"[veernet] QC: {s['qc_parquet']}  errors: {s['errors_parquet']}"
         + (f"  overlays: {s['overlays_dir']}/ ({len(s['overlays'])} new)" if s.get("overlays") else ""),

@@ -314,8 +314,12 @@ def write_row(row: dict[str, Any], *, provenance: dict[str, Any], output: str, m
         for q in qc:
             q.update(path=row["path"], las=row["las_out"])
         # the QC record after the LAS: its presence means "this scan is complete" on a re-run
+        # with what made the LAS: a re-run skips the scan only for the same model, calibration and options
+        ckpt = provenance.get("CKPT", ("",))
+        record = {"ckpt": str(ckpt[0] if isinstance(ckpt, tuple) else ckpt),
+                  "fingerprint": str(row.get("fingerprint", "")), "rows": qc}
         with atomic_path(qc_record_path(Path(output), row["id"])) as tmp:
-            tmp.write_text(json.dumps(qc), encoding="utf-8")
+            tmp.write_text(json.dumps(record), encoding="utf-8")
         flagged = any(q["flagged"] for q in qc)
         out.update(status="done", qc=json.dumps(qc), flagged=flagged)
         if overlays == "all" or (overlays == "flagged" and flagged):
