@@ -227,3 +227,20 @@ def test_run_key_covers_what_changes_the_las():
     assert run_key(base, "h1") == run_key(InferOptions(input="i", output="o", batch_size=2), "h1")
     assert run_key(base, "h1") != run_key(base, "h2")
     assert run_key(base, "h1") != run_key(InferOptions(input="i", output="o", min_coverage=0.9), "h1")
+
+
+# --------------------------------------------- 7. checkpoint refusal advice
+def test_bad_checkpoint_error_never_suggests_weights_only_false(tmp_path):
+    import collections
+
+    import torch
+
+    from veernet_ray.train.checkpoint import load_payload
+
+    torch.save({"model": {}, "x": collections.OrderedDict(a=Path("/etc"))}, tmp_path / "objects.pt")
+    (tmp_path / "garbage.pt").write_bytes(b"not a checkpoint" * 8)
+    for name, reason in (("objects.pt", "Python objects"), ("garbage.pt", "unreadable")):
+        with pytest.raises(ValueError) as info:
+            load_payload(tmp_path / name)
+        msg = str(info.value)
+        assert reason in msg and "weights_only" not in msg and "\n" not in msg, msg
