@@ -75,11 +75,12 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     args = build_parser(prog).parse_args(argv)
-    from veernet_ray.infer.pipeline import InferError, InferOptions, format_summary, run_inference
+    from veernet_ray.infer.pipeline import InferError, InferJobError, InferOptions, format_summary, run_inference
 
+    smoke_root = None
     try:
         if args.smoke_test:
-            _smoke(args)
+            smoke_root = _smoke(args)
         if not args.input or not args.output:
             raise InferError("--input and --output are required (or pass --smoke-test)")
         opts = InferOptions(
@@ -96,14 +97,28 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     except InferError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
+    except InferJobError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if smoke_root is not None:  # the smoke test's own temporary folder (inputs, model, outputs)
+            import shutil
+
+            shutil.rmtree(smoke_root, ignore_errors=True)
+    if smoke_root is not None:
+        print(f"[veernet] smoke test: removed {smoke_root} (pass --output DIR to keep the outputs)")
     print(format_summary(summary), flush=True)
     if summary["exit_code"]:
         print(f"{prog}: every scan failed; see {summary['errors_parquet']}", file=sys.stderr)
     return int(summary["exit_code"])
 
 
-def _smoke(args: argparse.Namespace) -> None:
-    """Fill in a tiny generated input and a fixed-seed tiny model where the user gave none."""
+def _smoke(args: argparse.Namespace) -> Path | None:
+    """Fill in a tiny generated input and a fixed-seed tiny model where the user gave none.
+
+    Returns the temporary folder it made: the caller removes it after the run (outputs the
+    user asked for with --output live elsewhere and are kept).
+    """
     root = Path(tempfile.mkdtemp(prefix="veernet-infer-smoke-"))
     if not args.input:
         from veernet_ray.synth import generate_dataset
@@ -114,6 +129,7 @@ def _smoke(args: argparse.Namespace) -> None:
     args.output = args.output or str(root / "out")
     args.no_tracking = args.no_tracking or not args.tracking_uri
     print(f"[veernet] smoke test: input {args.input}, checkpoint {args.checkpoint}, output {args.output}")
+    return root
 
 
 def tiny_checkpoint(directory: str | Path, seed: int = 0, stem_width: int = 8,

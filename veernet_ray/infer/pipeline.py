@@ -18,7 +18,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +33,33 @@ QC_SIGNALS = ["qc_margin", "qc_shared", "qc_ink", "qc_grid", "qc_jumps", "qc_spr
 QC_COLUMNS = ["scan_id", "curve", "class_id", "coverage", "mean_confidence", *QC_SIGNALS, "flagged", "reason",
               "path", "las"]
 ERROR_COLUMNS = ["path", "id", "kind", "message", "stage", "status"]
+#: smallest scan side the listing accepts (listing.MIN_SIDE): bounds below it are meaningless
+MIN_SIDE_PX = 32
+#: consecutive model-actor deaths during start-up tolerated (each replaced) before the job fails
+MODEL_INIT_DEATHS = 3
 
 
-@dataclass
+class InferError(ValueError):
+    """A usage problem (no checkpoint, no inputs, bad option): the CLI prints it and exits 2."""
+
+
+class InferJobError(RuntimeError):
+    """The Ray job itself failed (not one scan): the CLI prints the one-line reason and exits 1."""
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return lines[0][:300] if lines else "(no message)"
+
+
+@dataclass(frozen=True)
 class InferOptions:
-    """Everything `veernet infer` takes; the CLI maps flags one to one onto these fields."""
+    """Everything `veernet infer` takes; the CLI maps flags one to one onto these fields.
+
+    Typed and validated like the training config (`veernet_ray.config`): a wrong type or
+    value raises InferError naming the flag and what is allowed, when the options are made,
+    before any work. Frozen: every stage sees the options the user gave.
+    """
 
     input: str
     output: str
@@ -66,9 +88,28 @@ class InferOptions:
     overwrite: bool = False  # redo every scan, even those complete with the same model and options
     follow_symlinks: bool = False  # follow links that lead outside the input folder
 
+    def __post_init__(self) -> None:
+        import typing
 
-class InferError(ValueError):
-    """A usage problem (no checkpoint, no inputs, bad option): the CLI prints it and exits 2."""
+        from veernet_ray.config import ConfigError, _coerce
+
+        hints = typing.get_type_hints(type(self))
+        for f in fields(self):
+            try:
+                object.__setattr__(self, f.name, _coerce(hints[f.name], getattr(self, f.name), f"--{_flag(f.name)}"))
+            except ConfigError as exc:
+                raise InferError(str(exc)) from exc
+        _check(self)
+
+    def replace(self, **changes: Any) -> "InferOptions":
+        """A validated copy with some fields changed."""
+        return replace(self, **changes)
+
+
+def _flag(name: str) -> str:
+    return name.replace("_", "-")
+
+
 
 
 # --------------------------------------------------------------- checkpoint
@@ -135,8 +176,7 @@ def run_inference(opts: InferOptions) -> dict[str, Any]:
     (blank), errors, flagged, scans, wall_s, pipeline_s, scans_per_s,
     model_batches, output paths, checkpoint facts, mlflow_run_id, exit_code.
     """
-    _check(opts)
-    t_start = time.perf_counter()
+    t_start = time.perf_counter()  # opts were validated when made (InferOptions.__post_init__)
     from veernet_ray.paths import output_folder_problem
 
     problem = output_folder_problem(opts.output, "--output")
@@ -173,16 +213,29 @@ def run_inference(opts: InferOptions) -> dict[str, Any]:
         _init_ray(opts)
         ray_init_s = time.perf_counter() - t0
         t1 = time.perf_counter()
-        rows, resources = _run_dataset(opts, listing.items, ckpt, provenance, output)
+        try:
+            rows, resources = _run_dataset(opts, listing.items, ckpt, provenance, output)
+        except InferError:
+            raise
+        except Exception as exc:  # a Ray failure: one line; finished scans are kept, a re-run resumes
+            raise InferJobError(f"the Ray Data job stopped: {type(exc).__name__}: {_first_line(exc)}; the scans "
+                                "finished so far are kept and a re-run of the same command resumes") from exc
         pipeline_s = time.perf_counter() - t1
 
-    summary = _finish(opts, output, listing, rows, provenance, facts)
+    try:
+        summary = _finish(opts, output, listing, rows, provenance, facts)
+    except OSError as exc:  # e.g. the output disk is full: the LAS files written so far are complete
+        raise InferJobError(f"cannot write qc.parquet / errors.parquet in {output} ({exc.strerror or exc}); "
+                            "free space and re-run the same command: finished scans are kept") from exc
     summary.update(ckpt_path=str(ckpt), checkpoint=source, ray_init_s=ray_init_s, pipeline_s=pipeline_s,
                    wall_s=time.perf_counter() - t_start, stale_parts_removed=removed, **resources)
     summary["scans_per_s"] = summary["done"] / pipeline_s if pipeline_s > 0 else 0.0
     if opts.tracking:
         summary["mlflow_run_id"], summary["tracking_uri"] = _log_mlflow(opts, output, summary)
-    _write_summary(output, summary)
+    try:
+        _write_summary(output, summary)
+    except OSError as exc:
+        _say(opts, f"[veernet] infer: could not write {STATE_DIR}/last_summary.json ({exc.strerror or exc})")
     return summary
 
 
@@ -222,6 +275,12 @@ def _check(opts: InferOptions) -> None:
         raise InferError(f"--batch-size must be >= 1; got {opts.batch_size}")
     if opts.max_width < 512:
         raise InferError(f"--max-width must be >= 512 columns; got {opts.max_width}")
+    if opts.max_height < MIN_SIDE_PX or opts.max_pixels < MIN_SIDE_PX ** 2:
+        raise InferError(f"--max-height must be >= {MIN_SIDE_PX} and --max-pixels >= {MIN_SIDE_PX ** 2}")
+    if not (0.0 <= opts.min_coverage <= 1.0 and 0.0 <= opts.min_confidence <= 1.0):
+        raise InferError("--min-coverage and --min-confidence must lie in [0, 1]")
+    if opts.model_cpus is not None and not opts.model_cpus > 0:
+        raise InferError(f"--model-cpus must be > 0; got {opts.model_cpus}")
     if not 0 <= opts.tile_overlap < opts.max_width // 2:
         raise InferError(f"--tile-overlap must lie in [0, max_width / 2); got {opts.tile_overlap}")
     for name in ("decode_cpus", "write_cpus"):
@@ -232,15 +291,12 @@ def _check(opts: InferOptions) -> None:
 
 
 def _init_ray(opts: InferOptions) -> None:
-    import ray
+    from veernet_ray.raycluster import RayUnavailable, init_ray
 
-    if ray.is_initialized():
-        return
-    address = opts.address or os.environ.get("RAY_ADDRESS") or None
-    kwargs: dict[str, Any] = {"log_to_driver": True}
-    if address is None:
-        kwargs["include_dashboard"] = False
-    ray.init(address=address, **kwargs)
+    try:  # a given address must answer within seconds; without one, a private local cluster
+        init_ray(opts.address, include_dashboard=False)
+    except RayUnavailable as exc:
+        raise InferError(str(exc)) from exc
 
 
 def _plan_resources(opts: InferOptions) -> dict[str, Any]:
@@ -280,12 +336,16 @@ def _run_dataset(opts: InferOptions, items: list[Item], ckpt: Path, provenance: 
     ds = ray.data.from_items([it.row() for it in items],
                              override_num_blocks=max(1, math.ceil(len(items) / rows_per_block)))
     ds = ds.map(decode_row, num_cpus=opts.decode_cpus)
+    # a model actor that dies while loading (out of memory under load, a node lost) is replaced
+    # up to MODEL_INIT_DEATHS times in a row before the job fails (Ray Data's default is 0)
+    ctx.max_consecutive_actor_init_deaths = MODEL_INIT_DEATHS
     ds = ds.map_batches(
         ModelStage,
         fn_constructor_kwargs={"checkpoint": ckpt_ref, "device": res["device"], "batch_size": opts.batch_size,
                                "max_width": opts.max_width, "overlap": opts.tile_overlap,
                                "num_threads": max(1, int(res["model_cpus"]))},
-        concurrency=res["model_actors"], batch_size=opts.batch_size, batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=res["model_actors"]), batch_size=opts.batch_size,
+        batch_format="numpy",
         num_cpus=res["model_cpus"], num_gpus=res["model_gpus"],
     )
     ds = ds.map(write_row, num_cpus=opts.write_cpus,
