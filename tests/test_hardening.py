@@ -244,3 +244,108 @@ def test_bad_checkpoint_error_never_suggests_weights_only_false(tmp_path):
             load_payload(tmp_path / name)
         msg = str(info.value)
         assert reason in msg and "weights_only" not in msg and "\n" not in msg, msg
+
+
+# ------------------------------------------------------ 2. cluster exposure
+def test_cluster_yaml_binds_to_loopback_and_requires_a_token():
+    import re
+    import tomllib
+
+    import yaml
+
+    root = Path(__file__).resolve().parent.parent
+    text = (root / "cluster.yaml").read_text()
+    cfg = yaml.safe_load(text)
+    head = " ".join(cfg["head_start_ray_commands"])
+    workers = " ".join(cfg["worker_start_ray_commands"])
+    assert "0.0.0.0" not in text
+    assert "--dashboard-host=127.0.0.1" in head and re.search(r"mlflow server --host 127\.0\.0\.1", head)
+    for cmds in (head, workers):
+        assert "RAY_AUTH_MODE=token" in cmds and "ray start" in cmds
+    assert any("auth_token" in k for k in cfg["file_mounts"])
+    assert "ray dashboard cluster.yaml" in text and "ssh -N -L" in text  # how to reach them
+    deps = tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"]
+    ray_dep = next(d for d in deps if d.startswith("ray["))
+    low = tuple(int(x) for x in re.search(r">=(\d+)\.(\d+)", ray_dep).groups())
+    assert low >= (2, 52)  # the first Ray with token authentication
+    readme = (root / "README.md").read_text()
+    assert "RAY_AUTH_MODE=token" in readme and "ray dashboard cluster.yaml" in readme
+
+
+# ------------------------------------------------------------------ fuzz
+def _mutate(data: bytes, rng: np.random.Generator) -> bytes:
+    b = bytearray(data)
+    for _ in range(int(rng.integers(1, 6))):
+        op = int(rng.integers(0, 5))
+        at = int(rng.integers(0, max(1, len(b))))
+        if op == 0 and b:  # flip bytes
+            b[at] ^= int(rng.integers(1, 256))
+        elif op == 1:  # truncate
+            b = b[: at]
+        elif op == 2:  # insert junk
+            b[at:at] = rng.integers(0, 256, int(rng.integers(1, 16))).astype(np.uint8).tobytes()
+        elif op == 3 and len(b) > 8:  # a huge 32-bit number in the first bytes (TIFF offsets, sizes)
+            k = int(rng.integers(0, min(64, len(b) - 4)))
+            b[k : k + 4] = int(rng.integers(0, 2**32)).to_bytes(4, "little")
+        else:  # duplicate a chunk
+            b += b[at : at + int(rng.integers(1, 64))]
+    return bytes(b)
+
+
+def test_fuzzed_tiffs_and_sidecars_never_stop_the_job_or_escape(tmp_path):
+    """200 random mutations of a valid TIFF and sidecar run through every stage of the job."""
+    from veernet_ray.infer.cli import tiny_checkpoint
+    from veernet_ray.infer.stages import ModelStage, _objects, decode_row, write_row
+
+    rng = np.random.default_rng(14)
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    write_tiff(tmp_path / "valid.tif", scan(64, 128))  # small: 200 of them run through every stage
+    tif = (tmp_path / "valid.tif").read_bytes()
+    side = json.dumps(_sidecar()).encode()
+    for i in range(200):
+        (src / f"f{i:03d}.tif").write_bytes(_mutate(tif, rng) if i % 4 else tif)
+        if i % 2:
+            (src / f"f{i:03d}.json").write_bytes(_mutate(side, rng) if i % 3 else side)
+    ckpt = tiny_checkpoint(tmp_path / "model")
+    before = {p for p in tmp_path.rglob("*") if out not in p.parents}
+
+    listing = list_inputs(str(src), out)
+    stage = ModelStage(ckpt.read_bytes(), batch_size=4)
+    outcomes = {e["path"]: e["kind"] for e in listing.errors}
+    for k in range(0, len(listing.items), 4):
+        rows = [decode_row(it.row()) for it in listing.items[k : k + 4]]
+        batch = {key: np.array([r[key] for r in rows], dtype=object) for key in rows[0] if key not in ("image", "probs")}
+        batch["image"] = _objects([r["image"] for r in rows])
+        res = stage(batch)
+        for j, row in enumerate(rows):
+            row.update(status=res["status"][j], kind=res["kind"][j], message=res["message"][j], probs=res["probs"][j])
+            done = write_row(row, provenance={"MODEL": "tiny", "CKPT": "fuzz"}, output=str(out))
+            assert done["status"] in ("done", "error", "skipped")
+            outcomes[done["path"]] = done["status"] if done["status"] == "done" else done["kind"]
+    assert len(outcomes) == 200  # every input accounted for, none crashed a stage
+    assert sum(v == "done" for v in outcomes.values()) >= 50  # the unmutated quarter at least
+    after = {p for p in tmp_path.rglob("*") if out not in p.parents and p != out}
+    assert after == before, sorted(map(str, after ^ before))[:5]  # nothing written outside OUT
+    assert all(p.parent == out.resolve() for p in out.resolve().glob("*.las"))
+
+
+# ------------------------------------------------ 7. typed inference options
+def test_infer_options_are_typed_validated_and_frozen():
+    import dataclasses
+
+    from veernet_ray.infer.pipeline import InferError, InferOptions
+
+    opts = InferOptions(input="in", output="out", decode_cpus=1)
+    assert opts.decode_cpus == 1.0 and isinstance(opts.decode_cpus, float)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        opts.batch_size = 2
+    for bad, words in ((dict(batch_size="8"), "--batch-size: expected an integer"),
+                       (dict(min_coverage=2.0), "--min-coverage"), (dict(overlays="some"), "--overlays"),
+                       (dict(tracking="yes"), "--tracking: expected true or false"),
+                       (dict(max_pixels=10), "--max-pixels")):
+        with pytest.raises(InferError, match=words):
+            InferOptions(input="in", output="out", **bad)
+    assert opts.replace(batch_size=2).batch_size == 2
+    with pytest.raises(InferError):
+        opts.replace(batch_size=0)
