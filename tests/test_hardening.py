@@ -304,14 +304,18 @@ def test_fuzzed_tiffs_and_sidecars_never_stop_the_job_or_escape(tmp_path):
     tif = (tmp_path / "valid.tif").read_bytes()
     side = json.dumps(_sidecar()).encode()
     for i in range(200):
-        (src / f"f{i:03d}.tif").write_bytes(_mutate(tif, rng) if i % 4 else tif)
+        (src / f"f{i:03d}.tif").write_bytes(_mutate(tif, rng) if i % 10 else tif)
         if i % 2:
             (src / f"f{i:03d}.json").write_bytes(_mutate(side, rng) if i % 3 else side)
     ckpt = tiny_checkpoint(tmp_path / "model")
     before = {p for p in tmp_path.rglob("*") if out not in p.parents}
 
+    import torch
+
     listing = list_inputs(str(src), out)
-    stage = ModelStage(ckpt.read_bytes(), batch_size=4)
+    threads = torch.get_num_threads()
+    # one torch thread: 8x faster on 2 busy cores; the stage sets it process-wide, restored below
+    stage = ModelStage(ckpt.read_bytes(), batch_size=4, num_threads=1)
     outcomes = {e["path"]: e["kind"] for e in listing.errors}
     for k in range(0, len(listing.items), 4):
         rows = [decode_row(it.row()) for it in listing.items[k : k + 4]]
@@ -323,8 +327,9 @@ def test_fuzzed_tiffs_and_sidecars_never_stop_the_job_or_escape(tmp_path):
             done = write_row(row, provenance={"MODEL": "tiny", "CKPT": "fuzz"}, output=str(out))
             assert done["status"] in ("done", "error", "skipped")
             outcomes[done["path"]] = done["status"] if done["status"] == "done" else done["kind"]
+    torch.set_num_threads(threads)
     assert len(outcomes) == 200  # every input accounted for, none crashed a stage
-    assert sum(v == "done" for v in outcomes.values()) >= 50  # the unmutated quarter at least
+    assert sum(v == "done" for v in outcomes.values()) >= 10  # the unmutated tenth (half lack a sidecar) at least
     after = {p for p in tmp_path.rglob("*") if out not in p.parents and p != out}
     assert after == before, sorted(map(str, after ^ before))[:5]  # nothing written outside OUT
     assert all(p.parent == out.resolve() for p in out.resolve().glob("*.las"))
@@ -349,3 +354,24 @@ def test_infer_options_are_typed_validated_and_frozen():
     assert opts.replace(batch_size=2).batch_size == 2
     with pytest.raises(InferError):
         opts.replace(batch_size=0)
+
+
+# ------------------------------------------------------------ 7. symlinks
+def test_symlinks_leaving_the_input_folder_are_refused_unless_followed(tmp_path):
+    src, elsewhere = tmp_path / "in", tmp_path / "elsewhere"
+    src.mkdir()
+    elsewhere.mkdir()
+    write_tiff(src / "inside.tif", scan())
+    write_tiff(elsewhere / "secret.tif", scan())
+    (src / "link_in.tif").symlink_to(src / "inside.tif")  # stays inside: fine
+    (src / "link_out.tif").symlink_to(elsewhere / "secret.tif")
+    write_tiff(src / "side.tif", scan())
+    (elsewhere / "side.json").write_text(json.dumps(_sidecar()))
+    (src / "side.json").symlink_to(elsewhere / "side.json")  # a sidecar link out: refused too
+    listing = list_inputs(str(src), tmp_path / "out")
+    assert sorted(it.id for it in listing.items) == ["inside", "link_in"]
+    assert sorted((e["id"], e["kind"]) for e in listing.errors) == [("link_out", "symlink_outside_input"),
+                                                                     ("side", "symlink_outside_input")]
+    assert "--follow-symlinks" in listing.errors[0]["message"]
+    followed = list_inputs(str(src), tmp_path / "out", follow_symlinks=True)
+    assert sorted(it.id for it in followed.items) == ["inside", "link_in", "link_out", "side"]

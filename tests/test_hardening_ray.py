@@ -1,6 +1,6 @@
 """Issue 14 hardening with a real Ray (the session head on 127.0.0.1, or a private local one).
 
-Bounded in time and count: 200 tiny scans (64 x 512 px, a fixed-seed tiny model), one
+Bounded in time and count: 200 tiny scans (64 x 256 px, a fixed-seed tiny model), one
 Ray worker SIGKILLed midway, the driver SIGKILLed in a second run, then a clean run; an
 output folder on a 512 KB tmpfs that fills up; an unreachable address; a local cluster whose
 driver is SIGKILLed. Everything runs on 127.0.0.1.
@@ -29,7 +29,7 @@ N_SCANS = 200
 COLLIDING = ["a b", "a_b", "井井", "油田", "dup"]
 
 
-def tiny_scan(seed: int, h: int = 64, w: int = 512) -> np.ndarray:
+def tiny_scan(seed: int, h: int = 64, w: int = 256) -> np.ndarray:
     rng = np.random.default_rng(seed)
     img = np.full((h, w), 245, np.uint8)
     x = np.arange(w)
@@ -40,7 +40,7 @@ def tiny_scan(seed: int, h: int = 64, w: int = 512) -> np.ndarray:
 
 SIDECAR = {
     "orientation": "depth_along_width",
-    "depth": {"unit": "M", "ref": [{"px": 0, "depth": 1000.0}, {"px": 511, "depth": 1051.1}], "step": 0.2},
+    "depth": {"unit": "M", "ref": [{"px": 0, "depth": 1000.0}, {"px": 255, "depth": 1025.5}], "step": 0.2},
     "curves": [
         {"class_id": 1, "mnemonic": "GR", "unit": "GAPI", "scale": "linear",
          "ref": [{"px": 63, "value": 0.0}, {"px": 0, "value": 150.0}]},
