@@ -110,8 +110,6 @@ def _flag(name: str) -> str:
     return name.replace("_", "-")
 
 
-
-
 # --------------------------------------------------------------- checkpoint
 def resolve_checkpoint(spec: str | None, *, tracking_uri: str | None, state_dir: Path) -> tuple[Path, str]:
     """(local checkpoint.pt, how it was named) for a path, a folder, `models:/...`/`runs:/...`, or None."""
