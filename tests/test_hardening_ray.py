@@ -89,8 +89,10 @@ def ray_head(env_base):
     port = free_port()
     ray_tmp = Path(f"/tmp/vh{os.getpid()}")  # short: Ray's unix sockets must fit in 107 characters
     cmd = [str(BIN / "ray"), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
-           "--include-dashboard=false", f"--temp-dir={ray_tmp}", "--disable-usage-stats"]
-    out = run(cmd, env=env_base, timeout=180)
+           "--include-dashboard=false", f"--dashboard-port={free_port()}", f"--temp-dir={ray_tmp}",
+           "--disable-usage-stats"]
+    # a busy 2-core machine can take longer than Ray's default 30 s to register the raylet
+    out = run(cmd, env={**env_base, "RAY_raylet_start_wait_time_s": "120"}, timeout=240)
     if out.returncode != 0:
         pytest.fail(f"ray start failed:\n{out.stdout}\n{out.stderr}")
     try:
@@ -180,7 +182,7 @@ def test_200_scans_survive_a_killed_worker_and_a_killed_driver(ray_head, env_bas
     t1 = time.time()
 
     # run 2: redo the last scans and SIGKILL the driver midway
-    for las in sorted(out.glob("scan_19*.las")):  # 10 to redo, with their QC records in place
+    for las in sorted(out.glob("scan_1[6-9]*.las")):  # 40 to redo, with their QC records in place
         las.unlink()
     run2 = subprocess.Popen(_driver(ray_head, env_base, args), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, env=env_base, cwd=ROOT, start_new_session=True)
@@ -198,34 +200,12 @@ def test_200_scans_survive_a_killed_worker_and_a_killed_driver(ray_head, env_bas
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
     summary = json.loads((out / ".veernet" / "last_summary.json").read_text())
     assert summary["done"] + summary["complete"] == N_SCANS and summary["errors"] == 2
+    assert summary["done"] > 0  # the killed driver left work for this run
     _check_final_state(src, out, expect)
     names = {Path(p).name for p in pd.read_parquet(out / "qc.parquet")["las"]}
     assert {"井井.las", "油田.las"} <= names and not {"a_b.las", "dup.las"} & names
     print(f"run 1 (worker killed) {t1 - t0:.1f} s, run 2 (driver killed) {t2 - t1:.1f} s, "
           f"run 3 {time.time() - t2:.1f} s: done {summary['done']}, complete {summary['complete']}")
-
-
-def test_rerun_with_another_model_redoes_its_outputs(ray_head, env_base, tmp_path):
-    """Issue 14.5: a second checkpoint replaces the first one's LAS files and says how many."""
-    import lasio
-
-    from veernet_ray.infer.cli import tiny_checkpoint
-    from veernet_ray.train.checkpoint import weights_hash
-
-    src, out = tmp_path / "scans", tmp_path / "out"
-    make_inputs(src, 6)
-    a, b = tiny_checkpoint(tmp_path / "a", seed=0), tiny_checkpoint(tmp_path / "b", seed=1)
-    base = ["--input", str(src), "--output", str(out), "--no-tracking", "--no-progress", "--overlays", "none"]
-    for ckpt, want in ((a, None), (b, "6 made by another model"), (b, None)):
-        res = subprocess.run(_driver(ray_head, env_base, base + ["--checkpoint", str(ckpt)]), capture_output=True,
-                             text=True, env=env_base, cwd=ROOT, timeout=300)
-        assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
-        if want:
-            assert want in res.stdout, res.stdout[-2000:]
-    summary = json.loads((out / ".veernet" / "last_summary.json").read_text())
-    assert summary["complete"] == 6 and summary["done"] == 0 and summary["other_model"] == 0
-    for las in out.glob("*.las"):
-        assert lasio.read(str(las)).params["CKPT"].value == weights_hash(b)
 
 
 def _mount_tmpfs(path: Path, size: str) -> bool:
@@ -234,20 +214,22 @@ def _mount_tmpfs(path: Path, size: str) -> bool:
                           capture_output=True).returncode == 0
 
 
-def test_full_output_disk_is_recorded_and_the_rerun_completes(ray_head, env_base, tmp_path):
-    """Issue 14 fault test: the output folder fills up (ENOSPC) midway."""
+def test_full_disk_then_rerun_then_another_model(ray_head, env_base, tmp_path):
+    """The output folder fills up (ENOSPC) midway; the re-run completes; a new model redoes all (14.5)."""
+    import lasio
+
     from veernet_ray.infer.cli import tiny_checkpoint
+    from veernet_ray.train.checkpoint import weights_hash
 
     src, out = tmp_path / "scans", tmp_path / "full"
-    expect = make_inputs(src, 30)
-    if not _mount_tmpfs(out, "512k"):
+    expect = make_inputs(src, 12)  # ~17 KB of LAS each: 128 KB holds about half
+    if not _mount_tmpfs(out, "128k"):
         pytest.skip("cannot mount a size-limited tmpfs here (needs root); the ENOSPC path is not exercised")
     try:
-        ckpt = tiny_checkpoint(tmp_path / "model")
-        args = ["--input", str(src), "--output", str(out), "--checkpoint", str(ckpt), "--no-tracking",
-                "--no-progress", "--overlays", "none"]
-        res = subprocess.run(_driver(ray_head, env_base, args), capture_output=True, text=True, env=env_base,
-                             cwd=ROOT, timeout=300)
+        a, b = tiny_checkpoint(tmp_path / "a", seed=0), tiny_checkpoint(tmp_path / "b", seed=1)
+        args = ["--input", str(src), "--output", str(out), "--no-tracking", "--no-progress", "--overlays", "none"]
+        res = subprocess.run(_driver(ray_head, env_base, args + ["--checkpoint", str(a)]), capture_output=True,
+                             text=True, env=env_base, cwd=ROOT, timeout=300)
         log = res.stdout + res.stderr
         assert res.returncode in (0, 1) and "Traceback" not in log.split("[veernet] infer:")[-1], log[-3000:]
         if (out / "errors.parquet").is_file():  # recorded, where the tables still fit
@@ -257,10 +239,16 @@ def test_full_output_disk_is_recorded_and_the_rerun_completes(ray_head, env_base
             assert "No space left" in log, log[-2000:]
         assert not list(out.rglob("*.part"))
         subprocess.run(["mount", "-o", "remount,size=8m", str(out)], check=True)
-        res = subprocess.run(_driver(ray_head, env_base, args), capture_output=True, text=True, env=env_base,
-                             cwd=ROOT, timeout=300)
+        res = subprocess.run(_driver(ray_head, env_base, args + ["--checkpoint", str(a)]), capture_output=True,
+                             text=True, env=env_base, cwd=ROOT, timeout=300)
         assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
         _check_final_state(src, out, expect)
+        # another checkpoint: every output of the first is redone, and the summary says so
+        res = subprocess.run(_driver(ray_head, env_base, args + ["--checkpoint", str(b)]), capture_output=True,
+                             text=True, env=env_base, cwd=ROOT, timeout=300)
+        assert res.returncode == 0 and "redone: 12 made by another model" in res.stdout, res.stdout[-2000:]
+        _check_final_state(src, out, expect)
+        assert {lasio.read(str(p)).params["CKPT"].value for p in out.glob("*.las")} == {weights_hash(b)}
     finally:
         subprocess.run(["umount", "-l", str(out)], capture_output=True)
 
