@@ -30,8 +30,6 @@ from typing import Any
 
 #: how long to wait for a given cluster's GCS port to answer before giving up
 CONNECT_TIMEOUT_S = 15.0
-#: Ray's own GCS request timeout (default 60 s) once the port answered; a short one fails fast
-GCS_REQUEST_TIMEOUT_S = "20"
 
 
 class RayUnavailable(ValueError):
@@ -83,7 +81,6 @@ def init_ray(address: str | None = None, *, include_dashboard: bool = False, log
                 raise RayUnavailable(f"no Ray cluster answers at {address} ({problem}, waited "
                                      f"{connect_timeout_s:.0f} s); start one with `ray start --head` or leave "
                                      "--address (and $RAY_ADDRESS) out for a local Ray")
-        os.environ.setdefault("RAY_gcs_server_request_timeout_seconds", GCS_REQUEST_TIMEOUT_S)
         ray.init(address=address, log_to_driver=log_to_driver, **kwargs)
         return "joined"
     temp_dir = Path(tempfile.mkdtemp(prefix=f"vn{os.getpid()}-", dir="/tmp"))  # short: unix sockets <= 107 chars
