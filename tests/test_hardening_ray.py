@@ -1,9 +1,10 @@
-"""Issue 14 hardening with a real Ray (the session head on 127.0.0.1, or a private local one).
+"""Issue 14 hardening with a real Ray (a head on 127.0.0.1 for this module, or a private local one).
 
 Bounded in time and count: 200 tiny scans (64 x 256 px, a fixed-seed tiny model), one
 Ray worker SIGKILLed midway, the driver SIGKILLed in a second run, then a clean run; an
-output folder on a 512 KB tmpfs that fills up; an unreachable address; a local cluster whose
-driver is SIGKILLed. Everything runs on 127.0.0.1.
+output folder on a 128 KB tmpfs that fills up, then a re-run, then another model; an
+unreachable address; a local cluster whose driver is SIGKILLed; `veernet infer --smoke-test`.
+Everything runs on 127.0.0.1.
 """
 
 from __future__ import annotations
