@@ -104,7 +104,9 @@ def main(argv: list[str] | None = None) -> int:
         gpu = torch.cuda.is_available()
 
         t_naive = naive(items, ckpt, work / "naive")
-        ray.init(include_dashboard=False, log_to_driver=False)
+        from veernet_ray.raycluster import init_ray
+
+        init_ray(None, log_to_driver=False)  # a private local Ray, never the one /tmp/ray names
         s = run_inference(InferOptions(input=str(manifest), output=str(work / "ray"), checkpoint=str(ckpt),
                                        batch_size=args.batch_size, tracking=False, progress=False, verbose=False,
                                        overlays="none"))

@@ -121,7 +121,8 @@ def test_listing_manifest_unsafe_id_and_resume(tmp_path):
     (out / "b.las").write_text("x")
     assert list_inputs(str(tmp_path / "manifest.parquet"), out).complete == []
     qc_record_path(out, "b").parent.mkdir(parents=True)
-    qc_record_path(out, "b").write_text("[]")
+    fingerprint = list_inputs(str(tmp_path / "manifest.parquet"), out).items[0].fingerprint
+    qc_record_path(out, "b").write_text(json.dumps({"ckpt": "", "fingerprint": fingerprint, "rows": []}))
     assert [it.id for it in list_inputs(str(tmp_path / "manifest.parquet"), out).complete] == ["b"]
 
 

@@ -109,3 +109,19 @@ def test_bad_inputs_raise(tmp_path, depth, values, unit, match):
         write_las(path, depth, [LasCurve("A", "", values)], depth_unit=unit)
     assert not path.exists()
     assert not list(tmp_path.iterdir())
+
+
+def test_units_mnemonics_and_descriptions_cannot_break_a_header_line(tmp_path):
+    """Issue 14.7: a unit with '.', ':', a space or a line break once split the ~C line."""
+    import lasio
+
+    depth = np.arange(3.0)
+    curves = [LasCurve("G R.x:y", "a.b:c\nd e", np.ones(3), "de:sc\x0bx\u2028y"),
+              LasCurve("RES\u2028X", "ohm m", np.full(3, 2.0), "of GR:\r\nx")]
+    write_las(tmp_path / "u.las", depth, curves, depth_unit="M", params={"K.E:Y": ("v:1", "u.n:it", "d:e")})
+    text = (tmp_path / "u.las").read_text()
+    assert len(text.splitlines()) == len(text.split("\n")) - 1  # no stray line breaks of any kind
+    las = lasio.read(str(tmp_path / "u.las"))
+    assert [(c.mnemonic, c.unit) for c in las.curves] == [("DEPT", "M"), ("G_R_X_Y", "a_b_c_d_e"), ("RES_X", "ohm_m")]
+    assert las.curves[1].descr == "de;sc x y" and las.params["K_E_Y"].unit == "u_n_it"
+    np.testing.assert_allclose(las.curves[2].data, 2.0)

@@ -34,8 +34,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint", default=None,
                    help="digitise with this checkpoint instead of the shipped weights (e.g. runs/ship/best)")
     args = p.parse_args(argv)
-    cfg = load_config(args.config, args.set)
+    from veernet_ray.config import ConfigError
+    from veernet_ray.paths import output_folder_problem
+
+    try:
+        cfg = load_config(args.config, args.set)
+    except ConfigError as exc:
+        print(f"veernet demo: error: {exc}", file=sys.stderr)
+        return 2
     storage = cfg.storage_path()
+    problem = output_folder_problem(storage, "storage=")
+    if problem:
+        print(f"veernet demo: error: {problem}", file=sys.stderr)
+        return 2
     t0 = time.time()
 
     # 1. data (generated once; a second demo run reuses it)

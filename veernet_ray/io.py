@@ -93,7 +93,9 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         if suffix in TIFF_SUFFIXES:
             import tifffile
 
-            arr = tifffile.imread(path)
+            # the first page only: a multi-page TIFF is pages of one sheet or several sheets, never
+            # colour planes (tifffile.imread would stack same-shaped pages into one array)
+            arr = tifffile.imread(path, key=0)
         elif suffix in OTHER_SUFFIXES:
             import cv2
 
@@ -205,7 +207,10 @@ class atomic_path:
 
     def __enter__(self) -> Path:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=self.path.parent)
+        # a file name holds 255 bytes: the temporary keeps at most 200 of the final name's, so
+        # a long (but legal) final name does not fail on its temporary's ".XXXXXXXX.part"
+        head = self.path.name.encode("utf-8", errors="surrogateescape")[:200].decode("utf-8", errors="ignore")
+        fd, tmp = tempfile.mkstemp(prefix=f".{head}.", suffix=".part", dir=self.path.parent)
         os.close(fd)
         self.tmp = Path(tmp)
         return self.tmp

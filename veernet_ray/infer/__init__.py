@@ -7,6 +7,7 @@ scans wider than one forward pass; score for grading outputs against truth.
 
 from veernet_ray.infer.pipeline import (
     InferError,
+    InferJobError,
     InferOptions,
     digitise_manifest_split,
     format_summary,
@@ -14,5 +15,5 @@ from veernet_ray.infer.pipeline import (
 )
 from veernet_ray.infer.score import score_outputs
 
-__all__ = ["InferError", "InferOptions", "digitise_manifest_split", "format_summary", "run_inference",
+__all__ = ["InferError", "InferJobError", "InferOptions", "digitise_manifest_split", "format_summary", "run_inference",
            "score_outputs"]

@@ -47,8 +47,9 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument("--tile-overlap", type=int, default=256, help="tile overlap in px (default: %(default)s)")
     p.add_argument("--max-height", type=int, default=4096,
                    help="refuse scans taller than this across the value axis (default: %(default)s)")
-    p.add_argument("--max-pixels", type=int, default=200_000_000,
-                   help="refuse scans with more pixels than this (default: %(default)s)")
+    p.add_argument("--max-pixels", type=int, default=64 * 2**20,
+                   help="refuse scans with more pixels than this, from the header, before decoding; the write "
+                   "stage needs ~24 bytes a pixel (default: %(default)s = 4,096 x 16,384)")
     p.add_argument("--orientation", default="auto", choices=("auto", "landscape", "portrait"),
                    help="for scans without a sidecar: auto treats height > 2 x width as portrait (default: auto)")
     p.add_argument("--overlays", default="flagged", choices=("flagged", "all", "none"),
@@ -74,6 +75,11 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument("--experiment", default="veernet-infer", help="MLflow experiment (default: %(default)s)")
     p.add_argument("--no-tracking", action="store_true", help="do not log an MLflow run")
     p.add_argument("--no-progress", action="store_true", help="hide Ray Data's progress bars")
+    p.add_argument("--overwrite", action="store_true",
+                   help="redo every scan (default: skip scans whose LAS was made by the same checkpoint, "
+                   "calibration and options; outputs of another model are always redone)")
+    p.add_argument("--follow-symlinks", action="store_true",
+                   help="digitise links that lead outside the input folder (default: refuse them)")
     p.add_argument("--smoke-test", action="store_true",
                    help="generate 4 tiny scans and a fixed-seed tiny model, digitise them on CPU (~1 minute)")
     return p
@@ -81,11 +87,12 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     args = build_parser(prog).parse_args(argv)
-    from veernet_ray.infer.pipeline import InferError, InferOptions, format_summary, run_inference
+    from veernet_ray.infer.pipeline import InferError, InferJobError, InferOptions, format_summary, run_inference
 
+    smoke_root = None
     try:
         if args.smoke_test:
-            _smoke(args)
+            smoke_root = _smoke(args)
         if not args.input or not args.output:
             raise InferError("--input and --output are required (or pass --smoke-test)")
         opts = InferOptions(
@@ -97,20 +104,34 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
             min_coverage=args.min_coverage, min_confidence=args.min_confidence,
             layout=args.layout, scales=args.scales, depth_unit=args.depth_unit, ocr=args.ocr,
             tracking=not args.no_tracking, tracking_uri=args.tracking_uri, experiment=args.experiment,
-            progress=not args.no_progress,
+            progress=not args.no_progress, overwrite=args.overwrite, follow_symlinks=args.follow_symlinks,
         )
         summary = run_inference(opts)
     except InferError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
+    except InferJobError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if smoke_root is not None:  # the smoke test's own temporary folder (inputs, model, outputs)
+            import shutil
+
+            shutil.rmtree(smoke_root, ignore_errors=True)
+    if smoke_root is not None:
+        print(f"[veernet] smoke test: removed {smoke_root} (pass --output DIR to keep the outputs)")
     print(format_summary(summary), flush=True)
     if summary["exit_code"]:
         print(f"{prog}: every scan failed; see {summary['errors_parquet']}", file=sys.stderr)
     return int(summary["exit_code"])
 
 
-def _smoke(args: argparse.Namespace) -> None:
-    """Fill in a tiny generated input and a fixed-seed tiny model where the user gave none."""
+def _smoke(args: argparse.Namespace) -> Path | None:
+    """Fill in a tiny generated input and a fixed-seed tiny model where the user gave none.
+
+    Returns the temporary folder it made: the caller removes it after the run (outputs the
+    user asked for with --output live elsewhere and are kept).
+    """
     root = Path(tempfile.mkdtemp(prefix="veernet-infer-smoke-"))
     if not args.input:
         from veernet_ray.synth import generate_dataset
@@ -121,6 +142,7 @@ def _smoke(args: argparse.Namespace) -> None:
     args.output = args.output or str(root / "out")
     args.no_tracking = args.no_tracking or not args.tracking_uri
     print(f"[veernet] smoke test: input {args.input}, checkpoint {args.checkpoint}, output {args.output}")
+    return root
 
 
 def tiny_checkpoint(directory: str | Path, seed: int = 0, stem_width: int = 8,

@@ -18,13 +18,14 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from veernet_ray.infer.listing import STATE_DIR, Item, Listing, error_row, list_inputs, qc_record_path
+from veernet_ray.infer.listing import (STATE_DIR, Item, Listing, error_row, list_inputs, qc_record_path,
+                                      read_qc_record)
 from veernet_ray.weights import SHIPPED as SHIPPED_WEIGHTS
 
 #: qc_* are the signals of trace.qc (class margin, shared ink, ink support, grid share, jumps, spread)
@@ -32,11 +33,33 @@ QC_SIGNALS = ["qc_margin", "qc_shared", "qc_ink", "qc_grid", "qc_jumps", "qc_spr
 QC_COLUMNS = ["scan_id", "curve", "class_id", "coverage", "mean_confidence", *QC_SIGNALS, "flagged", "reason",
               "path", "las"]
 ERROR_COLUMNS = ["path", "id", "kind", "message", "stage", "status"]
+#: smallest scan side the listing accepts (listing.MIN_SIDE): bounds below it are meaningless
+MIN_SIDE_PX = 32
+#: consecutive model-actor deaths during start-up tolerated (each replaced) before the job fails
+MODEL_INIT_DEATHS = 3
 
 
-@dataclass
+class InferError(ValueError):
+    """A usage problem (no checkpoint, no inputs, bad option): the CLI prints it and exits 2."""
+
+
+class InferJobError(RuntimeError):
+    """The Ray job itself failed (not one scan): the CLI prints the one-line reason and exits 1."""
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return lines[0][:300] if lines else "(no message)"
+
+
+@dataclass(frozen=True)
 class InferOptions:
-    """Everything `veernet infer` takes; the CLI maps flags one to one onto these fields."""
+    """Everything `veernet infer` takes; the CLI maps flags one to one onto these fields.
+
+    Typed and validated like the training config (`veernet_ray.config`): a wrong type or
+    value raises InferError naming the flag and what is allowed, when the options are made,
+    before any work. Frozen: every stage sees the options the user gave.
+    """
 
     input: str
     output: str
@@ -52,7 +75,7 @@ class InferOptions:
     max_width: int = 8192  # wider scans run in overlapping tiles along depth
     tile_overlap: int = 256
     max_height: int = 4096
-    max_pixels: int = 200_000_000
+    max_pixels: int = 64 * 2**20  # listing.MAX_PIXELS
     orientation: str = "auto"  # auto | landscape | portrait, for scans without a sidecar
     overlays: str = "flagged"  # flagged | all | none
     min_coverage: float = 0.6
@@ -66,10 +89,29 @@ class InferOptions:
     experiment: str = "veernet-infer"
     progress: bool = True
     verbose: bool = True
+    overwrite: bool = False  # redo every scan, even those complete with the same model and options
+    follow_symlinks: bool = False  # follow links that lead outside the input folder
+
+    def __post_init__(self) -> None:
+        import typing
+
+        from veernet_ray.config import ConfigError, _coerce
+
+        hints = typing.get_type_hints(type(self))
+        for f in fields(self):
+            try:
+                object.__setattr__(self, f.name, _coerce(hints[f.name], getattr(self, f.name), f"--{_flag(f.name)}"))
+            except ConfigError as exc:
+                raise InferError(str(exc)) from exc
+        _check(self)
+
+    def replace(self, **changes: Any) -> "InferOptions":
+        """A validated copy with some fields changed."""
+        return replace(self, **changes)
 
 
-class InferError(ValueError):
-    """A usage problem (no checkpoint, no inputs, bad option): the CLI prints it and exits 2."""
+def _flag(name: str) -> str:
+    return name.replace("_", "-")
 
 
 # --------------------------------------------------------------- checkpoint
@@ -136,8 +178,12 @@ def run_inference(opts: InferOptions) -> dict[str, Any]:
     (blank), errors, flagged, scans, wall_s, pipeline_s, scans_per_s,
     model_batches, output paths, checkpoint facts, mlflow_run_id, exit_code.
     """
-    _check(opts)
-    t_start = time.perf_counter()
+    t_start = time.perf_counter()  # opts were validated when made (InferOptions.__post_init__)
+    from veernet_ray.paths import output_folder_problem
+
+    problem = output_folder_problem(opts.output, "--output")
+    if problem:
+        raise InferError(problem)
     output = Path(opts.output).expanduser().resolve()
     state = output / STATE_DIR
     state.mkdir(parents=True, exist_ok=True)
@@ -146,7 +192,9 @@ def run_inference(opts: InferOptions) -> dict[str, Any]:
     provenance, facts = model_provenance(ckpt, source)
     try:
         listing = list_inputs(opts.input, output, split=opts.split, orientation=opts.orientation,
-                              max_height=opts.max_height, max_pixels=opts.max_pixels)
+                              max_height=opts.max_height, max_pixels=opts.max_pixels,
+                              follow_symlinks=opts.follow_symlinks, run_key=run_key(opts, facts["checkpoint_hash"]),
+                              checkpoint_hash=facts["checkpoint_hash"], overwrite=opts.overwrite)
     except (FileNotFoundError, ValueError) as exc:
         raise InferError(str(exc)) from exc
     n_listed = len(listing.items) + len(listing.complete) + len(listing.errors)
@@ -154,6 +202,9 @@ def run_inference(opts: InferOptions) -> dict[str, Any]:
         raise InferError(f"--input {opts.input!r} names no scans (.tif, .tiff, .png, .jpg, .jpeg)")
     _say(opts, f"[veernet] infer: {n_listed} scans listed: {len(listing.items)} to digitise, "
                f"{len(listing.complete)} already complete, {len(listing.errors)} refused from headers"
+               + (f"; redoing {listing.other_model} made by another model" if listing.other_model else "")
+               + (f"; redoing {listing.other_options} made with other calibration or options"
+                  if listing.other_options else "")
                + (f"; removed {removed} stale .part file(s)" if removed else ""))
 
     rows: list[dict[str, Any]] = []
@@ -164,17 +215,44 @@ def run_inference(opts: InferOptions) -> dict[str, Any]:
         _init_ray(opts)
         ray_init_s = time.perf_counter() - t0
         t1 = time.perf_counter()
-        rows, resources = _run_dataset(opts, listing.items, ckpt, provenance, output)
+        try:
+            rows, resources = _run_dataset(opts, listing.items, ckpt, provenance, output)
+        except InferError:
+            raise
+        except Exception as exc:  # a Ray failure: one line; finished scans are kept, a re-run resumes
+            raise InferJobError(f"the Ray Data job stopped: {type(exc).__name__}: {_first_line(exc)}; the scans "
+                                "finished so far are kept and a re-run of the same command resumes") from exc
         pipeline_s = time.perf_counter() - t1
 
-    summary = _finish(opts, output, listing, rows, provenance, facts)
+    try:
+        summary = _finish(opts, output, listing, rows, provenance, facts)
+    except OSError as exc:  # e.g. the output disk is full: the LAS files written so far are complete
+        raise InferJobError(f"cannot write qc.parquet / errors.parquet in {output} ({exc.strerror or exc}); "
+                            "free space and re-run the same command: finished scans are kept") from exc
     summary.update(ckpt_path=str(ckpt), checkpoint=source, ray_init_s=ray_init_s, pipeline_s=pipeline_s,
                    wall_s=time.perf_counter() - t_start, stale_parts_removed=removed, **resources)
     summary["scans_per_s"] = summary["done"] / pipeline_s if pipeline_s > 0 else 0.0
     if opts.tracking:
         summary["mlflow_run_id"], summary["tracking_uri"] = _log_mlflow(opts, output, summary)
-    _write_summary(output, summary)
+    try:
+        _write_summary(output, summary)
+    except OSError as exc:
+        _say(opts, f"[veernet] infer: could not write {STATE_DIR}/last_summary.json ({exc.strerror or exc})")
     return summary
+
+
+def run_key(opts: InferOptions, checkpoint_hash: str) -> str:
+    """What, besides a scan's own sidecar and orientation, decides its LAS and QC rows.
+
+    A re-run skips a scan only when this key (hashed with the scan's sidecar) matches the one
+    its QC record was written with. Left out on purpose: batch size, actors, CPUs, device and
+    overlays (they change how fast, not what).
+    """
+    from veernet_ray import __version__
+
+    return json.dumps({"ckpt": checkpoint_hash, "version": __version__, "max_width": opts.max_width,
+                       "tile_overlap": opts.tile_overlap, "min_coverage": opts.min_coverage,
+                       "min_confidence": opts.min_confidence}, sort_keys=True)
 
 
 def remove_stale_parts(output: Path) -> int:
@@ -199,6 +277,12 @@ def _check(opts: InferOptions) -> None:
         raise InferError(f"--batch-size must be >= 1; got {opts.batch_size}")
     if opts.max_width < 512:
         raise InferError(f"--max-width must be >= 512 columns; got {opts.max_width}")
+    if opts.max_height < MIN_SIDE_PX or opts.max_pixels < MIN_SIDE_PX ** 2:
+        raise InferError(f"--max-height must be >= {MIN_SIDE_PX} and --max-pixels >= {MIN_SIDE_PX ** 2}")
+    if not (0.0 <= opts.min_coverage <= 1.0 and 0.0 <= opts.min_confidence <= 1.0):
+        raise InferError("--min-coverage and --min-confidence must lie in [0, 1]")
+    if opts.model_cpus is not None and not opts.model_cpus > 0:
+        raise InferError(f"--model-cpus must be > 0; got {opts.model_cpus}")
     if not 0 <= opts.tile_overlap < opts.max_width // 2:
         raise InferError(f"--tile-overlap must lie in [0, max_width / 2); got {opts.tile_overlap}")
     for name in ("decode_cpus", "write_cpus"):
@@ -229,15 +313,12 @@ def _check_layout(opts: InferOptions) -> None:
 
 
 def _init_ray(opts: InferOptions) -> None:
-    import ray
+    from veernet_ray.raycluster import RayUnavailable, init_ray
 
-    if ray.is_initialized():
-        return
-    address = opts.address or os.environ.get("RAY_ADDRESS") or None
-    kwargs: dict[str, Any] = {"log_to_driver": True}
-    if address is None:
-        kwargs["include_dashboard"] = False
-    ray.init(address=address, **kwargs)
+    try:  # a given address must answer within seconds; without one, a private local cluster
+        init_ray(opts.address, include_dashboard=False)
+    except RayUnavailable as exc:
+        raise InferError(str(exc)) from exc
 
 
 def _plan_resources(opts: InferOptions) -> dict[str, Any]:
@@ -288,12 +369,16 @@ def _run_dataset(opts: InferOptions, items: list[Item], ckpt: Path, provenance: 
                                     "scales": load_scales(opts.scales) if opts.scales else None,
                                     "depth_unit": opts.depth_unit, "overlays": opts.overlays})
         write_fn = write_any
+    # a model actor that dies while loading (out of memory under load, a node lost) is replaced
+    # up to MODEL_INIT_DEATHS times in a row before the job fails (Ray Data's default is 0)
+    ctx.max_consecutive_actor_init_deaths = MODEL_INIT_DEATHS
     ds = ds.map_batches(
         ModelStage,
         fn_constructor_kwargs={"checkpoint": ckpt_ref, "device": res["device"], "batch_size": opts.batch_size,
                                "max_width": opts.max_width, "overlap": opts.tile_overlap,
                                "num_threads": max(1, int(res["model_cpus"]))},
-        concurrency=res["model_actors"], batch_size=opts.batch_size, batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=res["model_actors"]), batch_size=opts.batch_size,
+        batch_format="numpy",
         num_cpus=res["model_cpus"], num_gpus=res["model_gpus"],
     )
     ds = ds.map(write_fn, num_cpus=opts.write_cpus,
@@ -343,10 +428,8 @@ def _finish(opts: InferOptions, output: Path, listing: Listing, rows: list[dict]
         if it.id in old_by_scan:
             qc_new += old_by_scan[it.id].to_dict("records")
         else:
-            try:
-                qc_new += json.loads(qc_record_path(output, it.id).read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                pass
+            record = read_qc_record(qc_record_path(output, it.id))
+            qc_new += record["rows"] if record else []
     keep_qc = old_qc[~old_qc["scan_id"].isin(listed_ids)] if len(old_qc) else old_qc
     qc = pd.concat([keep_qc, pd.DataFrame(qc_new, columns=QC_COLUMNS)], ignore_index=True)
     keep_err = old_err[~old_err["path"].isin(listed_paths)] if len(old_err) else old_err
@@ -363,6 +446,7 @@ def _finish(opts: InferOptions, output: Path, listing: Listing, rows: list[dict]
     return {
         "scans": len(listing.items) + complete + len(listing.errors),
         "done": done, "complete": complete, "skipped": skipped, "errors": n_err, "flagged": flagged,
+        "other_model": listing.other_model, "other_options": listing.other_options,
         "curves_flagged": int(sum(1 for q in qc_new if q["flagged"])),
         "model_batches": int(sum(int(r.get("n_forward") or 0) for r in rows)),
         "error_kinds": _counts(e["kind"] for e in errors if e["status"] == "error"),
@@ -455,6 +539,7 @@ def _log_mlflow(opts: InferOptions, output: Path, summary: dict[str, Any]) -> tu
 
     now = int(time.time() * 1000)
     keys = ("scans", "done", "complete", "skipped", "errors", "flagged", "curves_flagged", "model_batches",
+            "other_model", "other_options",
             "scans_per_s", "wall_s", "pipeline_s", "ray_init_s")
     client.log_batch(run_id, metrics=[Metric(k, float(summary.get(k) or 0.0), now, 0) for k in keys])
     for name in ("qc.parquet", "errors.parquet"):
@@ -475,6 +560,8 @@ def format_summary(s: dict[str, Any]) -> str:
         f"{s['flagged']} flagged, {s['errors']} errors, of {s['scans']} scans; "
         f"{s['scans_per_s']:.2f} scans/s ({s['pipeline_s']:.1f} s pipeline, {s['wall_s']:.1f} s wall, "
         f"{s['model_batches']} model batches)",
+        *([f"[veernet] redone: {s['other_model']} made by another model, {s['other_options']} with other "
+           "calibration or options"] if s.get("other_model") or s.get("other_options") else []),
         f"[veernet] LAS files: {s['output']}/*.las",
         f"[veernet] QC: {s['qc_parquet']}  errors: {s['errors_parquet']}"
         + (f"  overlays: {s['overlays_dir']}/ ({len(s['overlays'])} new)" if s.get("overlays") else ""),

@@ -51,17 +51,21 @@ def score_outputs(output: str | os.PathLike, manifest: str | os.PathLike, split:
     from veernet_ray.evaluate import summarise
     from veernet_ray.io import read_header
     from veernet_ray.las.sidecar import Sidecar
-    from veernet_ray.las.export import output_path
+    from veernet_ray.infer.listing import unsafe_name
+    from veernet_ray.las.export import assign_output_stems, output_path
 
     df = read_manifest(manifest)
     if split is not None:
         df = df[df["split"] == split]
     scores: list[dict[str, float]] = []
     per_scan, missing = [], 0
+    df = df[[not unsafe_name(str(i)) for i in df["id"]]]
+    ids = [str(i) for i in df["id"]]
+    stems = dict(zip(ids, assign_output_stems(ids, ids)))  # the names `veernet infer` gave the same rows
     for r in df.itertuples(index=False):
         if not isinstance(r.las, str) or not isinstance(r.calibration, str):
             continue  # no truth to grade against
-        las_out = output_path(output, f"{r.id}.tif")
+        las_out = output_path(output, str(r.id), stem=stems[str(r.id)])
         if not Path(las_out).is_file():
             missing += 1
             continue

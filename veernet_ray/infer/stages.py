@@ -15,6 +15,7 @@ n_forward, t_decode, t_model, t_write.
 from __future__ import annotations
 
 import json
+import math
 import tempfile
 import time
 from pathlib import Path
@@ -43,12 +44,24 @@ def _fail(row: dict, kind: str, message: str, stage: str, status: str = "error")
 
 def blank_reason(image: np.ndarray) -> str:
     """Why a canonical uint8 scan holds nothing to digitise ("" when it does)."""
-    std = float(image.std())
+    std = _std_uint8(image)
     if std < BLANK_STD:
         return f"blank or no-data scan: gray-level spread {std:.2f} < {BLANK_STD}"
     if int(image.min()) >= DARK_LEVEL:
         return f"no ink: no pixel darker than {DARK_LEVEL}"
     return ""
+
+
+def _std_uint8(image: np.ndarray, rows: int = 256) -> float:
+    """Standard deviation of a uint8 image in row chunks: 4 bytes a pixel at most, not numpy's 8 x H x W."""
+    n = image.size
+    s = sq = 0
+    for r in range(0, image.shape[0], rows):
+        part = image[r : r + rows].astype(np.uint32)
+        s += int(part.sum(dtype=np.uint64))
+        sq += int((part * part).sum(dtype=np.uint64))
+    mean = s / n
+    return math.sqrt(max(0.0, sq / n - mean * mean))
 
 
 # ------------------------------------------------------------------ decode
@@ -301,8 +314,12 @@ def write_row(row: dict[str, Any], *, provenance: dict[str, Any], output: str, m
         for q in qc:
             q.update(path=row["path"], las=row["las_out"])
         # the QC record after the LAS: its presence means "this scan is complete" on a re-run
+        # with what made the LAS: a re-run skips the scan only for the same model, calibration and options
+        ckpt = provenance.get("CKPT", ("",))
+        record = {"ckpt": str(ckpt[0] if isinstance(ckpt, tuple) else ckpt),
+                  "fingerprint": str(row.get("fingerprint", "")), "rows": qc}
         with atomic_path(qc_record_path(Path(output), row["id"])) as tmp:
-            tmp.write_text(json.dumps(qc), encoding="utf-8")
+            tmp.write_text(json.dumps(record), encoding="utf-8")
         flagged = any(q["flagged"] for q in qc)
         out.update(status="done", qc=json.dumps(qc), flagged=flagged)
         if overlays == "all" or (overlays == "flagged" and flagged):

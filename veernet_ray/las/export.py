@@ -26,6 +26,32 @@ from veernet_ray.trace.tracer import MIN_CONFIDENCE, TraceResult
 UNCALIBRATED_UNIT = "PX"
 NORM_UNIT = "NORM"
 CALIB_PARAM = ("NONE", "", "uncalibrated: DEPT is pixel index, values normalised to track")
+#: most LAS rows per scan column: a step finer than a quarter of the pixel pitch adds rows, not
+#: information (a sidecar step of 1e-4 once turned a 164 KB scan into a 1.7 M-row, 116 MB LAS)
+MAX_ROWS_PER_COLUMN = 4
+
+
+def depth_grid(axis, width: int) -> tuple[float, float, int]:
+    """(first depth, step, rows) of the uniform output grid for a canonical scan `width` columns wide.
+
+    axis: a canonical `sidecar.DepthAxis`. Raises ValueError (with what to change) when the grid
+    would exceed MAX_ROWS_PER_COLUMN rows per column or leave the sidecar depth bounds: callers
+    check this from headers, before any pixel is decoded.
+    """
+    from veernet_ray.las.sidecar import MAX_DEPTH
+
+    ends = axis.depth_at(np.array([0.0, width - 1.0]))
+    lo, hi = float(ends.min()), float(ends.max())
+    if not (np.isfinite(ends).all() and max(abs(lo), abs(hi)) <= MAX_DEPTH):
+        raise ValueError(f"the depth axis puts the scan's ends at {lo:.6g} .. {hi:.6g} {axis.unit}, beyond "
+                         f"+-{MAX_DEPTH:g}; check depth.ref in the sidecar")
+    step = axis.step if axis.step is not None else axis.pixel_pitch()
+    rows = (hi - lo) / step + 1 if step > 0 else math.inf
+    if not rows <= MAX_ROWS_PER_COLUMN * width + 1:
+        raise ValueError(f"depth.step {step:.6g} {axis.unit} gives {rows:,.0f} LAS rows for {width} columns "
+                         f"(at most {MAX_ROWS_PER_COLUMN} per column); use a step of at least "
+                         f"{(hi - lo) / (MAX_ROWS_PER_COLUMN * width):.6g}, or omit it for the pixel pitch")
+    return lo, float(step), int(math.floor((hi - lo) / step + 1e-9)) + 1
 
 
 @dataclass(frozen=True)
@@ -87,10 +113,7 @@ def build_output(
     if sidecar.orientation != "depth_along_width":
         raise ValueError("build_output needs a canonical sidecar: call Sidecar.canonical(scan_shape) first")
     axis = sidecar.depth
-    col_depth = axis.depth_at(np.arange(width))
-    step = axis.step if axis.step is not None else axis.pixel_pitch()
-    lo, hi = float(min(col_depth[0], col_depth[-1])), float(max(col_depth[0], col_depth[-1]))
-    n = int(math.floor((hi - lo) / step + 1e-9)) + 1
+    lo, step, n = depth_grid(axis, width)  # bounded rows and depths (ValueError otherwise)
     grid = lo + step * np.arange(n)
     # fractional column of each grid depth; round off float noise so on-column points are exact
     pos = np.clip(np.round(axis.px_at(grid), 9), 0, width - 1)
@@ -166,24 +189,97 @@ def qc_rows(scan_id: str, log: DigitisedLog, *, min_coverage: float = 0.6, min_m
     return out
 
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+#: characters an output stem keeps: Unicode letters and digits (`str.isalnum`), "_", "." and "-";
+#: everything else (spaces, separators, control characters, punctuation) becomes "_"
+_UNSAFE = re.compile(r"[^\w.\-]")
+#: longest output stem in UTF-8 bytes. A file name may hold 255 bytes; the LAS name adds ".las",
+#: atomic_path's temporary adds ~15 more, and a collision adds a 9-byte "-<hash>": 200 leaves room.
+MAX_STEM_BYTES = 200
+#: hex digits of sha256(relative input path) that tell colliding names apart (2**32 per clean name)
+NAME_HASH_CHARS = 8
+
+
+def clean_stem(input_name: str | os.PathLike) -> str:
+    """The output stem for one input name, before collisions are resolved.
+
+    Last path component only, extension dropped, Unicode NFC; letters and digits of any
+    script survive where the file system encoding can hold them (else ASCII only);
+    anything else becomes "_"; no "..", no leading dot; at most MAX_STEM_BYTES bytes
+    (a truncated stem ends in a hash of the full one, so two long names stay apart).
+    """
+    import unicodedata
+
+    name = re.split(r"[\\/]", os.fspath(input_name))[-1]
+    stem = unicodedata.normalize("NFC", PurePath(name).stem if name else "")
+    stem = _UNSAFE.sub("_", stem)
+    if not _fs_encodable(stem):
+        stem = re.sub(r"[^A-Za-z0-9._-]", "_", stem)
+    stem = re.sub(r"\.{2,}", "_", stem).strip(".")  # no "..", no hidden files
+    if not stem.strip("_"):
+        stem = "scan"
+    if len(stem.encode("utf-8")) > MAX_STEM_BYTES:
+        tag = "-" + _short_hash(stem)
+        cut = stem.encode("utf-8")[: MAX_STEM_BYTES - len(tag)].decode("utf-8", errors="ignore")
+        stem = cut.rstrip(".") + tag
+    return stem
 
 
 def safe_output_name(input_name: str | os.PathLike) -> str:
-    """`<stem>.las` from an input file name: last path component only, unsafe characters -> "_"."""
-    name = re.split(r"[\\/]", os.fspath(input_name))[-1]
-    stem = _UNSAFE.sub("_", PurePath(name).stem if name else "")
-    stem = re.sub(r"\.{2,}", "_", stem).strip(".")  # no "..", no hidden files
-    return f"{stem if stem.strip('_') else 'scan'}.las"
+    """`<stem>.las` from an input file name (see `clean_stem`); never a path, never hidden."""
+    return f"{clean_stem(input_name)}.las"
 
 
-def output_path(out_dir: str | os.PathLike, input_name: str | os.PathLike) -> Path:
-    """Where the LAS for `input_name` goes; ValueError if it would land outside out_dir."""
+def assign_output_stems(names: list[str], keys: list[str]) -> list[str]:
+    """Unique, stable output stems for a run's inputs: `clean_stem(name)`, plus `-<hash of key>` on a clash.
+
+    names: the inputs' file names (or manifest ids); keys: what tells them apart and does
+    not change between runs (the input path relative to the input folder, or the manifest
+    id). Stems that are equal after cleaning, compared case-insensitively (a case-insensitive
+    file system would merge them), ALL get the hash, so no input silently owns the plain name
+    and the result does not depend on listing order. Raises ValueError if two inputs share a key.
+    """
+    if len(names) != len(keys):
+        raise ValueError(f"assign_output_stems: {len(names)} names but {len(keys)} keys")
+    if len(set(keys)) != len(keys):
+        dup = sorted({k for k in keys if keys.count(k) > 1})
+        raise ValueError(f"two inputs share the key(s) {dup[:3]}; input keys must be unique")
+    stems = [clean_stem(n) for n in names]
+    groups: dict[str, int] = {}
+    for s in stems:
+        groups[s.casefold()] = groups.get(s.casefold(), 0) + 1
+    out = [f"{s}-{_short_hash(k)}" if groups[s.casefold()] > 1 else s for s, k in zip(stems, keys)]
+    folded = [o.casefold() for o in out]
+    if len(set(folded)) != len(folded):  # 2**-32 per pair: say so rather than overwrite
+        clash = sorted({o for o in out if folded.count(o.casefold()) > 1})
+        raise ValueError(f"output names still collide after hashing: {clash[:3]}; rename those inputs")
+    return out
+
+
+def output_path(out_dir: str | os.PathLike, input_name: str | os.PathLike, stem: str | None = None) -> Path:
+    """Where the LAS for `input_name` (or for an already assigned `stem`) goes; ValueError outside out_dir."""
     root = Path(out_dir).resolve()
-    target = (root / safe_output_name(input_name)).resolve()
-    if target.parent != root:
+    name = f"{stem}.las" if stem is not None else safe_output_name(input_name)
+    target = (root / name).resolve()
+    clean = stem is None or (not _UNSAFE.search(stem) and ".." not in stem and not stem.startswith("."))
+    if target.parent != root or not clean:
         raise ValueError(f"output for {os.fspath(input_name)!r} would escape the output folder {root}")
     return target
+
+
+def _short_hash(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest()[:NAME_HASH_CHARS]
+
+
+def _fs_encodable(text: str) -> bool:
+    import sys
+
+    try:
+        text.encode(sys.getfilesystemencoding(), errors="strict")
+        return True
+    except UnicodeEncodeError:
+        return False
 
 
 def _resample(values: np.ndarray, pos: np.ndarray) -> np.ndarray:

@@ -35,7 +35,12 @@ UNIFORM_RTOL = 1e-9
 VALUE_FMT = "%.6f"
 
 _MNEMONIC_BAD = re.compile(r"[^A-Za-z0-9_\-]")
-_HEADER_BAD = re.compile(r"[\r\n\t]")
+#: anything a reader may take as a line break or that is not printable: control characters,
+#: NEL and the Unicode line and paragraph separators (str.splitlines splits on all of them)
+_HEADER_BAD = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+#: a unit sits between the mnemonic's "." and the first space, and the value ends at ":":
+#: it can hold no space, ".", ":" or control character
+_UNIT_BAD = re.compile("[\\s.:\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 @dataclass(frozen=True)
@@ -110,14 +115,14 @@ def write_las(
         if not isinstance(entry, tuple):
             entry = (entry,)
         value, p_unit, descr = (tuple(entry) + ("", ""))[:3]
-        las.params[mnem] = HeaderItem(mnem, _header_text(p_unit), _header_value(value), _header_text(descr))
+        las.params[mnem] = HeaderItem(mnem, _unit_text(p_unit), _header_value(value), _descr_text(descr))
 
     # lasio writes the headers; the ~A block is formatted here in one pass, because
     # lasio formats it value by value in Python (0.15-0.3 s for a 12,800-row log, the
     # generator's largest cost). lasio gets one row so it can lay out ~C and ~A.
     las.append_curve("DEPT", depth[:1], unit=unit, descr="Depth")
     for c, mnem, values in zip(curves, mnemonics, columns):
-        las.append_curve(mnem, values[:1], unit=_header_text(c.unit), descr=_header_text(c.descr))
+        las.append_curve(mnem, values[:1], unit=_unit_text(c.unit), descr=_descr_text(c.descr))
     header = io.StringIO()
     las.write(
         header,
@@ -194,6 +199,16 @@ def _sanitise_mnemonic(name: object) -> str:
 def _header_text(value: object) -> str:
     # one header line each: no line breaks; non-ASCII becomes '?' at write time
     return _HEADER_BAD.sub(" ", "" if value is None else str(value)).strip()
+
+
+def _descr_text(value: object) -> str:
+    # readers (lasio among them) split a line at a colon in the description too: keep it out
+    return _header_text(value).replace(":", ";")
+
+
+def _unit_text(value: object) -> str:
+    # "G/C3", "OHMM", "%" survive; "ohm m", "m.s", "a:b" or a newline would split the header line
+    return _UNIT_BAD.sub("_", "" if value is None else str(value).strip())
 
 
 def _header_value(value: object) -> str:

@@ -25,6 +25,12 @@ ORIENTATIONS = ("depth_along_width", "depth_along_height")
 SCALES = ("linear", "log")
 WRAP_MODES = ("backup",)
 DEPTH_UNITS = ("M", "F", "FT")
+#: largest depth magnitude a sidecar may give (m or ft): the deepest boreholes are ~12 km (~40,000 ft)
+MAX_DEPTH = 1e5
+#: largest pixel coordinate a reference may name: far beyond any scan (66,000 px sheets)
+MAX_PX = 1e7
+#: largest curve value magnitude (resistivity reaches ~1e5 ohm-m); larger values overflow downstream
+MAX_VALUE = 1e12
 
 
 class SidecarError(ValueError):
@@ -134,6 +140,7 @@ class Sidecar:
         if not isinstance(unit, str) or unit.upper() not in DEPTH_UNITS:
             raise SidecarError(f"{source}: depth.unit must be one of {DEPTH_UNITS}, got {unit!r}")
         dref = _pairs(_require(depth, "ref", f"{source}: depth"), "depth", f"{source}: depth.ref", min_len=2)
+        _bounded(dref, MAX_DEPTH, "depth", f"{source}: depth.ref")
         dref = tuple(sorted(dref))
         if len({p for p, _ in dref}) != len(dref):
             raise SidecarError(f"{source}: depth.ref has two references at the same pixel")
@@ -161,6 +168,7 @@ class Sidecar:
             if scale not in SCALES:
                 raise SidecarError(f"{where}.scale must be one of {SCALES}, got {scale!r}")
             cref = _pairs(_require(c, "ref", where), "value", f"{where}.ref", min_len=2)
+            _bounded(cref, MAX_VALUE, "value", f"{where}.ref")
             if len(cref) != 2:
                 raise SidecarError(f"{where}.ref needs exactly two (px, value) points, got {len(cref)}")
             if cref[0][0] == cref[1][0] or cref[0][1] == cref[1][1]:
@@ -286,6 +294,13 @@ def _pairs(raw: Any, name: str, where: str, min_len: int) -> list[tuple[float, f
             raise SidecarError(f"{where}[{j}] must be {{'px': number, '{name}': number}}, got {item!r}")
         out.append((float(item["px"]), float(item[name])))
     return out
+
+
+def _bounded(pairs: list[tuple[float, float]], limit: float, name: str, where: str) -> None:
+    for px, v in pairs:
+        if abs(px) > MAX_PX or abs(v) > limit:
+            raise SidecarError(f"{where}: px must lie within +-{MAX_PX:g} and {name} within +-{limit:g}; "
+                               f"got px {px:g}, {name} {v:g}")
 
 
 def _num(x: float) -> float | int:

@@ -65,6 +65,11 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     from veernet_ray.plan.planner import PlanError
     from veernet_ray.plan.tiers import Tier, TierError, load_tiers
 
+    from veernet_ray.paths import output_folder_problem
+
+    problem = output_folder_problem(args.out, "--out")
+    if problem:  # before minutes of measuring
+        return fail(problem)
     if (args.gpu_mem is None) != (args.eur_month is None):
         return fail("--gpu-mem and --eur-month go together (a card's memory in GiB and its rent per month)")
     if args.epochs < 1 or args.retrains < 0 or args.workers < 1 or (args.effective_batch or 1) < 1:

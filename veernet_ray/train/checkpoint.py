@@ -54,7 +54,23 @@ def load_payload(path: str | Path) -> dict[str, Any]:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise ValueError(f"{path}: not a VeerNet checkpoint ({type(exc).__name__}: {exc})") from exc
+        raise ValueError(f"{path}: not a VeerNet checkpoint ({_load_reason(exc)}); give a checkpoint.pt written "
+                         "by `veernet train`") from exc
+
+
+def _load_reason(exc: BaseException) -> str:
+    """torch's reason in one line, without its advice to retry with weights_only=False.
+
+    That advice would run whatever code the file holds: a checkpoint with objects other
+    than tensors and plain config is refused, never loaded unsafely.
+    """
+    text = str(exc)
+    if "unsupported global" in text.lower():
+        return "it holds Python objects other than tensors and plain config, which are never loaded"
+    if "weights only load failed" in text.lower():
+        return "unreadable: not a torch checkpoint file, or a damaged one"
+    first = next((ln.strip() for ln in text.splitlines() if ln.strip() and "weights_only" not in ln), "")
+    return f"{type(exc).__name__}: {first[:200]}"
 
 
 def model_from_payload(payload: dict[str, Any]) -> VeerNet:

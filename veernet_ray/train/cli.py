@@ -53,6 +53,12 @@ def main(argv: list[str] | None = None, prog: str = "veernet train") -> int:
     except ConfigError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
+    from veernet_ray.paths import output_folder_problem
+
+    problem = output_folder_problem(cfg.storage_path(), "storage=")
+    if problem:  # before Ray starts and before any data is generated
+        print(f"{prog}: error: {problem}", file=sys.stderr)
+        return 2
     from veernet_ray.train.driver import run_training
 
     try:

@@ -138,7 +138,10 @@ def run_training(cfg: RunConfig, *, ray_address: str | None = None, verbose: boo
 
     if not ray.is_initialized():
         # keep Ray's dashboard: Train V2's placement-group cleaner polls the state API it serves
-        ray.init(address=ray_address or os.environ.get("RAY_ADDRESS") or None, log_to_driver=True)
+        # a given address is checked first; without one a private local cluster that dies with us
+        from veernet_ray.raycluster import init_ray
+
+        init_ray(ray_address, include_dashboard=True)
     import ray.data
 
     # The loop prints one line per epoch; per-operator bars relayed from workers only repeat themselves.

@@ -113,6 +113,13 @@ def main(argv: list[str] | None = None, prog: str = PROG, kind: str | None = Non
     except (ConfigError, TierError) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
+    from veernet_ray.paths import output_folder_problem
+
+    problem = output_folder_problem(cfg.storage_path(), "storage") or (
+        output_folder_problem(args.out, "--out") if args.out else "")
+    if problem:
+        print(f"{prog}: error: {problem}", file=sys.stderr)
+        return 2
     card = args.card_gb or _card_gb()
     on_gpu = args.device == "gpu" or (args.device == "auto" and card is not None and not args.smoke)
     if args.smoke and args.device == "gpu":

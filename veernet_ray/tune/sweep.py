@@ -137,7 +137,10 @@ def run_sweep(cfg: RunConfig, variants: dict[str, dict[str, Any]], *, kind: str,
     # ---- Tune
     if not ray.is_initialized():
         # keep Ray's dashboard: Train V2's placement-group cleaner polls the state API it serves
-        ray.init(address=ray_address or os.environ.get("RAY_ADDRESS") or None, log_to_driver=True)
+        # a given address is checked first; without one a private local cluster that dies with us
+        from veernet_ray.raycluster import init_ray
+
+        init_ray(ray_address, include_dashboard=True)
     epochs = base.train.epochs
     scheduler = None
     if asha:
