@@ -46,7 +46,7 @@ class QCThresholds:
 
     min_coverage: float = 0.6
     min_confidence: float = 0.5
-    min_margin: float = 0.35
+    min_margin: float = 0.25  # bench/qc_thresholds.py on train-style scans (bench/RESULTS.md)
     max_shared: float = 0.15
     min_ink: float = 0.45
     max_grid: float = 0.3
