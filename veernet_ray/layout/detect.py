@@ -97,6 +97,12 @@ class Layout:
         }
 
 
+def true_runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """[start, end) of every run of True in a 1-D bool array."""
+    edges = np.diff(np.concatenate([[0], np.asarray(mask, np.int8), [0]]))
+    return [(int(a), int(b)) for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1))]
+
+
 def ink_mask(image: np.ndarray, level: int = INK_LEVEL) -> np.ndarray:
     """Boolean (H, W) mask of dark ink: at or below both `level` and Otsu's threshold."""
     if image.ndim != 2 or image.dtype != np.uint8:
@@ -133,18 +139,7 @@ def find_rules(blocks: np.ndarray, cover: float = RULE_COVER) -> tuple[list[Rule
     idx = np.nonzero(live)[0]
     share = blocks[live].mean(axis=0)
     is_rule = share >= cover
-    rules: list[Rule] = []
-    x = 0
-    w = is_rule.size
-    while x < w:
-        if is_rule[x]:
-            x1 = x
-            while x1 < w and is_rule[x1]:
-                x1 += 1
-            rules.append(Rule(int(x), int(x1), float(share[x:x1].mean())))
-            x = x1
-        else:
-            x += 1
+    rules = [Rule(x0, x1, float(share[x0:x1].mean())) for x0, x1 in true_runs(is_rule)]
     return rules, (int(idx[0]), int(idx[-1]))
 
 
@@ -195,20 +190,7 @@ def find_sections(ink: np.ndarray, borders: list[Rule], min_rows: int = MIN_SECT
     # bridge short gaps
     on_i = on.astype(np.uint8)
     on_i = cv2.morphologyEx(on_i[:, None], cv2.MORPH_CLOSE, np.ones((9, 1), np.uint8))[:, 0] > 0
-    spans = []
-    r = 0
-    n = on_i.size
-    while r < n:
-        if on_i[r]:
-            r1 = r
-            while r1 < n and on_i[r1]:
-                r1 += 1
-            if r1 - r >= min_rows:
-                spans.append((int(r), int(r1 - 1)))
-            r = r1
-        else:
-            r += 1
-    return spans
+    return [(r0, r1 - 1) for r0, r1 in true_runs(on_i) if r1 - r0 >= min_rows]
 
 
 def trim_rules(ink: np.ndarray, section: tuple[int, int], cols: tuple[int, int]) -> tuple[int, int]:

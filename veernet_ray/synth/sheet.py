@@ -31,17 +31,11 @@ from typing import Any
 import cv2
 import numpy as np
 
+from veernet_ray.synth.render import FONTS
 from veernet_ray.synth.styles import ScanStyle, SynthConfig
 
 #: fonts for printed depth labels (the script font is for handwriting, never for printed depths)
-LABEL_FONTS = (
-    cv2.FONT_HERSHEY_SIMPLEX,
-    cv2.FONT_HERSHEY_PLAIN,
-    cv2.FONT_HERSHEY_DUPLEX,
-    cv2.FONT_HERSHEY_COMPLEX,
-    cv2.FONT_HERSHEY_TRIPLEX,
-    cv2.FONT_HERSHEY_COMPLEX_SMALL,
-)
+LABEL_FONTS = tuple(f for f in FONTS if f != cv2.FONT_HERSHEY_SCRIPT_SIMPLEX)
 HEADER_WORDS = ("COMPANY", "WELL", "FIELD", "COUNTY", "STATE", "DATE", "RUN NO", "DEPTH DRILLER", "BTM LOG INTERVAL",
                 "TOP LOG INTERVAL", "CASING", "BIT SIZE", "TYPE FLUID", "RM @ MEAS TEMP", "RECORDED BY", "WITNESSED BY")
 NOTES = ("TOP LANSING", "DST #1", "CORE", "BASE KC", "ARBUCKLE", "PERFS", "SHOW OIL", "CHECK", "REPEAT", "TD")
