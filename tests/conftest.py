@@ -117,7 +117,7 @@ def _stop_cluster(ray_tmp: Path) -> None:
         time.sleep(3)
 
 
-def _wait_job_agent(address: str, env: dict[str, str], timeout: float = 180) -> None:
+def _wait_job_agent(address: str, env: dict[str, str], timeout: float = 300) -> None:
     """The dashboard answers before the node's job agent is ready; submit a no-op job until one runs."""
     deadline = time.time() + timeout
     last = ""

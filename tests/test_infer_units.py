@@ -233,8 +233,9 @@ def test_cli_usage_errors(capsys, tmp_path):
 
     assert main(["--input", str(tmp_path)]) == 2
     assert "veernet infer: error: --input and --output are required" in capsys.readouterr().err
+    # no --checkpoint: the shipped weights are used, so an empty folder is the error
     assert main(["--input", str(tmp_path), "--output", str(tmp_path / "o"), "--no-tracking"]) == 2
-    assert "pass --checkpoint" in capsys.readouterr().err
+    assert "names no scans" in capsys.readouterr().err
     assert main(["--input", str(tmp_path / "nope"), "--output", str(tmp_path / "o"), "--no-tracking",
                  "--checkpoint", str(tmp_path / "missing.pt")]) == 2
     assert "not found" in capsys.readouterr().err
