@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from veernet_ray.raycluster import kill_cluster
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 SHARED_LAS = ROOT.parent / "shared" / "data" / "las"
@@ -75,6 +77,8 @@ def ray_head(tmp_path_factory, env_base):
     cmd = [
         str(BIN / "ray"), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
         "--num-cpus=2", "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
+        # the job agent's own port: the default 52365 may be held by another Ray on the machine
+        f"--dashboard-agent-listen-port={free_port()}", f"--ray-client-server-port={free_port()}",
         f"--temp-dir={ray_tmp}", "--disable-usage-stats",
     ]
     out = run(cmd, env=env_base, timeout=180)
@@ -83,7 +87,7 @@ def ray_head(tmp_path_factory, env_base):
     address = f"http://127.0.0.1:{dash}"
     try:
         wait_http(f"{address}/api/version", 120)
-        _wait_job_agent(address, env_base)
+        _wait_job_agent(address, env_base, ray_tmp)
         yield {"address": address, "gcs": f"127.0.0.1:{port}", "tmp": tmp}
     finally:
         _stop_cluster(ray_tmp)
@@ -93,31 +97,13 @@ def ray_head(tmp_path_factory, env_base):
 def _stop_cluster(ray_tmp: Path) -> None:
     """Stop only this head's processes (`ray stop` would stop every Ray cluster on the machine).
 
-    Every process of the cluster names its session folder, under `ray_tmp`, on its command
-    line or was started from it; workers and jobs are children of the raylet and go with it.
+    The same clean-up the product's own local clusters get: every process naming the session
+    folder or holding a file in it (the retitled agents included), SIGTERM then SIGKILL.
     """
-    import signal
-
-    marker = (str(ray_tmp) + "/").encode()
-    victims = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            if marker in (proc / "cmdline").read_bytes():
-                victims.append(int(proc.name))
-        except OSError:
-            continue
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in victims:
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        time.sleep(3)
+    kill_cluster(ray_tmp)
 
 
-def _wait_job_agent(address: str, env: dict[str, str], timeout: float = 300) -> None:
+def _wait_job_agent(address: str, env: dict[str, str], ray_tmp: Path, timeout: float = 300) -> None:
     """The dashboard answers before the node's job agent is ready; submit a no-op job until one runs."""
     deadline = time.time() + timeout
     last = ""
@@ -128,7 +114,9 @@ def _wait_job_agent(address: str, env: dict[str, str], timeout: float = 300) -> 
             return
         last = out.stdout[-1500:] + out.stderr[-1500:]
         time.sleep(2)
-    raise TimeoutError(f"the Ray job agent at {address} never accepted a job:\n{last}")
+    agent_log = "".join(p.read_text(errors="replace")[-2000:] for p in ray_tmp.glob("session_*/logs/dashboard_agent.log"))
+    raise TimeoutError(f"the Ray job agent at {address} never accepted a job:\n{last}\n"
+                       f"dashboard_agent.log ends:\n{agent_log}")
 
 
 @pytest.fixture(scope="session")

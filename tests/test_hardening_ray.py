@@ -281,6 +281,13 @@ time.sleep(600)
 """
 
 
+def _title(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+    except OSError:
+        return ""
+
+
 def test_a_local_cluster_goes_with_its_sigkilled_driver(env_base):
     """Issue 14.6: a private local cluster (never the one /tmp/ray names) and no agents left behind."""
     from veernet_ray.raycluster import cluster_pids
@@ -292,6 +299,9 @@ def test_a_local_cluster_goes_with_its_sigkilled_driver(env_base):
         assert temp.startswith("/tmp/vn"), temp  # its own folder, not /tmp/ray
         root = str(Path(temp))
         assert _wait_for(lambda: len(cluster_pids(root)) >= 3, 60)  # gcs, raylet, agents
+        # the agents retitle themselves and no longer name the folder, yet they are found:
+        # a leaked dashboard agent keeps port 52365 and breaks the next `ray start --head`
+        assert _wait_for(lambda: any(_title(pid).startswith("ray::DashboardAgent") for pid in cluster_pids(root)), 60)
     finally:
         os.kill(proc.pid, signal.SIGKILL)  # the driver alone: its process group is left running
         proc.wait(timeout=30)

@@ -10,9 +10,9 @@ Every command that needs Ray (train, tune, infer) calls `init_ray` (issue 14, it
   names, a dead one included ("Failed to connect to GCS" for minutes).
 - A local cluster is owned by the command: a small reaper process, in its own session, waits
   for the command to exit (however it exits, SIGKILL included) and then kills every process
-  that names the cluster's temporary folder (Ray's dashboard and runtime-env agents ignore
-  SIGTERM and outlive a killed driver) and removes the folder. Other Ray clusters on the
-  machine are never touched: only processes naming this folder are.
+  of the cluster's temporary folder (Ray's dashboard and runtime-env agents ignore SIGTERM and
+  outlive a killed driver) and removes the folder. Other Ray clusters on the
+  machine are never touched: only processes naming this folder, or holding files in it, are.
 """
 
 from __future__ import annotations
@@ -100,23 +100,49 @@ def start_reaper(owner_pid: int, temp_dir: Path) -> subprocess.Popen:
 
 
 def cluster_pids(temp_dir: str | os.PathLike) -> list[int]:
-    """Processes whose command line names `temp_dir`: the local cluster's GCS, raylet, agents, workers."""
-    marker = (str(Path(temp_dir)) + "/").encode()
+    """Processes of the cluster in `temp_dir`: GCS, raylet, agents, client server, workers.
+
+    A process belongs when its command line names the folder or it holds a file open under it.
+    The command line alone is not enough: Ray's dashboard and runtime-env agents retitle
+    themselves ("ray::DashboardAgent") and the client server names only the GCS address, yet
+    all of them keep their log files in the folder open. Missed, the dashboard agent outlives
+    its cluster holding port 52365, and the next `ray start --head` on the machine gets no job
+    agent ("No available agent to submit job").
+    """
+    root = str(Path(temp_dir))
+    marker = (root + "/").encode()
     me = os.getpid()
     out = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit() or int(proc.name) == me:
             continue
         try:
-            if marker in (proc / "cmdline").read_bytes():
+            if marker in (proc / "cmdline").read_bytes() or _holds_file_under(proc, root):
                 out.append(int(proc.name))
         except OSError:
             continue
     return out
 
 
+def _holds_file_under(proc: Path, root: str) -> bool:
+    """Whether /proc/<pid> has a file descriptor or its working directory under `root`."""
+    links = [proc / "cwd"]
+    try:
+        links += list((proc / "fd").iterdir())
+    except OSError:
+        return False
+    for link in links:
+        try:
+            target = os.readlink(link)
+        except OSError:
+            continue
+        if target == root or target.startswith(root + "/"):
+            return True
+    return False
+
+
 def kill_cluster(temp_dir: str | os.PathLike, grace_s: float = 2.0) -> int:
-    """SIGTERM, then SIGKILL, every process naming `temp_dir`; remove the folder. Returns how many."""
+    """SIGTERM, then SIGKILL, every process of the cluster in `temp_dir`; remove the folder. Returns how many."""
     victims = cluster_pids(temp_dir)
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for pid in victims:
