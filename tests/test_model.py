@@ -147,6 +147,23 @@ def test_load_backbone_binary_to_multiclass():
     assert torch.equal(multi.decoder.stages[0].convs[0][0].weight, decoder_before)
 
 
+def test_load_everything_continues_a_stage_but_skips_a_head_of_another_size():
+    src_multi, src_binary = tiny(num_classes=3), tiny(num_classes=2)
+    torch.manual_seed(2)
+    for p in list(src_multi.parameters()) + list(src_binary.parameters()):
+        torch.nn.init.normal_(p)
+    same = tiny(num_classes=3)
+    loaded = same.load_backbone_from(src_multi.state_dict(), everything=True)
+    assert loaded == sorted(src_multi.state_dict())  # every tensor, decoder and head included
+    x = torch.rand(1, 1, 64, 96)
+    torch.testing.assert_close(same.eval()(x), src_multi.eval()(x))
+    other = tiny(num_classes=3)
+    head_before = other.head.weight.clone()
+    loaded = other.load_backbone_from(src_binary.state_dict(), everything=True)
+    assert any(k.startswith("decoder.") for k in loaded) and not any(k.startswith("head.") for k in loaded)
+    assert torch.equal(other.head.weight, head_before)
+
+
 def test_load_backbone_skips_mismatched_shapes():
     src = tiny(widths=(8, 8, 16, 16, 64), attn_heads=4).state_dict()
     loaded = tiny().load_backbone_from(src)

@@ -66,12 +66,14 @@ class TrainConfig:
     channels_last: str = "auto"  # "auto" (on GPU), "on", "off"
     compile: bool = False
     init_from: str | None = None  # a checkpoint (binary stage) to start the backbone from
+    init_scope: str = "backbone"  # what init_from loads: "backbone" (encoder + bottleneck) or "all" that fits
     seed: int = 0
     val_overlays: int = 3  # overlay PNGs per validation
 
     def __post_init__(self):
         _choice("train.stage", self.stage, ("binary", "multiclass"))
         _choice("train.amp", self.amp, ("auto", "bf16", "off"))
+        _choice("train.init_scope", self.init_scope, ("backbone", "all"))
         _choice("train.channels_last", self.channels_last, ("auto", "on", "off"))
         for name in ("epochs", "effective_batch", "physical_batch"):
             if getattr(self, name) < 1:

@@ -327,13 +327,15 @@ class VeerNet(nn.Module):
                 f"pad to ({Hp}, {Wp}) (veernet_ray.data.pad_collate does this)"
             )
 
-    def load_backbone_from(self, state_dict: Mapping[str, torch.Tensor]) -> list[str]:
+    def load_backbone_from(self, state_dict: Mapping[str, torch.Tensor], everything: bool = False) -> list[str]:
         """Copy encoder (stem + blocks) and bottleneck weights from another VeerNet.
 
         Used to start stage 2 (3 classes) from stage 1 (binary). Keys outside the
         backbone (decoder, head) and keys whose shape differs are skipped, so a
         model of another width loads what fits. Prefixes added by torch.compile
-        (`_orig_mod.`) and DDP (`module.`) are stripped first.
+        (`_orig_mod.`) and DDP (`module.`) are stripped first. With `everything`,
+        decoder and head tensors load too where their shapes match (continuing a
+        stage from a model of the same architecture).
 
         Returns:
             The sorted list of parameter/buffer names that were loaded.
@@ -344,7 +346,7 @@ class VeerNet(nn.Module):
             for prefix in ("_orig_mod.", "module."):
                 if key.startswith(prefix):
                     key = key[len(prefix) :]
-            if key.startswith(self.BACKBONE_PREFIXES) and key in own and own[key].shape == value.shape:
+            if (everything or key.startswith(self.BACKBONE_PREFIXES)) and key in own and own[key].shape == value.shape:
                 loaded[key] = value
         self.load_state_dict(loaded, strict=False)
         return sorted(loaded)

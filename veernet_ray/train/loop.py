@@ -256,9 +256,10 @@ def train_func(config: dict[str, Any]) -> None:
     elif tc.init_from:
         from veernet_ray.train.checkpoint import load_payload
 
-        loaded = model.load_backbone_from(load_payload(tc.init_from)["model"])
+        loaded = model.load_backbone_from(load_payload(tc.init_from)["model"], everything=tc.init_scope == "all")
         if rank == 0:
-            say(f"[veernet] stage start: loaded {len(loaded)} backbone tensors from {tc.init_from}")
+            what = "backbone" if tc.init_scope == "backbone" else "matching"
+            say(f"[veernet] stage start: loaded {len(loaded)} {what} tensors from {tc.init_from}")
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     model = ray.train.torch.prepare_model(model)

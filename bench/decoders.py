@@ -1,0 +1,109 @@
+"""Which decoder turns the model's probabilities into curves best? Chosen on training styles.
+
+    .venv/bin/python bench/decoders.py --set train-style           # choose here
+    .venv/bin/python bench/decoders.py --set heldout-style         # report once, never tune here
+    .venv/bin/python bench/decoders.py --smoke-test
+
+Runs the model once per scan (probabilities cached as uint8 under runs/eval/cache/<hash>/,
+so decoders can be compared without re-running it), then every decoder in
+`trace.decode.DECODERS` on the same probabilities, and prints the median and
+the share below 0.8 of curve R^2 per family and decoder. The evaluation sets
+are `veernet evaluate`'s (same seeds, same scans).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def cached_probs(stage, ckpt_hash: str, family: str, scan_id: str, image: np.ndarray, cache: Path) -> np.ndarray:
+    f = cache / ckpt_hash / family / f"{scan_id}.npy"
+    if f.is_file():
+        return np.load(f)
+    probs = stage.infer([image])[0]
+    f.parent.mkdir(parents=True, exist_ok=True)
+    np.save(f, probs)
+    return probs
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--set", dest="set_name", default="train-style")
+    p.add_argument("--n", type=int, default=None, help="scans per family (default: 16 train-style, 12 held-out)")
+    p.add_argument("--checkpoint", default=None, help="default: the shipped weights")
+    p.add_argument("--data", default="runs/eval/data")
+    p.add_argument("--cache", default="runs/eval/cache")
+    p.add_argument("--smoke-test", action="store_true", help="2 scans, tiny untrained model: the code path only")
+    args = p.parse_args(argv)
+
+    import pandas as pd
+
+    from veernet_ray.data.manifest import read_manifest
+    from veernet_ray.evaluate import normalised, truth_positions
+    from veernet_ray.evaluate.heldout import ensure_set
+    from veernet_ray.infer.pipeline import model_provenance, resolve_checkpoint
+    from veernet_ray.infer.stages import ModelStage
+    from veernet_ray.io import read_image
+    from veernet_ray.las.sidecar import Sidecar
+    from veernet_ray.metrics.curves import curve_metrics
+    from veernet_ray.trace.decode import DECODERS
+
+    n = args.n or (16 if args.set_name == "train-style" else 12)
+    if args.smoke_test:
+        import tempfile
+
+        from veernet_ray.infer.cli import tiny_checkpoint
+
+        tmp = Path(tempfile.mkdtemp(prefix="veernet-decoders-"))
+        ckpt, n, data, cache = tiny_checkpoint(tmp / "tiny"), 2, tmp / "data", tmp / "cache"
+        ckpt_hash = "tiny"
+    else:
+        ckpt, source = resolve_checkpoint(args.checkpoint, tracking_uri=None, state_dir=Path("runs/eval").resolve())
+        ckpt_hash = model_provenance(ckpt, source)[1]["checkpoint_hash"]
+        data, cache = Path(args.data), Path(args.cache)
+    sets = ensure_set(args.set_name, data, n=n, progress=False,
+                      width=(640, 1024) if args.smoke_test else None)
+    stage = ModelStage(str(ckpt), device="cpu", batch_size=1, max_width=8192, num_threads=None)
+    rows = []
+    t_dec = {k: 0.0 for k in DECODERS}
+    for family, manifest in sets:
+        root = Path(manifest).parent
+        for r in read_manifest(manifest).itertuples(index=False):
+            image = read_image(root / r.image)
+            sc = Sidecar.load(root / r.calibration)
+            h, w = image.shape
+            truth = truth_positions(root / r.las, sc, h, w)
+            class_ids = tuple(c.class_id for c in sorted(sc.curves, key=lambda c: c.class_id))
+            wrap = {c.class_id: c.wrap.period * c.track_px for c in sc.curves if c.wrap is not None}
+            probs = cached_probs(stage, ckpt_hash, family, r.id, image, cache).astype(np.float32) / 255.0
+            for name, (fn, _) in DECODERS.items():
+                t0 = time.perf_counter()
+                res = fn(probs, class_ids, wrap_px=wrap or None, image=image)
+                t_dec[name] += time.perf_counter() - t0
+                pos = normalised(res.rows, h)
+                for k, cid in enumerate(class_ids):
+                    m = curve_metrics(pos[k], truth.positions[k].astype(np.float64))
+                    rows.append({"family": family, "scan": r.id, "decoder": name, "class_id": cid,
+                                 "r2": float(m["r2"]), "mae": float(m["mae"]), "coverage": float(m["coverage"])})
+    df = pd.DataFrame(rows)
+    df["r2"] = df["r2"].fillna(-np.inf)
+    tab = []
+    for (fam, dec), g in list(df.groupby(["family", "decoder"])) + [(("all", d), g) for d, g in df.groupby("decoder")]:
+        tab.append({"family": fam, "decoder": dec, "curves": len(g), "r2_median": round(float(g.r2.median()), 3),
+                    "r2_median_c1": round(float(g[g.class_id == 1].r2.median()), 3),
+                    "r2_median_c2": round(float(g[g.class_id == 2].r2.median()), 3),
+                    "below_0.8": round(float((g.r2 < 0.8).mean()), 3), "mae_mean": round(float(g.mae.mean()), 3)})
+    from veernet_ray.evaluate.heldout import markdown
+
+    print(markdown(f"Decoders on {args.set_name}, n={n}/family, checkpoint {ckpt_hash}", tab))
+    print("decoder seconds:", {k: round(v, 1) for k, v in t_dec.items()})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""Decoders: from the model's (C, H, W) probabilities to one row per column per curve.
+
+Two ways to read the same probabilities:
+
+- ``per-class`` (`trace_curves`): each curve class is traced on its own channel.
+  It needs the model to separate the classes well: where it puts a dashed backup
+  curve's ink in the wrong class, or nowhere, that curve is lost.
+- ``ink-identity``: *where* the curves are, and *which* is which, are separate
+  questions. Where: the model's curve ink (1 - background) is traced twice, the
+  strongest path first, then again with that path's ink erased, as a classical
+  digitiser does on raw ink, but on an ink map the model has already cleaned of
+  grid lines, text and noise. Which: the model's class channels along each path
+  decide the pairing, per stretch of columns, so traces that swap at a crossing
+  are swapped back.
+
+`DECODERS` names them for `bench/decoders.py`, which chose the default on
+training styles (never on the held-out set; see bench/RESULTS.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from veernet_ray.trace.tracer import TraceResult, trace_curves
+
+#: rows either side of the first path removed from the ink map before the second pass
+ERASE_HALF = 4
+#: columns over which the identity evidence is averaged before a stretch is swapped
+IDENTITY_WINDOW = 301
+#: line darkness (row or column median of the scan's ink) at which curve probability is zeroed
+LINE_LEVEL = 0.35
+
+
+def damp_lines(probs: np.ndarray, image: np.ndarray | None) -> np.ndarray:
+    """Curve probabilities scaled down on long straight dark lines of the scan itself.
+
+    A grid line, a track border or a heavy division is dark along a whole row (or
+    column); a curve crosses any row in a few columns. The row median of the
+    scan's ink over 256-column windows (`trace.ink.row_median`), and each
+    column's median down its rows, measure that; curve classes are scaled by
+    1 - line / LINE_LEVEL (clipped), so a model that mistakes a border for a
+    curve cannot make the tracer ride it. A curve that runs along a grid line
+    loses those columns (bridged when short, flagged by QC when long).
+    """
+    if image is None:
+        return probs
+    from veernet_ray.trace.ink import darkness, row_median
+
+    ink = darkness(image)
+    line = np.maximum(row_median(ink), np.median(ink, axis=0, keepdims=True))
+    keep = np.clip(1.0 - line / LINE_LEVEL, 0.0, 1.0).astype(np.float32)
+    out = np.array(probs, dtype=np.float32, copy=True)
+    out[1:] *= keep[None]
+    out[0] = 1.0 - out[1:].sum(axis=0)
+    return out
+
+
+def decode_per_class(probs: np.ndarray, class_ids: Sequence[int] = (1, 2), *,
+                     wrap_px: Mapping[int, float | None] | None = None, image: np.ndarray | None = None,
+                     **kwargs) -> TraceResult:
+    """Each class on its own channel (`trace_curves`)."""
+    return trace_curves(probs, class_ids, wrap_px=wrap_px, **kwargs)
+
+
+def decode_ink_identity(probs: np.ndarray, class_ids: Sequence[int] = (1, 2), *,
+                        wrap_px: Mapping[int, float | None] | None = None, image: np.ndarray | None = None,
+                        per_stretch: bool = True, **kwargs) -> TraceResult:
+    """Trace the curve ink twice (erase between), then give each path its class from the model.
+
+    Falls back to `trace_curves` for anything but two curve classes.
+    """
+    class_ids = tuple(int(c) for c in class_ids)
+    if len(class_ids) != 2:
+        return trace_curves(probs, class_ids, wrap_px=wrap_px, **kwargs)
+    probs = np.asarray(probs, dtype=np.float32)
+    c, h, w = probs.shape
+    ink = np.clip(probs[list(class_ids)].sum(axis=0), 0.0, 1.0)
+    periods = [p for p in (wrap_px or {}).values() if p]
+    period = float(periods[0]) if periods else None
+
+    def one_pass(chan: np.ndarray) -> TraceResult:
+        two = np.stack([1.0 - chan, chan]).astype(np.float32)
+        return trace_curves(two, (1,), wrap_px={1: period} if period else None, **kwargs)
+
+    first = one_pass(ink)
+    erased = ink.copy()
+    cols = np.flatnonzero(np.isfinite(first.rows[0]))
+    base = np.round(first.rows[0][cols]).astype(np.int64)
+    for d in range(-ERASE_HALF, ERASE_HALF + 1):
+        erased[(base + d) % h, cols] = 0.0
+    second = one_pass(erased)
+    rows = np.stack([first.rows[0], second.rows[0]])
+    conf = np.stack([first.confidence[0], second.confidence[0]])
+    bridged = np.stack([first.bridged[0], second.bridged[0]])
+
+    # identity: how much more class a than class b the model sees along each path
+    pa, pb = probs[class_ids[0]], probs[class_ids[1]]
+    evidence = np.zeros((2, w))
+    for k in range(2):
+        r = rows[k]
+        ok = np.isfinite(r)
+        cc = np.flatnonzero(ok)
+        rr = np.round(r[cc]).astype(np.int64) % h
+        win = np.clip(rr[:, None] + np.arange(-1, 2)[None, :], 0, h - 1)
+        evidence[k, cc] = pa[win, cc[:, None]].max(axis=1) - pb[win, cc[:, None]].max(axis=1)
+    # > 0: path 0 is class a and path 1 is class b
+    vote = evidence[0] - evidence[1]
+    if per_stretch:
+        kernel = np.ones(min(IDENTITY_WINDOW, w)) / min(IDENTITY_WINDOW, w)
+        smooth = np.convolve(vote, kernel, mode="same")
+        swap = smooth < 0
+    else:
+        swap = np.full(w, vote.sum() < 0)
+    rows = np.where(swap[None, :], rows[::-1], rows)
+    conf = np.where(swap[None, :], conf[::-1], conf)
+    bridged = np.where(swap[None, :], bridged[::-1], bridged)
+    # a class without a backup period reads its rows on the page: fold unwrapped rows back
+    for k, cid in enumerate(class_ids):
+        if not (wrap_px or {}).get(cid) and period:
+            out = np.isfinite(rows[k]) & ((rows[k] < 0) | (rows[k] > h - 1))
+            rows[k] = np.where(out, np.mod(rows[k], period), rows[k])
+    return TraceResult(rows, conf, class_ids, bridged, h)
+
+
+def decode_ink_identity_global(probs, class_ids=(1, 2), **kw) -> TraceResult:
+    """`ink-identity` with one pairing for the whole scan."""
+    return decode_ink_identity(probs, class_ids, per_stretch=False, **kw)
+
+
+def decode_per_class_damped(probs, class_ids=(1, 2), *, image=None, **kw) -> TraceResult:
+    """`per-class` on probabilities damped on the scan's long straight lines (`damp_lines`)."""
+    return decode_per_class(damp_lines(probs, image), class_ids, image=image, **kw)
+
+
+def decode_ink_identity_damped(probs, class_ids=(1, 2), *, image=None, **kw) -> TraceResult:
+    """`ink-identity` on probabilities damped on the scan's long straight lines (`damp_lines`)."""
+    return decode_ink_identity(damp_lines(probs, image), class_ids, image=image, **kw)
+
+
+#: name -> (decoder(probs, class_ids, *, wrap_px, image) -> TraceResult, one-line description)
+DECODERS = {
+    "per-class": (decode_per_class, "each class traced on its own channel"),
+    "ink-identity": (decode_ink_identity, "curve ink traced twice, identity from the classes per stretch"),
+    "ink-identity-global": (decode_ink_identity_global, "curve ink traced twice, one identity per scan"),
+    "per-class-damped": (decode_per_class_damped, "per-class on probabilities damped on the scan's long lines"),
+    "ink-identity-damped": (decode_ink_identity_damped, "ink-identity on probabilities damped on long lines"),
+}
