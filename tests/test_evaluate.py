@@ -55,6 +55,23 @@ def _probs(h: int, w: int, rows: np.ndarray) -> np.ndarray:
     return p
 
 
+def test_qc_grid_signal_counts_riding_a_line_not_crossing_a_dense_grid():
+    """A good curve on a dense grid (a dark row every 6) touches grid rows in a third of its
+    columns but never stays on one: the grid signal is ~0. A trace along one row is 1."""
+    h, w = 64, 600
+    img = np.full((h, w), 230, np.uint8)
+    img[::6, :] = 110
+    x = np.arange(w)
+    r = 32 + 20 * np.sin(x / 25)
+    img[np.round(r).astype(int), x] = 20
+    rows = np.stack([r, np.full(w, 30.0)])
+    sig = curve_signals(rows, np.full((2, w), 0.9), (1, 2), _probs(h, w, rows), img)
+    touching = np.mean(np.round(r) % 6 == 0)
+    assert touching > 0.1  # it does touch grid rows often
+    assert sig[0]["grid"] < 0.05
+    assert sig[1]["grid"] == pytest.approx(1.0)
+
+
 def test_qc_passes_a_good_trace_and_flags_confidently_wrong_ones():
     img, truth = _scan()
     h, w = img.shape

@@ -14,8 +14,12 @@ computed from the trace, the probabilities and the scan's own pixels:
   a couple of rows (two traces on one ink, beyond a crossing);
 - ink: share of traced columns where the scan has ink under the trace (a trace
   across blank paper is invented);
-- grid: share of traced columns where the trace rides a row that is dark
-  across the whole window (a horizontal grid line or track border);
+- grid: share of traced columns that ride a grid line: runs of at least
+  RIDE_COLUMNS consecutive columns where the trace stays on rows that are dark
+  across the whole window (a horizontal grid line or track border). A good
+  curve crosses grid rows all the time, so the share of its columns that
+  merely touch one grows with grid density (a fifth of all rows on a dense
+  grid); staying on one for a long run is what a trace riding a line does;
 - jumps: large row jumps per 1,000 columns (physically implausible, unless a
   backup scale wraps the curve);
 - spread: the trace's spread in track fractions (a nearly flat trace is most
@@ -32,12 +36,16 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from veernet_ray.trace.tracer import long_runs
+
 #: rows either side of a trace that count as "the same ink" for the shared signal
 SHARED_ROWS = 2
 #: a trace point has ink under it when the ink map within +-1 row exceeds this
 INK_LEVEL = 0.2
 #: a row is a grid row when its median ink over the window exceeds this
 GRID_LEVEL = 0.25
+#: consecutive columns on grid rows that count as riding the line, not crossing it
+RIDE_COLUMNS = 40
 
 
 @dataclass(frozen=True)
@@ -108,7 +116,9 @@ def curve_signals(
             sig["margin"], sig["shared"] = float(np.mean(own)), 0.0
         if ink is not None:
             sig["ink"] = float(np.mean(ink[win, cols[:, None]].max(axis=1) > INK_LEVEL))
-            sig["grid"] = float(np.mean(rowdark[rr, cols] > GRID_LEVEL))
+            on_grid = np.zeros(w, bool)
+            on_grid[cols] = rowdark[rr, cols] > GRID_LEVEL
+            sig["grid"] = float(long_runs(on_grid, RIDE_COLUMNS)[cols].mean())
         else:
             sig["ink"], sig["grid"] = np.nan, np.nan
         d = np.abs(np.diff(r[cols])) * (np.diff(cols) == 1)

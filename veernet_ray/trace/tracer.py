@@ -140,7 +140,7 @@ def _resolve_shared_ink(result: "TraceResult", probs: np.ndarray, class_ids: tup
         for b in range(a + 1, len(class_ids)):
             ra, rb = result.rows[a], result.rows[b]
             near = np.isfinite(ra) & np.isfinite(rb) & (np.abs(ra - rb) <= SHARED_HALF)
-            shared = _long_runs(near, max_gap + 1)
+            shared = long_runs(near, max_gap + 1)
             if not shared.any():
                 continue
             cols = np.flatnonzero(shared)
@@ -162,8 +162,8 @@ def _resolve_shared_ink(result: "TraceResult", probs: np.ndarray, class_ids: tup
     return result
 
 
-def _long_runs(mask: np.ndarray, min_len: int) -> np.ndarray:
-    """The True runs of `mask` that are at least `min_len` long."""
+def long_runs(mask: np.ndarray, min_len: int) -> np.ndarray:
+    """The True runs of a 1-D `mask` that are at least `min_len` long."""
     out = np.zeros_like(mask)
     if not mask.any():
         return out
