@@ -287,12 +287,16 @@ def _run_ray(
 ) -> list[dict]:
     import ray
 
+    from veernet_ray.raycluster import init_ray
+
     started = False
     if not ray.is_initialized():
+        # a private local cluster that goes with this process (never the stale one /tmp/ray names),
+        # or the cluster at `address`, checked first
         if address is None:
-            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+            init_ray(None, num_cpus=workers, log_to_driver=False)
         else:
-            ray.init(address=address, log_to_driver=False)
+            init_ray(address, log_to_driver=False)
         started = True
     try:
         task = ray.remote(num_cpus=1)(render_and_write)
