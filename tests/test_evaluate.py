@@ -126,12 +126,12 @@ def test_evaluate_cli_writes_a_report_with_baselines(tmp_path, capsys):
     assert "viterbi-ink" in text and "darkest-row" in text and "iou_1" in text and "bad_flagged" in text
     report = json.loads((out / "report.json").read_text())
     fams = {r["family"] for r in report["curves"]}
-    assert {"all", "heldout-dashgrid", "heldout-bitonal", "heldout-faded"} <= fams
+    assert {"all", "heldout-dashgrid", "heldout-bitonal", "heldout-faded", "heldout-plain"} <= fams
     import pandas as pd
 
     df = pd.read_parquet(out / "curves.parquet")
     assert set(df["method"]) == {"model", "viterbi-ink", "darkest-row"}
-    assert len(df[df.method == "model"]) == 6  # 3 families x 1 scan x 2 curves
+    assert len(df[df.method == "model"]) == 8  # 4 families x 1 scan x 2 curves
 
 
 def test_evaluate_cli_errors_are_one_line(tmp_path, capsys):

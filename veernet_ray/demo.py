@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", default=str(PROJECT_ROOT / "configs" / "demo.yaml"), help="run config (default: %(default)s)")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides, e.g. train.epochs=2")
     p.add_argument("--skip-train", action="store_true", help="reuse the last demo checkpoint instead of training")
-    p.add_argument("--digitise-n", type=int, default=4, metavar="N",
+    p.add_argument("--digitise-n", type=int, default=3, metavar="N",
                    help="seed-size scans per held-out style family to digitise with the shipped model")
     p.add_argument("--checkpoint", default=None,
                    help="digitise with this checkpoint instead of the shipped weights (e.g. runs/ship/best)")
@@ -84,7 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     if model is None:
         model = str(best)  # a build without shipped weights: digitise with the demonstration model
     digitised = storage / cfg.name / "digitised"
-    _step(f"3/3 digitising {3 * args.digitise_n} held-out-style seed-size scans into {digitised} "
+    from veernet_ray.evaluate.heldout import EVAL_SETS
+
+    _step(f"3/3 digitising {len(EVAL_SETS['heldout-style']) * args.digitise_n} held-out-style seed-size scans into {digitised} "
           f"with {'the shipped model' if not args.checkpoint and shipped_checkpoint() else model}")
     sets = ensure_set("heldout-style", storage / "eval" / "data", n=args.digitise_n, width=(3200, 4800),
                       progress=False)

@@ -25,7 +25,8 @@ from veernet_ray.config import PROJECT_ROOT
 
 #: evaluation sets: name -> style families (synth.styles.STYLE_FAMILIES)
 EVAL_SETS: dict[str, tuple[str, ...]] = {
-    "heldout-style": ("heldout-dashgrid", "heldout-bitonal", "heldout-faded"),
+    # (a family's seed is EVAL_SEED + its place here: add new families at the end)
+    "heldout-style": ("heldout-dashgrid", "heldout-bitonal", "heldout-faded", "heldout-plain"),
     # training styles, other seeds: what QC thresholds are chosen on (never on the held-out set)
     "train-style": ("train",),
 }

@@ -229,6 +229,16 @@ STYLE_FAMILIES: dict[str, ScanStyle] = {
         low_contrast=(0.5, 0.7), p_blur=1.0, blur_sigma=(0.5, 0.9), p_bitonal=0.0, p_jpeg=0.0,
         noise_sigma=(2.0, 5.0),
     ),
+    # plain: what issue 11's first measurement used, where the classical tracers do well: a solid
+    # curve 1, a broken curve 2, a light regular depth grid, JPEG; no wraps, fades, gaps or clutter
+    "heldout-plain": ScanStyle(
+        curve1_width=(2, 3), curve2_width=(1, 2), curve2_patterns=("dash_dot_dot",), curve_ink=(0.8, 0.95),
+        p_wrap=0.0, p_fade=0.0, p_gaps=0.0, p_grid=1.0, p_minor_grid=0.0, p_log_grid=0.0, grid_ink=(0.2, 0.4),
+        grid_spacing_px=(20.0, 40.0), p_dashed_grid=0.0, p_text=0.3, p_formation_tops=0.0, p_header_splice=0.0,
+        p_stain=0.0, p_banding=0.0, noise_sigma=(2.0, 5.0), p_blur=0.0, p_jpeg=1.0, jpeg_quality=(60, 85),
+        p_skew=0.0, p_scan_border=0.0, p_blotch=0.0, p_fold=0.0, p_speckle=0.0, p_halftone=0.0,
+        p_low_contrast=0.0, p_bitonal=0.0,
+    ),
 }
 
 
