@@ -114,6 +114,8 @@ class ReviewStore:
         self.reviewer = clean_who(reviewer)
         self._lock = threading.RLock()
         self._images: OrderedDict[str, tuple[np.ndarray, np.ndarray | None]] = OrderedDict()
+        self._orientations: dict[str, str] = {}
+        self._image_lock = threading.Lock()
         self.listeners: list[Any] = []  # callables(counts) run after each saved action (MLflow logging)
         self._load_qc()
 
@@ -206,17 +208,28 @@ class ReviewStore:
         """The canonical scan (and its ink map when asked), cached for the last IMAGE_CACHE scans."""
         from veernet_ray.trace.ink import darkness
 
-        with self._lock:
+        # one loader at a time: the page asks for several tiles of a new scan at once, and each
+        # would otherwise decode the scan itself
+        with self._image_lock:
             img, ink = self._images.pop(scan_id, (None, None))
-        if img is None:
-            img = load_canonical_image(self.scan_path(scan_id), orientation)
-        if with_ink and ink is None:
-            ink = darkness(img)
-        with self._lock:
+            if img is None:
+                img = load_canonical_image(self.scan_path(scan_id), orientation)
+            if with_ink and ink is None:
+                ink = darkness(img)
             self._images[scan_id] = (img, ink)
             while len(self._images) > IMAGE_CACHE:
                 self._images.popitem(last=False)
         return img, ink
+
+    def _orientation(self, scan_id: str) -> str:
+        """The scan's own orientation as inference read it (tiles need no LAS), cached."""
+        with self._lock:
+            if scan_id in self._orientations:
+                return self._orientations[scan_id]
+        _, _, orientation = self._open(scan_id)
+        with self._lock:
+            self._orientations[scan_id] = orientation
+        return orientation
 
     # ------------------------------------------------------------ views
     def queue(self) -> dict[str, Any]:
@@ -281,12 +294,11 @@ class ReviewStore:
         import cv2
 
         sid = self._check_scan(scan_id)
-        with self._lock:
-            _, geo, orientation = self._open(sid)
+        orientation = self._orientation(sid)
         img, _ = self.image(sid, orientation)
         x = int(x)
-        if not 0 <= x < geo.width:
-            raise NotFound(f"tile x={x} lies outside the scan (0..{geo.width - 1})")
+        if not 0 <= x < img.shape[1]:
+            raise NotFound(f"tile x={x} lies outside the scan (0..{img.shape[1] - 1})")
         strip = img[:, x : x + width * level]
         if level > 1:
             w = max(1, math.ceil(strip.shape[1] / level))
