@@ -25,8 +25,9 @@ import pytest
 
 from tests.conftest import BIN, ROOT
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
+# Debian's chromium and chromium-driver (the Makefile installs them); never a downloaded browser
+CHROMIUM = Path(shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium")
+CHROMEDRIVER = Path(shutil.which("chromedriver") or "/usr/bin/chromedriver")
 SCREENSHOT = ROOT / "docs" / "review.png"
 
 

@@ -40,7 +40,8 @@ async function loadQueue() {
   const q = await api("/api/queue");
   S.queue = q.items;
   S.counts = q.counts;
-  $("outdir").textContent = q.output;
+  $("outdir").textContent = q.output.split("/").pop();  // the whole path in the tooltip
+  $("outdir").title = q.output;
   if (!$("who").value) $("who").value = localStorage.getItem("veernet-review-who") || q.reviewer;
   fillFilters();
   renderQueue();
