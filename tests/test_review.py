@@ -356,6 +356,14 @@ def test_server_refuses_traversal_oversized_requests_and_writes_outside_out(serv
     assert code == 415
     code, body = _request(f"{url}api/action", b"{not json", {"Content-Type": "application/json"})
     assert code == 400
+    curve = served.store.scan_state(sid)["curves"][0]["mnemonic"]
+    for bad, says in (({"action": "redraw", "points": [[5, 5], [5, 9]]}, b"share a column"),
+                      ({"action": "redraw", "points": [[5, 5]]}, b"2 to"),
+                      ({"action": "absent", "from_col": "a", "to_col": 3}, b"from_col"),
+                      ({"action": "erase"}, b"unknown action"), ({"action": "accept", "curve": "NOPE"}, b"no curve")):
+        body = json.dumps({"scan_id": sid, "curve": curve, "version": 0, **bad}).encode()
+        code, answer = _request(f"{url}api/action", body, {"Content-Type": "application/json"})
+        assert code == 400 and says in answer, (bad, code, answer)
     assert las.read_bytes() == las_bytes and not (out / "reviews.parquet").exists()
 
     # qc.parquet tampered to name a file outside OUT, and a LAS that is a link out of OUT: refused

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 PROG = "veernet review"
 
@@ -129,21 +130,15 @@ def _export(args: argparse.Namespace) -> int:
     print("\n".join(summary.lines()))
     if not args.no_tracking:
         try:
-            from veernet_ray.review.tracking import resolve_run
-
             import mlflow
 
-            uri, run_id = resolve_run(summary_out(args.output), args.tracking_uri)
+            from veernet_ray.review.tracking import resolve_run
+
+            uri, run_id = resolve_run(Path(args.output).expanduser().resolve(), args.tracking_uri)
             mlflow.MlflowClient(uri).log_metric(run_id, "review_exported", float(len(summary.exported)))
         except Exception as exc:  # tracking never fails an export
             print(f"[veernet] review export: could not log to MLflow ({type(exc).__name__}: {exc})")
     return 0 if summary.exported or not summary.skipped else 1
-
-
-def summary_out(output: str):
-    from pathlib import Path
-
-    return Path(output).expanduser().resolve()
 
 
 if __name__ == "__main__":

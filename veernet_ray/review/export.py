@@ -55,10 +55,10 @@ class ExportSummary:
     def lines(self) -> list[str]:
         out = [f"[veernet] review export: {len(self.exported)} sample(s) in {self.dataset} "
                f"(manifest {self.manifest}, source={SOURCE})"]
-        if self.base_rows:
+        if self.base_rows or self.dropped_base:
             out.append(f"[veernet] mixed with {self.base_rows} base row(s)"
-                       + (f"; dropped base rows of reviewed scans: {', '.join(self.dropped_base)}"
-                          if self.dropped_base else ""))
+                       + (f"; dropped the base rows of reviewed scans (never train and test on one scan): "
+                          f"{', '.join(self.dropped_base)}" if self.dropped_base else ""))
         for sid, why in sorted(self.skipped.items()):
             out.append(f"[veernet] skipped {sid}: {why}")
         out.append(f"[veernet] train on it: veernet train --manifest {self.manifest}")

@@ -29,6 +29,8 @@ from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from veernet_ray.review.edits import EditError
+from veernet_ray.review.scan import ScanError
 from veernet_ray.review.store import ReviewError, ReviewStore
 
 #: largest request body: a redraw of MAX_POINTS points is ~40 KB of JSON
@@ -134,6 +136,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._error(HTTPStatus.NOT_FOUND, f"no such page {parts.path[:100]!r}")
         except ReviewError as exc:
             return self._error(exc.status, str(exc))
+        except (EditError, ScanError) as exc:  # the request, the scan or its files: say what to fix
+            return self._error(HTTPStatus.BAD_REQUEST, str(exc))
         except Exception as exc:  # one failing request must not stop the server; say what failed
             return self._error(HTTPStatus.INTERNAL_SERVER_ERROR, f"{type(exc).__name__}: {exc}")
 
@@ -161,6 +165,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._json(HTTPStatus.OK, self.server.store.apply(body))
         except ReviewError as exc:
             return self._error(exc.status, str(exc))
+        except (EditError, ScanError) as exc:
+            return self._error(HTTPStatus.BAD_REQUEST, str(exc))
         except OSError as exc:  # e.g. a full disk: the atomic writes left the old files in place
             return self._error(HTTPStatus.INSUFFICIENT_STORAGE, f"could not save ({exc.strerror or exc}); nothing "
                                "was changed: free space and try again")
