@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import BIN, ROOT
+from tests.conftest import ROOT
 
 # Debian's chromium and chromium-driver (the Makefile installs them); never a downloaded browser
 CHROMIUM = Path(shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium")
@@ -471,17 +471,24 @@ def test_review_counts_go_to_the_inference_run_in_mlflow(out, inferred, mlflow_s
 
 
 # ------------------------------------------------------------------ the command line
-def test_cli_help_errors_and_host_warning(out):
+def test_cli_help_errors_and_host_warning(out, capsys):
+    from veernet_ray.review.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0 and "127.0.0.1" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_:
+        main(["export", "--help"])
+    assert exit_.value.code == 0 and "source=review" in capsys.readouterr().out
+    assert main([str(out / "nope")]) == 2
+    err = capsys.readouterr().err
+    assert "veernet infer" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    with pytest.raises(SystemExit) as exit_:
+        main(["export", str(out)])
+    assert exit_.value.code == 2 and "--to" in capsys.readouterr().err
+    # the real command, opened to the network: it warns, and serves
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     veernet = [sys.executable, "-m", "veernet_ray.cli"]
-    r = subprocess.run(veernet + ["--help"], capture_output=True, text=True, env=env, timeout=60)
-    assert "review" in r.stdout
-    r = subprocess.run(veernet + ["review", "--help"], capture_output=True, text=True, env=env, timeout=60)
-    assert r.returncode == 0 and "127.0.0.1" in r.stdout and "export" in r.stdout
-    r = subprocess.run(veernet + ["review", str(out / "nope")], capture_output=True, text=True, env=env, timeout=60)
-    assert r.returncode == 2 and "Traceback" not in r.stderr and "veernet infer" in r.stderr
-    r = subprocess.run(veernet + ["review", "export", str(out)], capture_output=True, text=True, env=env, timeout=60)
-    assert r.returncode == 2 and "--to" in r.stderr and "Traceback" not in r.stderr
     proc = subprocess.Popen(veernet + ["review", str(out), "--host", "0.0.0.0", "--port", "0", "--no-tracking"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
@@ -520,7 +527,7 @@ def _chrome():
 def test_browser_steps_through_a_flagged_curve_and_corrects_a_stretch(served, out, inferred):
     from selenium.webdriver.common.actions.action_builder import ActionBuilder
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
+    from selenium.webdriver.support.ui import Select, WebDriverWait
 
     from veernet_ray.review.scan import read_las_table
 
@@ -543,6 +550,18 @@ def test_browser_steps_through_a_flagged_curve_and_corrects_a_stretch(served, ou
         first = d.find_elements(By.CSS_SELECTOR, "#queue li")[0]
         assert (first.get_attribute("data-scan"), first.get_attribute("data-curve")) == (sid, curve)
         left = int(d.find_element(By.ID, "left").get_attribute("data-left"))
+        assert f"{left} of" in d.find_element(By.ID, "left").text
+        # filters: by curve, then by a reason only some curves have
+        items = store.queue()["items"]
+        Select(d.find_element(By.ID, "f-curve")).select_by_value(curve)
+        assert [li.get_attribute("data-curve") for li in d.find_elements(By.CSS_SELECTOR, "#queue li")] == [curve]
+        Select(d.find_element(By.ID, "f-curve")).select_by_value("")
+        rare = min({r for it in items for r in it["reasons"]}, key=lambda r: sum(r in it["reasons"] for it in items))
+        Select(d.find_element(By.ID, "f-reason")).select_by_value(rare)
+        shown = len(d.find_elements(By.CSS_SELECTOR, "#queue li"))
+        assert shown == sum(rare in it["reasons"] for it in items)
+        Select(d.find_element(By.ID, "f-reason")).select_by_value("")
+        assert len(d.find_elements(By.CSS_SELECTOR, "#queue li")) == len(items)
         who = d.find_element(By.ID, "who")
         who.clear()
         who.send_keys("browser-test")

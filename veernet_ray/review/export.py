@@ -100,7 +100,6 @@ def export_reviews(out: str | os.PathLike, dataset: str | os.PathLike, *, mix_wi
     from veernet_ray.las.lasfile import LasCurve, write_las
     from veernet_ray.las.sidecar import Sidecar
     from veernet_ray.review.scan import find_sidecar
-    from veernet_ray.trace.ink import darkness
 
     if split not in ("auto", "train", "val"):
         raise ReviewError(f"--split must be auto, train or val; got {split!r}")

@@ -392,6 +392,8 @@ class ReviewStore:
                 raw = [(float(p[0]), float(p[1])) for p in pts]
             except (TypeError, ValueError, IndexError):
                 raise ReviewError("redraw 'points' must be [col, row] number pairs") from None
+            if not all(math.isfinite(v) for p in raw for v in p):
+                raise ReviewError("redraw 'points' must be finite numbers")
             _, ink = self.image(sid, orientation, with_ink=True)
             points = [(c, edits.snap_to_ink(ink, c, r)) for c, r in raw]
             new_rows[curve], new_conf[curve], idx = edits.redraw(rows[curve], conf[curve], geo.cols, points)
@@ -447,6 +449,9 @@ class ReviewStore:
             raise ReviewError(f"nothing to undo on {sid}")
         saved = json.loads(target["before"])
         lo, hi = saved["rows"]
+        if hi > table.depth.size:
+            raise ReviewError(f"the LAS of {sid} no longer has the rows that action changed (was it digitised "
+                              "again?); nothing to undo there")
         touched = list(saved["curves"])
         before = _slice_json(table, touched, lo, hi)
         for m, cols in saved["curves"].items():
