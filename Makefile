@@ -28,6 +28,17 @@ $(STAMP): pyproject.toml
 			echo "tesseract not found (not root or no apt-get): sheets use the shipped digit reader only"; \
 		fi; \
 	fi
+	@# Chromium and its driver (Debian chromium, chromium-driver) run the review page's browser test
+	@# (tests/test_review.py) headless; from the OS packages, never downloaded at run time.
+	@if ! command -v chromedriver >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing chromium and chromium-driver (Debian packages) for the review page's browser test"; \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
+				|| echo "could not install chromium: the review page's browser test will be skipped"; \
+		else \
+			echo "chromedriver not found (not root or no apt-get): the review page's browser test will be skipped"; \
+		fi; \
+	fi
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then \

@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "model-info": ("veernet_ray.model.info", "print VeerNet's parameter count and layer table"),
     "train": ("veernet_ray.train.cli", "train VeerNet on Ray Train (two stages, checkpoints, MLflow)"),
     "infer": ("veernet_ray.infer.cli", "digitise scans into LAS files with QC flags on Ray Data"),
+    "review": ("veernet_ray.review.cli", "review flagged curves in a local web page; export the fixes as training data"),
     "evaluate": ("veernet_ray.evaluate.cli", "grade a model beside classical tracers on styles it never trained on"),
     "plan": ("veernet_ray.plan.cli", "plan physical batch, accumulation, epoch time and euros per GPU tier"),
     "tune": ("veernet_ray.tune.cli", "Ray Tune sweeps (losses, capacity) priced per GPU tier, logged to MLflow"),
