@@ -57,7 +57,13 @@ def inferred(tmp_path_factory) -> dict:
         res = write_row(row, provenance=provenance, output=str(out), overlays="none")
         assert res["status"] == "done", res["message"]
         qc += json.loads(res["qc"])
-    pd.DataFrame(qc, columns=QC_COLUMNS).to_parquet(out / "qc.parquet", index=False)
+    table = pd.DataFrame(qc, columns=QC_COLUMNS)
+    # the tests step through two flagged curves; whether QC flags them depends on the shipped
+    # model and QC's thresholds, which change as they improve, so a curve QC passed is flagged here
+    passed = ~table["flagged"].astype(bool)
+    table.loc[passed, "flagged"] = True
+    table.loc[passed, "reason"] = "flagged by the review tests (QC passed it)"
+    table.to_parquet(out / "qc.parquet", index=False)
     return {"root": root, "out": out, "data": root / "data", "scan_id": listing.items[0].id}
 
 
