@@ -166,7 +166,7 @@ def model_provenance(checkpoint: Path, source: str) -> tuple[dict[str, Any], dic
                      "checkpoint source"),
     }
     facts = {"model_name": name, "checkpoint_hash": digest, "num_classes": cfg.num_classes,
-             "parameters": int(sum(p.numel() for p in model.parameters()))}
+             "parameters": int(sum(p.numel() for p in model.parameters())), "multiple": int(model.multiple)}
     return provenance, facts
 
 
@@ -194,7 +194,8 @@ def run_inference(opts: InferOptions) -> dict[str, Any]:
         listing = list_inputs(opts.input, output, split=opts.split, orientation=opts.orientation,
                               max_height=opts.max_height, max_pixels=opts.max_pixels,
                               follow_symlinks=opts.follow_symlinks, run_key=run_key(opts, facts["checkpoint_hash"]),
-                              checkpoint_hash=facts["checkpoint_hash"], overwrite=opts.overwrite)
+                              checkpoint_hash=facts["checkpoint_hash"], overwrite=opts.overwrite,
+                              multiple=facts["multiple"])
     except (FileNotFoundError, ValueError) as exc:
         raise InferError(str(exc)) from exc
     n_listed = len(listing.items) + len(listing.complete) + len(listing.errors)

@@ -116,6 +116,8 @@ class ModelStage:
                  overlap: int = 256, amp: str = "auto", num_threads: int | None = None):
         import torch
 
+        from veernet_ray.config import DataConfig
+
         from veernet_ray.train.checkpoint import load_model
 
         if num_threads:
@@ -126,12 +128,15 @@ class ModelStage:
             with tempfile.TemporaryDirectory() as tmp:
                 path = Path(tmp) / "checkpoint.pt"
                 path.write_bytes(data)
-                model, _ = load_model(path)
+                model, payload = load_model(path)
         else:
-            model, _ = load_model(data)
+            model, payload = load_model(data)
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.multiple = int(model.multiple)
+        # micro-batches are planned as the model was trained: its run's data.max_padding
+        trained = (payload.get("config") or {}).get("data") or {}
+        self.max_padding = float(trained.get("max_padding", DataConfig.max_padding))
         self.num_classes = int(model.cfg.num_classes)
         self.batch_size = max(1, int(batch_size))
         self.max_width = max(self.multiple, int(max_width))
@@ -215,7 +220,7 @@ class ModelStage:
         shapes = [tuple(batch["image"][i].shape) for i in ok]
         # wide scans are planned alone (their batch is their tiles)
         groups = [[ok[j] for j in g] for g in plan_batches(shapes, self.batch_size, multiple=self.multiple,
-                                                            max_padding=0.1)]
+                                                            max_padding=self.max_padding)]
         groups = [g for grp in groups for g in ([[i] for i in grp] if any(
             batch["image"][i].shape[1] > self.max_width for i in grp) else [grp])]
         for group in groups:

@@ -36,8 +36,11 @@ class PlanError(ValueError):
 
 
 # ------------------------------------------------------------------ manifest
-def manifest_shapes(path: str | Path, split: str = "train") -> tuple[list[tuple[int, int]], dict[str, Any]]:
+def manifest_shapes(path: str | Path, split: str = "train", *, multiple: int = MULTIPLE
+                    ) -> tuple[list[tuple[int, int]], dict[str, Any]]:
     """(height, width) of every log in `split` ("all" = every row), and manifest statistics.
+
+    `multiple` is the model's padding multiple (`cfg.model.multiple`) for the padded figures.
 
     Reads only the `width`, `height` (and, if present, `split`) columns: planning
     never decodes pixels, so any parquet with those columns can be planned for.
@@ -69,7 +72,8 @@ def manifest_shapes(path: str | Path, split: str = "train") -> tuple[list[tuple[
     if w.isna().any() or h.isna().any() or (w <= 0).any() or (h <= 0).any():
         raise PlanError(f"{path}: 'width' and 'height' must be positive integers on every row")
     shapes = list(zip(h.astype(int).tolist(), w.astype(int).tolist()))
-    return shapes, manifest_stats(shapes, path=str(path), split=split if "split" in df.columns else "all")
+    return shapes, manifest_stats(shapes, path=str(path), split=split if "split" in df.columns else "all",
+                                  multiple=multiple)
 
 
 def manifest_stats(shapes: Sequence[tuple[int, int]], *, path: str = "", split: str = "all",

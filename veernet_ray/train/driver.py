@@ -105,9 +105,10 @@ def run_training(cfg: RunConfig, *, ray_address: str | None = None, verbose: boo
         raise ValueError(f"{manifest}: the train split is empty")
     if not val_items:
         raise ValueError(f"{manifest}: the val split is empty; validation needs at least one scan")
-    train_plan = plan_split(train_items, physical_batch, num_workers=workers, max_padding=cfg.data.max_padding,
-                            seed=cfg.train.seed)
-    val_plan = plan_split(val_items, physical_batch, num_workers=1)
+    multiple = cfg.model.multiple  # pad for the network this run builds (2**len(model.widths))
+    train_plan = plan_split(train_items, physical_batch, multiple=multiple, num_workers=workers,
+                            max_padding=cfg.data.max_padding, seed=cfg.train.seed)
+    val_plan = plan_split(val_items, physical_batch, multiple=multiple, num_workers=1, max_padding=cfg.data.max_padding)
     batches_per_worker = len(train_plan.batches) // workers
     steps_per_epoch = -(-batches_per_worker // accum)
 
@@ -147,8 +148,10 @@ def run_training(cfg: RunConfig, *, ray_address: str | None = None, verbose: boo
     # The loop prints one line per epoch; per-operator bars relayed from workers only repeat themselves.
     ray.data.DataContext.get_current().enable_progress_bars = False
     binary = cfg.train.stage == "binary"
-    train_ds = build_dataset(train_items, train_plan, binary=binary, with_truth=False, decode_cpus=cfg.data.decode_cpus)
-    val_ds = build_dataset(val_items, val_plan, binary=binary, with_truth=True, decode_cpus=cfg.data.decode_cpus)
+    train_ds = build_dataset(train_items, train_plan, binary=binary, with_truth=False, multiple=multiple,
+                             decode_cpus=cfg.data.decode_cpus)
+    val_ds = build_dataset(val_items, val_plan, binary=binary, with_truth=True, multiple=multiple,
+                           decode_cpus=cfg.data.decode_cpus)
 
     resources = {"CPU": cfg.scale.cpus_per_worker}
     if cfg.scale.use_gpu:

@@ -50,7 +50,8 @@ def build_parser(prog: str = PROG, kind: str | None = None) -> argparse.Argument
     p.add_argument("--manifest", help="manifest.parquet every trial trains on (default: the config's data)")
     p.add_argument("--losses", type=_csv(str), help="losses: comma-separated subset (default: all seven)")
     p.add_argument("--widths", type=_csv(float), help="capacity: width multipliers (default: 0.5,1,2)")
-    p.add_argument("--depths", type=_csv(int), help="capacity: encoder depths, at most 5 (default: 4,5)")
+    p.add_argument("--depths", type=_csv(int),
+                   help="capacity: encoder depths, at most len(model.widths) of the base config (default: 4,5)")
     p.add_argument("--tiers", help="tiers file (default: configs/tiers.yaml)")
     p.add_argument("--tier", action="append", help="only this tier (repeatable; default: every tier in the file)")
     p.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto",
