@@ -13,7 +13,8 @@ from veernet_ray.data.pipeline import Item, decode_batch, plan_split
 from veernet_ray.io import write_tiff
 from veernet_ray.losses.schedule import parse_schedule
 from veernet_ray.model import VeerNet
-from veernet_ray.train.loop import accumulate_gradients, model_config
+from veernet_ray.model import model_config
+from veernet_ray.train.loop import accumulate_gradients
 
 SIX_BLOCKS = ["model.stem_width=8", "model.widths=[8,8,16,16,32,32]", "model.attn_layers=1", "train.loss=sce"]
 
@@ -32,8 +33,8 @@ def test_model_widths_set_the_multiple_and_bad_widths_fail_when_loaded():
     assert cfg.model.multiple == 64 == VeerNet(model_config(cfg)).multiple
     assert load_config(None, []).model.multiple == 32
     for bad, message in ((["model.widths=[]"], "at least one encoder width"),
-                         (["model.widths=[8,16,30]"], r"widths\[-1\]=30 must be divisible by model.attn_heads=4"),
-                         (["model.widths=[8,0,32]"], r"model.widths\[1\] must be at least 1"),
+                         (["model.widths=[8,16,30]"], r"model: widths\[-1\]=30 must be divisible by attn_heads=4"),
+                         (["model.widths=[8,0,32]"], r"model: widths\[1\] must be a positive int"),
                          (["model.attn_layers=-1"], "attn_layers")):
         with pytest.raises(ConfigError, match=message):
             load_config(None, bad)
@@ -62,7 +63,7 @@ def test_a_six_block_model_trains_on_the_pipeline_s_batches(tmp_path):
 def test_a_six_block_model_digitises_in_tiles(tmp_path):
     from veernet_ray.infer.stages import ModelStage
     from veernet_ray.model import VeerNetConfig
-    from veernet_ray.train.checkpoint import save_checkpoint
+    from veernet_ray.model.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
     net = VeerNet(VeerNetConfig(stem_width=8, widths=(8, 8, 16, 16, 32, 32), attn_layers=1))

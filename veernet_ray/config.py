@@ -19,6 +19,9 @@ from typing import Any
 
 import yaml
 
+# the `model:` section is VeerNet's own architecture config (torch-free), re-exported here
+from veernet_ray.model.config import ModelConfig
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -37,38 +40,6 @@ class DataConfig:
     shuffle_buffer: int = 4  # pre-collated batches held per worker for the per-epoch shuffle
     decode_cpus: float = 0.25  # CPUs reserved by each Ray Data decode task (fractional: 2-core laptops)
     limit: int | None = None  # use only the first N items of each split (smoke runs)
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    stem_width: int = 16
-    widths: tuple[int, ...] = (24, 32, 64, 96, 128)  # one stride-2 encoder block each
-    attn_layers: int = 2
-    attn_heads: int = 4
-    checkpointing: bool = False
-
-    def __post_init__(self):
-        # checked here, when the config is loaded, so a bad architecture stops before Ray starts
-        if not self.widths:
-            raise ConfigError("model.widths needs at least one encoder width, e.g. [24, 32, 64, 96, 128]")
-        for name, value in (("stem_width", self.stem_width), ("attn_heads", self.attn_heads),
-                            *((f"widths[{i}]", w) for i, w in enumerate(self.widths))):
-            if value < 1:
-                raise ConfigError(f"model.{name} must be at least 1, got {value}")
-        if self.attn_layers < 0:
-            raise ConfigError(f"model.attn_layers must be at least 0, got {self.attn_layers}")
-        if self.widths[-1] % self.attn_heads:
-            raise ConfigError(f"model.widths[-1]={self.widths[-1]} must be divisible by model.attn_heads="
-                              f"{self.attn_heads} (the attention tokens have widths[-1] channels)")
-
-    @property
-    def multiple(self) -> int:
-        """Padded H and W must be multiples of this: one factor 2 per stride-2 encoder block (32 = 2**5).
-
-        The one source of the padding multiple for training batches, planning, inference
-        listing and tiles; `VeerNetConfig.multiple` is the same rule on the built network.
-        """
-        return 2 ** len(self.widths)
 
 
 @dataclass(frozen=True)

@@ -117,7 +117,7 @@ def _flag(name: str) -> str:
 # --------------------------------------------------------------- checkpoint
 def resolve_checkpoint(spec: str | None, *, tracking_uri: str | None, state_dir: Path) -> tuple[Path, str]:
     """(local checkpoint.pt, how it was named) for a path, a folder, `models:/...`/`runs:/...`, or None."""
-    from veernet_ray.train.checkpoint import CHECKPOINT_FILE
+    from veernet_ray.model.checkpoint import CHECKPOINT_FILE
 
     if not spec:
         if SHIPPED_WEIGHTS.is_file():
@@ -150,7 +150,7 @@ def resolve_checkpoint(spec: str | None, *, tracking_uri: str | None, state_dir:
 
 def model_provenance(checkpoint: Path, source: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """(~P entries for every LAS, model facts) after checking the checkpoint loads (weights_only)."""
-    from veernet_ray.train.checkpoint import load_model, weights_hash
+    from veernet_ray.model.checkpoint import load_model, weights_hash
 
     try:
         model, _ = load_model(checkpoint)

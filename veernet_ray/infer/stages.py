@@ -118,13 +118,13 @@ class ModelStage:
 
         from veernet_ray.config import DataConfig
 
-        from veernet_ray.train.checkpoint import load_model
+        from veernet_ray.model.checkpoint import load_model
 
         if num_threads:
             torch.set_num_threads(max(1, int(num_threads)))
         data = _resolve(checkpoint)
         if isinstance(data, (bytes, bytearray)):
-            # one loader for every checkpoint (train.checkpoint.load_model, weights_only=True)
+            # one loader for every checkpoint (model.checkpoint.load_model, weights_only=True)
             with tempfile.TemporaryDirectory() as tmp:
                 path = Path(tmp) / "checkpoint.pt"
                 path.write_bytes(data)
@@ -149,11 +149,11 @@ class ModelStage:
         import torch
 
         from veernet_ray.data.collate import pad_collate, to_tensors
+        from veernet_ray.device import autocast_for
 
         batch = pad_collate(images, multiple=self.multiple)
         t = to_tensors(batch, device=self.device)
-        use_bf16 = self.amp == "bf16" or (self.amp == "auto" and self.device.type == "cuda")
-        with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_bf16):
+        with torch.inference_mode(), autocast_for(self.device, self.amp):
             logits = self.model(t["image"])
             # quantise on the device: 1 byte per class per pixel crosses the bus and the object store
             q = (torch.softmax(logits.float(), dim=1) * 255.0).round_().to(torch.uint8).cpu().numpy()
@@ -342,7 +342,7 @@ def write_overlay(path: Path, row: dict[str, Any], probs: np.ndarray, trace) -> 
     import cv2
 
     image = to_canonical_image(read_image(row["path"]), row["orientation"])
-    from veernet_ray.synth.preview import COLOURS, overlay
+    from veernet_ray.visual import COLOURS, overlay
 
     rgb = overlay(image, probs.argmax(0), alpha=0.5)
     colours = COLOURS

@@ -77,9 +77,9 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     try:
         overrides = list(args.set)
         if args.smoke_test:
-            from veernet_ray.train.cli import SMOKE
+            from veernet_ray.entry import SMOKE_MODEL
 
-            overrides = [o for o in SMOKE if o.startswith(("model.", "train.loss="))] + overrides
+            overrides = SMOKE_MODEL + overrides
         cfg = load_config(args.config, overrides)
         if args.gpu_mem is not None:
             tiers = [Tier(f"{args.gpu_mem:g}GB-card", args.gpu_mem, args.eur_month)]

@@ -99,8 +99,7 @@ def run_plan(cfg: RunConfig, manifest: str | Path, tiers: list[Tier], *, out: st
     """
     import torch
 
-    from veernet_ray.model import VeerNet, count_parameters
-    from veernet_ray.train.loop import model_config
+    from veernet_ray.model import VeerNet, count_parameters, model_config
 
     shapes, stats = manifest_shapes(manifest, split, multiple=cfg.model.multiple)
     if device == "auto":

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from veernet_ray.config import PROJECT_ROOT, ConfigError, load_config
+from veernet_ray.entry import SMOKE  # the preset lives in entry.py (plan shares it); importable here too
 
 
 def build_parser(prog: str = "veernet train") -> argparse.ArgumentParser:
@@ -31,12 +32,6 @@ def build_parser(prog: str = "veernet train") -> argparse.ArgumentParser:
     p.add_argument("--smoke-test", action="store_true",
                    help="a tiny run on CPU in about a minute: 12 generated scans, 1 epoch, tiny model")
     return p
-
-
-SMOKE = [
-    "data.generate_n=12", "data.generate_preset=demo", "train.epochs=1", "train.physical_batch=2",
-    "train.effective_batch=4", "train.loss=sce", "model.stem_width=8", "model.widths=[8,16,16,32,32]", "train.val_overlays=1",
-]
 
 
 def main(argv: list[str] | None = None, prog: str = "veernet train") -> int:

@@ -17,6 +17,7 @@ from typing import Any
 
 from veernet_ray.config import RunConfig, save_config
 from veernet_ray.data.buckets import accumulation_steps
+from veernet_ray.data.manifest import resolve_manifest  # lives in data/ (tune uses it too); importable here
 
 
 @dataclass
@@ -27,23 +28,6 @@ class TrainResult:
     mlflow_run_id: str | None
     tracking_uri: str
     model_version: str | None
-
-
-def resolve_manifest(cfg: RunConfig) -> Path:
-    """The manifest to train on; with none configured, generate the configured dataset first."""
-    if cfg.data.manifest:
-        path = Path(cfg.data.manifest).expanduser().resolve()
-        if path.is_dir():
-            path = path / "manifest.parquet"
-        if not path.exists():
-            raise FileNotFoundError(f"manifest {path} not found; generate one with `veernet synth DIR` or set data.manifest")
-        return path
-    from veernet_ray.synth import generate_dataset
-
-    d = cfg.data
-    out = cfg.storage_path() / "data" / f"{d.generate_preset}-n{d.generate_n}-s{d.generate_seed}"
-    return Path(generate_dataset(out, n=d.generate_n, seed=d.generate_seed, preset=d.generate_preset,
-                                 las_dir=d.generate_las_dir, workers=1))
 
 
 def physical_batch_for(cfg: RunConfig) -> tuple[int, int | None]:
@@ -89,7 +73,7 @@ def run_training(cfg: RunConfig, *, ray_address: str | None = None, verbose: boo
         # workers run in Ray's own working folder: a relative path must be resolved here, and
         # a missing checkpoint must stop the run before Ray starts, not in a worker
         init = Path(cfg.train.init_from).expanduser().resolve()
-        from veernet_ray.train.checkpoint import CHECKPOINT_FILE
+        from veernet_ray.model.checkpoint import CHECKPOINT_FILE
 
         if not (init / CHECKPOINT_FILE if init.is_dir() else init).is_file():
             raise FileNotFoundError(f"train.init_from {init}: no {CHECKPOINT_FILE} there; train the binary stage "
@@ -221,7 +205,7 @@ def _log_final_model(cfg: RunConfig, tracking_uri: str, run_id: str, best: Path)
     import mlflow
     import torch
 
-    from veernet_ray.train.checkpoint import CHECKPOINT_FILE, load_payload
+    from veernet_ray.model.checkpoint import CHECKPOINT_FILE, load_payload
 
     payload = load_payload(best)
     slim = {k: payload[k] for k in ("model", "model_config", "config", "epoch", "history") if k in payload}

@@ -3,7 +3,7 @@
 Read top to bottom. Gradient accumulation, mixed precision and rank-0 logging
 each live in one obvious place:
 - accumulation: `train_one_epoch`, the three lines around `no_sync`;
-- precision: `autocast_for`;
+- precision: `veernet_ray.device.autocast_for`;
 - rank-0 side effects (checkpoint files, MLflow, overlays): `train_func`.
 """
 
@@ -22,49 +22,22 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from veernet_ray.config import RunConfig, from_dict
+from veernet_ray.config import from_dict
 from veernet_ray.data.collate import to_tensors
+from veernet_ray.device import autocast_for, peak_memory_gb
 from veernet_ray.losses import loss_normalizer
 from veernet_ray.losses.schedule import parse_schedule
 from veernet_ray.metrics.segmentation import SegmentationMeter
-from veernet_ray.model import VeerNet, VeerNetConfig
+from veernet_ray.model import VeerNet, model_config
 
 
 # ----------------------------------------------------------------- helpers
-def model_config(cfg: RunConfig) -> VeerNetConfig:
-    m = cfg.model
-    return VeerNetConfig(
-        num_classes=cfg.train.num_classes,
-        stem_width=m.stem_width,
-        widths=tuple(m.widths),
-        attn_layers=m.attn_layers,
-        attn_heads=m.attn_heads,
-        checkpointing=m.checkpointing,
-    )
-
-
-def autocast_for(device: torch.device, amp: str):
-    """bf16 autocast on GPU by default ("auto"); float32 on CPU unless asked."""
-    if amp == "bf16" or (amp == "auto" and device.type == "cuda"):
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 def lr_lambda(step: int, *, warmup: int, total: int, min_ratio: float) -> float:
     """Linear warm-up, then cosine decay to `min_ratio` of the peak learning rate."""
     if step < warmup:
         return (step + 1) / warmup
     progress = min(1.0, (step - warmup) / max(1, total - warmup))
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-def peak_memory_gb(device: torch.device) -> float:
-    """Peak GPU memory allocated by this process, or the process's peak RSS on CPU."""
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**30
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
 
 
 def say(msg: str) -> None:
@@ -207,14 +180,9 @@ def evaluate(model, rows: Iterable[dict], *, num_classes: int, device, amp: str,
 
 def write_overlay(path: Path, image: np.ndarray, pred: np.ndarray, truth: np.ndarray) -> None:
     """Truth (top) and prediction (bottom) on the raster: curve 1 red, curve 2 blue."""
-    import cv2
+    from veernet_ray.visual import truth_and_prediction, write_png
 
-    from veernet_ray.synth.preview import overlay
-
-    gap = np.full((6, image.shape[1], 3), 128, np.uint8)
-    sheet = np.concatenate([overlay(image, truth), gap, overlay(image, pred)], axis=0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), sheet)
+    write_png(path, truth_and_prediction(image, pred, truth))
 
 
 # ----------------------------------------------------------- per worker
@@ -248,13 +216,13 @@ def train_func(config: dict[str, Any]) -> None:
     checkpoint = ray.train.get_checkpoint()
     state: dict[str, Any] = {}
     if checkpoint is not None:
-        from veernet_ray.train.checkpoint import load_payload
+        from veernet_ray.model.checkpoint import load_payload
 
         with checkpoint.as_directory() as d:
             state = load_payload(d)
         model.load_state_dict(state["model"])
     elif tc.init_from:
-        from veernet_ray.train.checkpoint import load_payload
+        from veernet_ray.model.checkpoint import load_payload
 
         loaded = model.load_backbone_from(load_payload(tc.init_from)["model"])
         if rank == 0:
@@ -303,7 +271,7 @@ def train_func(config: dict[str, Any]) -> None:
                 history.append({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
                 ckpt_dir = Path(tmp) / "ckpt"
                 ckpt_dir.mkdir()
-                from veernet_ray.train.checkpoint import save_checkpoint
+                from veernet_ray.model.checkpoint import save_checkpoint
 
                 save_checkpoint(ckpt_dir, model=model, optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
                                 epoch=epoch, config=cfg.to_dict(), history=json.dumps(history))

@@ -60,7 +60,7 @@ def gpu_fractions(tiers: Sequence[Tier], card_gb: float | None, share: bool) -> 
 def resolve_base(cfg: RunConfig, *, experiment: str, tracking_uri: str | None) -> RunConfig:
     """The config every trial starts from: absolute paths, a manifest made once, no model registration."""
     from veernet_ray import tracking
-    from veernet_ray.train.driver import resolve_manifest
+    from veernet_ray.data.manifest import resolve_manifest
 
     storage = cfg.storage_path()
     manifest = resolve_manifest(cfg)  # generates the configured data once, not once per trial

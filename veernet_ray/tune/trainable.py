@@ -106,8 +106,7 @@ def child_tags(spec: SweepSpec, label: str, tier: str) -> dict[str, str]:
 
 
 def count_params(cfg: RunConfig) -> int:
-    from veernet_ray.model import VeerNet, count_parameters
-    from veernet_ray.train.loop import model_config
+    from veernet_ray.model import VeerNet, count_parameters, model_config
 
     return int(count_parameters(VeerNet(model_config(cfg))))
 
