@@ -2,7 +2,8 @@
 
 Training and inference are siblings over model, data, losses, metrics, trace, las and
 tracking: neither imports the other. Training never reaches up to plan or tune (they run
-or measure it) nor sideways to the generator. Every import counts, function-level ones too.
+or measure it) nor sideways to the generator; it only reads the plan file, whose format
+plan/ owns. Every import counts, function-level ones too.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ FORBIDDEN = {
     "model": {"train", "infer", "data", "plan", "tune", "synth"},
     "data": {"train", "infer", "plan", "tune"},
 }
+# the exceptions, by module: training reads plan.json (`train.plan=`) through the plan file's own reader
+ALLOWED = {"train": {"veernet_ray.plan.planfile"}}
 
 
 def imports_of(path: Path) -> list[tuple[int, str]]:
@@ -42,7 +45,7 @@ def _violations(package: str, forbidden: set[str]) -> list[str]:
     for path in sorted((PACKAGE / package).rglob("*.py")):
         for line, module in imports_of(path):
             target = module.split(".")[1] if "." in module else ""
-            if target in forbidden:
+            if target in forbidden and module not in ALLOWED.get(package, ()):
                 bad.append(f"{path.relative_to(PACKAGE.parent)}:{line} imports {module}")
     return bad
 

@@ -48,6 +48,9 @@ class TrainConfig:
     epochs: int = 10
     effective_batch: int = 16
     physical_batch: int = 4  # micro-batch per worker; a plan file overrides it
+    # micro-batches per optimiser step; None = the plan's, else effective_batch / (physical_batch x workers).
+    # The config saved with a run records the values the run used for both.
+    accumulation_steps: int | None = None
     plan: str | None = None  # plan.json from `veernet plan`
     loss: str = "sce->tversky"  # a loss name or a schedule "a->b" / "a->b@epoch"
     loss_params: dict[str, Any] = field(default_factory=dict)
@@ -67,8 +70,8 @@ class TrainConfig:
         _choice("train.stage", self.stage, ("binary", "multiclass"))
         _choice("train.amp", self.amp, ("auto", "bf16", "off"))
         _choice("train.channels_last", self.channels_last, ("auto", "on", "off"))
-        for name in ("epochs", "effective_batch", "physical_batch"):
-            if getattr(self, name) < 1:
+        for name in ("epochs", "effective_batch", "physical_batch", "accumulation_steps"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(f"train.{name} must be at least 1, got {getattr(self, name)}")
         if self.lr <= 0:
             raise ConfigError(f"train.lr must be positive, got {self.lr}")

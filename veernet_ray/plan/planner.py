@@ -26,9 +26,8 @@ import numpy as np
 from veernet_ray.data.buckets import MULTIPLE, accumulation_steps, batch_padding, plan_batches, plan_padding
 from veernet_ray.data.collate import round_up
 from veernet_ray.plan.fit import GIB, MemoryFit, StepTime, given_throughput
+from veernet_ray.plan.planfile import PLAN_VERSION, SCHEMA  # the plan file's format and its reader live there
 from veernet_ray.plan.tiers import Tier
-
-SCHEMA = "veernet-plan/1"
 
 
 class PlanError(ValueError):
@@ -231,6 +230,7 @@ def make_plan(shapes: Sequence[tuple[int, int]], mem: MemoryFit, step: StepTime,
         raise PlanError(msg)
     return {
         "schema": SCHEMA,
+        "version": PLAN_VERSION,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "tier": chosen["name"],
         "chosen_by": chosen_by,

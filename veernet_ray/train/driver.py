@@ -7,7 +7,6 @@ starts locally; under `ray job submit` RAY_ADDRESS points at the cluster.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -38,17 +37,23 @@ def physical_batch_for(cfg: RunConfig) -> tuple[int, int | None]:
     """
     if not cfg.train.plan:
         return cfg.train.physical_batch, None
-    path = Path(cfg.train.plan)
-    if not path.exists():
-        raise FileNotFoundError(f"plan file {path} not found; make one with `veernet plan --manifest M`")
-    plan = json.loads(path.read_text())
-    try:
-        batch, accum = int(plan["physical_batch"]), int(plan.get("accumulation_steps") or 0) or None
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"{path}: a plan file needs an integer 'physical_batch' ({exc})") from exc
-    if int(plan.get("num_workers", 1)) != cfg.scale.num_workers:
-        accum = None
-    return batch, accum
+    from veernet_ray.plan.planfile import load_plan
+
+    return load_plan(cfg.train.plan).batch_for(cfg.scale.num_workers)
+
+
+def resolve_batching(cfg: RunConfig) -> RunConfig:
+    """`cfg` with the physical batch and accumulation this run will use written into it.
+
+    Physical batch: the plan file's, else `train.physical_batch`. Accumulation: an explicit
+    `train.accumulation_steps`, else the plan's (for the worker count it was planned for),
+    else enough to reach `train.effective_batch`. The saved config (run folder, every
+    checkpoint, MLflow) then records what the run did, not only what was asked.
+    """
+    physical_batch, plan_accum = physical_batch_for(cfg)
+    accum = (cfg.train.accumulation_steps or plan_accum
+             or accumulation_steps(cfg.train.effective_batch, physical_batch, cfg.scale.num_workers))
+    return cfg.with_overrides({"train.physical_batch": physical_batch, "train.accumulation_steps": accum})
 
 
 def run_training(cfg: RunConfig, *, ray_address: str | None = None, verbose: bool = True,
@@ -79,9 +84,8 @@ def run_training(cfg: RunConfig, *, ray_address: str | None = None, verbose: boo
             raise FileNotFoundError(f"train.init_from {init}: no {CHECKPOINT_FILE} there; train the binary stage "
                                     "first or point at its best/ folder")
         cfg = cfg.with_overrides({"train.init_from": str(init)})
-    physical_batch, plan_accum = physical_batch_for(cfg)
-    workers = cfg.scale.num_workers
-    accum = plan_accum or accumulation_steps(cfg.train.effective_batch, physical_batch, workers)
+    cfg = resolve_batching(cfg)
+    physical_batch, accum, workers = cfg.train.physical_batch, cfg.train.accumulation_steps, cfg.scale.num_workers
 
     train_items = load_items(manifest, "train", cfg.data.limit)
     val_items = load_items(manifest, "val", cfg.data.limit)
@@ -104,7 +108,6 @@ def run_training(cfg: RunConfig, *, ray_address: str | None = None, verbose: boo
         "data.manifest_resolved": str(manifest),
         "data.train_scans": len(train_items),
         "data.val_scans": len(val_items),
-        "train.accumulation_steps": accum,
         "train.physical_batch_used": physical_batch,
         "train.steps_per_epoch": steps_per_epoch,
     }
