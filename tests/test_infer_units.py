@@ -221,7 +221,7 @@ def test_write_row_writes_las_and_qc_record(tmp_path, tiny_ckpt):
 def test_write_if_changed_is_idempotent(tmp_path):
     import pandas as pd
 
-    from veernet_ray.infer.pipeline import ERROR_COLUMNS, _typed, _write_if_changed
+    from veernet_ray.infer.results import ERROR_COLUMNS, _typed, _write_if_changed
 
     df = _typed(pd.DataFrame([{"path": "a", "id": "a", "kind": "k", "message": "m", "stage": "s",
                                "status": "error"}]), ERROR_COLUMNS)

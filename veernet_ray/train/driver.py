@@ -112,7 +112,7 @@ def run_training(cfg: RunConfig, *, ray_address: str | None = None, verbose: boo
         "train.steps_per_epoch": steps_per_epoch,
     }
     tracking.log_params(tracking_uri, run_id, {**cfg.to_dict(), **data_facts})
-    _log_metrics(tracking_uri, run_id, {
+    tracking.log_metrics(tracking_uri, run_id, {
         "padding_fraction": train_plan.padding.padding,
         "bucket_padding_fraction": train_plan.padding.bucket_padding,
     })
@@ -183,7 +183,7 @@ def run_training(cfg: RunConfig, *, ray_address: str | None = None, verbose: boo
             shutil.rmtree(best)
         best_ckpt.to_directory(str(best))
         version = _log_final_model(cfg, tracking_uri, run_id, best)
-    _finish_run(tracking_uri, run_id)
+    tracking.finish_run(tracking_uri, run_id)
     metrics = dict(result.metrics or {})
     return TrainResult(run_dir, best, metrics, run_id, tracking_uri, version)
 
@@ -195,35 +195,18 @@ def _train_func(config: dict[str, Any]) -> None:
     train_func(config)
 
 
-def _log_metrics(tracking_uri: str, run_id: str, metrics: dict[str, float]) -> None:
-    import mlflow
-
-    client = mlflow.MlflowClient(tracking_uri)
-    for k, v in metrics.items():
-        client.log_metric(run_id, k, float(v))
-
-
 def _log_final_model(cfg: RunConfig, tracking_uri: str, run_id: str, best: Path) -> str | None:
     """Log the best checkpoint's weights and config as the run's `model` and register it."""
-    import mlflow
     import torch
 
+    from veernet_ray import tracking
     from veernet_ray.model.checkpoint import CHECKPOINT_FILE, load_payload
 
     payload = load_payload(best)
     slim = {k: payload[k] for k in ("model", "model_config", "config", "epoch", "history") if k in payload}
-    client = mlflow.MlflowClient(tracking_uri)
     with tempfile.TemporaryDirectory() as tmp:
         torch.save(slim, Path(tmp) / CHECKPOINT_FILE)
-        client.log_artifacts(run_id, tmp, "model")
+        tracking.log_artifacts(tracking_uri, run_id, tmp, "model")
     if cfg.tracking.register_as:
-        from veernet_ray import tracking
-
         return tracking.register_model(tracking_uri, run_id, "model", cfg.tracking.register_as)
     return None
-
-
-def _finish_run(tracking_uri: str, run_id: str) -> None:
-    import mlflow
-
-    mlflow.MlflowClient(tracking_uri).set_terminated(run_id, "FINISHED")

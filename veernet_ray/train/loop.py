@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from veernet_ray import tracking
 from veernet_ray.config import from_dict
 from veernet_ray.data.collate import to_tensors
 from veernet_ray.device import autocast_for, peak_memory_gb
@@ -252,7 +253,7 @@ def train_func(config: dict[str, Any]) -> None:
             say(f"[veernet] resumed from the checkpoint of epoch {start_epoch - 1}")
 
     schedule = parse_schedule(tc.loss, tc.epochs, tc.loss_params or None)
-    tracker = _Tracker(config.get("mlflow"), history) if rank == 0 else None
+    tracker = tracking.EpochLogger(config.get("mlflow"), history) if rank == 0 else None
     train_shard = ray.train.get_dataset_shard("train")
     val_shard = ray.train.get_dataset_shard("val")
 
@@ -279,7 +280,7 @@ def train_func(config: dict[str, Any]) -> None:
                 reported.setdefault(cfg.scale.checkpoint_metric, float("-inf"))
                 ray.train.report(reported, checkpoint=ray.train.Checkpoint.from_directory(ckpt_dir),
                                  checkpoint_dir_name=f"epoch_{epoch:04d}")
-                # MLflow after the checkpoint is safe: a crash in between is healed on resume (_Tracker)
+                # MLflow after the checkpoint is safe: a crash in between is healed on resume (EpochLogger)
                 tracker.log_epoch(metrics, epoch, overlay_dir)
                 say(f"[veernet] epoch {epoch + 1}/{tc.epochs} " + " ".join(
                     f"{k}={v:.4g}" for k, v in reported.items() if k in _PRINTED))
@@ -303,38 +304,3 @@ def _rows(shard, shuffle_buffer: int = 0, seed: int | None = None) -> Iterator[d
         kwargs.update(local_shuffle_buffer_size=shuffle_buffer, local_shuffle_seed=seed)
     for batch in shard.iter_batches(**kwargs):
         yield unwrap_row(batch)
-
-
-class _Tracker:
-    """Rank 0's MLflow logging into the run the driver created (same run after a restart)."""
-
-    def __init__(self, spec: dict[str, str] | None, history: list[dict[str, float]]):
-        self.client = None
-        if not spec:
-            return
-        import mlflow
-
-        mlflow.set_tracking_uri(spec["tracking_uri"])
-        self.client = mlflow.MlflowClient(spec["tracking_uri"])
-        self.run_id = spec["run_id"]
-        # heal a crash between checkpoint and logging: log epochs the checkpoint has but MLflow lacks
-        logged = {m.step for m in self.client.get_metric_history(self.run_id, "train_loss")}
-        for h in history:
-            if int(h["epoch"]) not in logged:
-                self._log(h, int(h["epoch"]))
-
-    def _log(self, metrics: dict[str, Any], epoch: int) -> None:
-        from mlflow.entities import Metric
-
-        ts = int(time.time() * 1000)
-        batch = [Metric(k, float(v), ts, epoch) for k, v in metrics.items()
-                 if isinstance(v, (int, float)) and k != "epoch" and not _nan(float(v))]
-        self.client.log_batch(self.run_id, metrics=batch)
-
-    def log_epoch(self, metrics: dict[str, Any], epoch: int, overlay_dir: Path | None) -> None:
-        if self.client is None:
-            return
-        self._log(metrics, epoch)
-        if overlay_dir is not None and overlay_dir.exists():
-            self.client.log_artifacts(self.run_id, str(overlay_dir), f"overlays/epoch_{epoch:04d}")
-
