@@ -88,7 +88,7 @@ def test_bucketing_cuts_padding_to_target_on_the_seed_distribution():
     floor = 1 - bucketed.real_px / bucketed.rounded_px
     assert 0.02 < floor < 0.035 and bucketed.padding < floor + 0.01, bucketed
     assert np.mean([len(b) for b in batches]) > 3.5  # batches stay nearly full
-    assert 0.15 < naive.padding < 0.40, naive  # DOMAIN.md: "about a quarter"
+    assert 0.15 < naive.padding < 0.40, naive  # data/buckets.py: "about a quarter"
     batches = plan_batches(shapes, 4)
     assert sorted(i for b in batches for i in b) == list(range(2000))  # every scan exactly once
     assert all(len(b) <= 4 for b in batches)

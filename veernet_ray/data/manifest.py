@@ -1,4 +1,4 @@
-"""Dataset manifest `manifest.parquet` (CONTRACTS.md section 3): write, read, validate.
+"""Dataset manifest `manifest.parquet` (docs/contracts.md section 3): write, read, validate.
 
 One row per raster log. Paths are stored relative to the manifest's folder and
 resolved to absolute paths on read, so a dataset folder can be moved whole.

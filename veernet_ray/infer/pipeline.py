@@ -18,17 +18,24 @@ import json
 import math
 import os
 import time
+import typing
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from veernet_ray import __version__, tracking
+from veernet_ray.config import ConfigError, _coerce
 from veernet_ray.infer.listing import MIN_SIDE, STATE_DIR, Item, list_inputs
 # the tables' columns and the summary live with the results; importable from here too
 from veernet_ray.infer.results import (ERROR_COLUMNS, QC_COLUMNS, QC_SIGNALS, _typed, _write_if_changed,  # noqa: F401
                                        format_summary, log_run, merge_tables, write_summary)
+from veernet_ray.paths import output_folder_problem
 from veernet_ray.weights import SHIPPED as SHIPPED_WEIGHTS
+
+# torch (checkpoints, the model stage), Ray and the sheet layout readers are imported inside the
+# functions that use them: `veernet infer` answers usage errors without loading any of them.
 
 #: smallest scan side the listing accepts: bounds below it are meaningless
 MIN_SIDE_PX = MIN_SIDE
@@ -90,10 +97,6 @@ class InferOptions:
     follow_symlinks: bool = False  # follow links that lead outside the input folder
 
     def __post_init__(self) -> None:
-        import typing
-
-        from veernet_ray.config import ConfigError, _coerce
-
         hints = typing.get_type_hints(type(self))
         for f in fields(self):
             try:
@@ -121,14 +124,14 @@ def resolve_checkpoint(spec: str | None, *, tracking_uri: str | None, state_dir:
             return SHIPPED_WEIGHTS, "shipped"
         raise InferError("no model: pass --checkpoint PATH|models:/name/version; train one with `veernet train`")
     if spec.startswith(("models:/", "runs:/")):
-        from veernet_ray import tracking
-
         uri = tracking.resolve_tracking_uri(tracking_uri, state_dir)
         dst = state_dir / "model" / "".join(c if c.isalnum() else "_" for c in spec)
         dst.mkdir(parents=True, exist_ok=True)
+        from mlflow.exceptions import MlflowException
+
         try:
             local = tracking.download_model(uri, spec, dst)
-        except Exception as exc:
+        except (MlflowException, OSError) as exc:  # not registered / no such run / server unreachable
             raise InferError(f"cannot fetch {spec} from {uri}: {type(exc).__name__}: {exc}") from exc
         found = [local] if local.is_file() else sorted(local.rglob(CHECKPOINT_FILE))
         if not found:
@@ -176,8 +179,6 @@ def run_inference(opts: InferOptions) -> dict[str, Any]:
     model_batches, output paths, checkpoint facts, mlflow_run_id, exit_code.
     """
     t_start = time.perf_counter()  # opts were validated when made (InferOptions.__post_init__)
-    from veernet_ray.paths import output_folder_problem
-
     problem = output_folder_problem(opts.output, "--output")
     if problem:
         raise InferError(problem)
@@ -212,12 +213,15 @@ def run_inference(opts: InferOptions) -> dict[str, Any]:
         t0 = time.perf_counter()
         _init_ray(opts)
         ray_init_s = time.perf_counter() - t0
+        from ray.data.exceptions import ExecutionTimeoutError, SystemException
+        from ray.exceptions import RayError
+
         t1 = time.perf_counter()
         try:
             rows, resources = _run_dataset(opts, listing.items, ckpt, provenance, output)
-        except InferError:
-            raise
-        except Exception as exc:  # a Ray failure: one line; finished scans are kept, a re-run resumes
+        except (RayError, SystemException, ExecutionTimeoutError, OSError) as exc:
+            # the Ray job failed (a task or actor error, a lost node, the disk): one line; finished scans
+            # are kept and a re-run resumes. Bugs in this driver code surface with their traceback.
             raise InferJobError(f"the Ray Data job stopped: {type(exc).__name__}: {_first_line(exc)}; the scans "
                                 "finished so far are kept and a re-run of the same command resumes") from exc
         pipeline_s = time.perf_counter() - t1
@@ -246,8 +250,6 @@ def run_key(opts: InferOptions, checkpoint_hash: str) -> str:
     its QC record was written with. Left out on purpose: batch size, actors, CPUs, device and
     overlays (they change how fast, not what).
     """
-    from veernet_ray import __version__
-
     return json.dumps({"ckpt": checkpoint_hash, "version": __version__, "max_width": opts.max_width,
                        "tile_overlap": opts.tile_overlap, "min_coverage": opts.min_coverage,
                        "min_confidence": opts.min_confidence}, sort_keys=True)

@@ -9,12 +9,18 @@ that could not be digitised), counted into the run summary, written to
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from veernet_ray import tracking
 from veernet_ray.infer.listing import STATE_DIR, Listing, error_row, qc_record_path, read_qc_record
+from veernet_ray.io import atomic_path
+
+# pandas and pyarrow are imported where the tables are read and written: the CLI imports this
+# module at start-up (through `pipeline`), and `veernet infer --help` should not pay for them.
 
 #: qc_* are the signals of trace.qc (class margin, shared ink, ink support, grid share, jumps, spread)
 QC_SIGNALS = ["qc_margin", "qc_shared", "qc_ink", "qc_grid", "qc_jumps", "qc_spread"]
@@ -93,13 +99,14 @@ def _counts(values) -> dict[str, int]:
 
 def _read(path: Path, columns: list[str]):
     import pandas as pd
+    import pyarrow
 
     if path.is_file():
         try:
             df = pd.read_parquet(path)
             if set(columns) <= set(df.columns):
                 return df[columns]
-        except Exception:
+        except (OSError, ValueError, pyarrow.ArrowException):
             pass  # a damaged table from a killed run: rebuilt from this run and the QC records
     return pd.DataFrame(columns=columns)
 
@@ -120,10 +127,6 @@ def _typed(df, columns: list[str]):
 
 def _write_if_changed(df, path: Path) -> bool:
     """Write a parquet table atomically, and only when its content changed (idempotent re-runs)."""
-    import io
-
-    from veernet_ray.io import atomic_path
-
     buf = io.BytesIO()
     df.to_parquet(buf, index=False, engine="pyarrow")
     data = buf.getvalue()
@@ -135,8 +138,6 @@ def _write_if_changed(df, path: Path) -> bool:
 
 
 def write_summary(output: Path, summary: dict[str, Any]) -> None:
-    from veernet_ray.io import atomic_path
-
     slim = {k: v for k, v in summary.items() if k not in ("las_files", "overlays")}
     with atomic_path(output / STATE_DIR / "last_summary.json") as tmp:
         tmp.write_text(json.dumps(slim, indent=1, default=str) + "\n", encoding="utf-8")
@@ -144,8 +145,6 @@ def write_summary(output: Path, summary: dict[str, Any]) -> None:
 
 def log_run(opts, output: Path, summary: dict[str, Any]) -> tuple[str | None, str]:
     """One MLflow run per invocation: checkpoint, counts, scans/s, qc.parquet and errors.parquet."""
-    from veernet_ray import tracking
-
     state = output / STATE_DIR
     uri = tracking.resolve_tracking_uri(opts.tracking_uri, state)
     exp = tracking.ensure_experiment(uri, opts.experiment, state)

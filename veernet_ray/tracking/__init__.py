@@ -199,12 +199,14 @@ def register_model(tracking_uri: str, run_id: str, artifact_path: str, name: str
     """
     import mlflow
     from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 
     client = mlflow.MlflowClient(tracking_uri)
     try:
         client.create_registered_model(name)
-    except MlflowException:
-        pass  # already registered
+    except MlflowException as exc:
+        if exc.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
+            raise  # anything but "already registered" is a real failure
     source = f"{client.get_run(run_id).info.artifact_uri}/{artifact_path}"
     return client.create_model_version(name, source=source, run_id=run_id).version
 

@@ -7,16 +7,24 @@ starts locally; under `ray job submit` RAY_ADDRESS points at the cluster.
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from veernet_ray import tracking
 from veernet_ray.config import RunConfig, save_config
 from veernet_ray.data.buckets import accumulation_steps
 from veernet_ray.data.manifest import resolve_manifest  # lives in data/ (tune uses it too); importable here
+from veernet_ray.data.pipeline import build_dataset, load_items, plan_split
+from veernet_ray.losses.schedule import parse_schedule
+from veernet_ray.model.checkpoint import CHECKPOINT_FILE, load_payload
+from veernet_ray.plan.planfile import load_plan
+
+# Ray is imported inside the functions that start it, so importing this module (tune, the tests
+# of physical_batch_for) does not load Ray; the CLI imports this module only after parsing
+# arguments and loading the config. The worker loop is imported only in the worker (_train_func).
 
 
 @dataclass
@@ -37,8 +45,6 @@ def physical_batch_for(cfg: RunConfig) -> tuple[int, int | None]:
     """
     if not cfg.train.plan:
         return cfg.train.physical_batch, None
-    from veernet_ray.plan.planfile import load_plan
-
     return load_plan(cfg.train.plan).batch_for(cfg.scale.num_workers)
 
 
@@ -64,11 +70,6 @@ def run_training(cfg: RunConfig, *, ray_address: str | None = None, verbose: boo
     from ray.train import CheckpointConfig, FailureConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    from veernet_ray import tracking
-    from veernet_ray.data.pipeline import build_dataset, load_items, plan_split
-
-    from veernet_ray.losses.schedule import parse_schedule
-
     parse_schedule(cfg.train.loss, cfg.train.epochs, cfg.train.loss_params or None)  # fail here, not in a worker
     storage = cfg.storage_path()
     run_dir = storage / cfg.name
@@ -78,8 +79,6 @@ def run_training(cfg: RunConfig, *, ray_address: str | None = None, verbose: boo
         # workers run in Ray's own working folder: a relative path must be resolved here, and
         # a missing checkpoint must stop the run before Ray starts, not in a worker
         init = Path(cfg.train.init_from).expanduser().resolve()
-        from veernet_ray.model.checkpoint import CHECKPOINT_FILE
-
         if not (init / CHECKPOINT_FILE if init.is_dir() else init).is_file():
             raise FileNotFoundError(f"train.init_from {init}: no {CHECKPOINT_FILE} there; train the binary stage "
                                     "first or point at its best/ folder")
@@ -173,7 +172,7 @@ def run_training(cfg: RunConfig, *, ray_address: str | None = None, verbose: boo
     best = None
     try:
         best_ckpt = result.get_best_checkpoint(cfg.scale.checkpoint_metric, "max")
-    except Exception:
+    except RuntimeError:  # Ray: no checkpoint kept, or none reported the metric; fall back to the last one
         best_ckpt = None
     best_ckpt = best_ckpt or result.checkpoint
     version = None
@@ -198,9 +197,6 @@ def _train_func(config: dict[str, Any]) -> None:
 def _log_final_model(cfg: RunConfig, tracking_uri: str, run_id: str, best: Path) -> str | None:
     """Log the best checkpoint's weights and config as the run's `model` and register it."""
     import torch
-
-    from veernet_ray import tracking
-    from veernet_ray.model.checkpoint import CHECKPOINT_FILE, load_payload
 
     payload = load_payload(best)
     slim = {k: payload[k] for k in ("model", "model_config", "config", "epoch", "history") if k in payload}

@@ -13,6 +13,7 @@ import contextlib
 import json
 import math
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,11 +26,15 @@ import torch.distributed as dist
 from veernet_ray import tracking
 from veernet_ray.config import from_dict
 from veernet_ray.data.collate import to_tensors
+from veernet_ray.data.pipeline import unwrap_row
 from veernet_ray.device import autocast_for, peak_memory_gb
+from veernet_ray.evaluate import score_curves, summarise, trace_positions
 from veernet_ray.losses import loss_normalizer
 from veernet_ray.losses.schedule import parse_schedule
 from veernet_ray.metrics.segmentation import SegmentationMeter
 from veernet_ray.model import VeerNet, model_config
+from veernet_ray.model.checkpoint import load_payload, save_checkpoint
+from veernet_ray.visual import truth_and_prediction, write_png
 
 
 # ----------------------------------------------------------------- helpers
@@ -45,8 +50,6 @@ def say(msg: str) -> None:
     """One console line from a worker. Ray Train patches `print` to also go through its
     logger, which shows each line twice on the driver; the process's own stdout, which
     Ray relays once, avoids that."""
-    import sys
-
     print(msg, file=sys.__stdout__, flush=True)
 
 
@@ -148,8 +151,6 @@ def train_one_epoch(model, optimizer, scheduler, loss_fn, rows: Iterable[dict], 
 def evaluate(model, rows: Iterable[dict], *, num_classes: int, device, amp: str, channels_last: bool,
              overlays: int = 0, overlay_dir: Path | None = None) -> dict[str, float]:
     """Per-class mask metrics over valid pixels and traced-curve metrics against the truth LAS."""
-    from veernet_ray.evaluate import score_curves, summarise, trace_positions
-
     model.eval()
     meter = SegmentationMeter(num_classes)
     scores: list[dict[str, float]] = []
@@ -181,14 +182,13 @@ def evaluate(model, rows: Iterable[dict], *, num_classes: int, device, amp: str,
 
 def write_overlay(path: Path, image: np.ndarray, pred: np.ndarray, truth: np.ndarray) -> None:
     """Truth (top) and prediction (bottom) on the raster: curve 1 red, curve 2 blue."""
-    from veernet_ray.visual import truth_and_prediction, write_png
-
     write_png(path, truth_and_prediction(image, pred, truth))
 
 
 # ----------------------------------------------------------- per worker
 def train_func(config: dict[str, Any]) -> None:
     """Ray Train entry point, run by every worker."""
+    # Ray only here: plan/ imports this module for the training step it measures, without Ray
     import ray.train
     import ray.train.torch
 
@@ -217,14 +217,10 @@ def train_func(config: dict[str, Any]) -> None:
     checkpoint = ray.train.get_checkpoint()
     state: dict[str, Any] = {}
     if checkpoint is not None:
-        from veernet_ray.model.checkpoint import load_payload
-
         with checkpoint.as_directory() as d:
             state = load_payload(d)
         model.load_state_dict(state["model"])
     elif tc.init_from:
-        from veernet_ray.model.checkpoint import load_payload
-
         loaded = model.load_backbone_from(load_payload(tc.init_from)["model"])
         if rank == 0:
             say(f"[veernet] stage start: loaded {len(loaded)} backbone tensors from {tc.init_from}")
@@ -272,8 +268,6 @@ def train_func(config: dict[str, Any]) -> None:
                 history.append({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
                 ckpt_dir = Path(tmp) / "ckpt"
                 ckpt_dir.mkdir()
-                from veernet_ray.model.checkpoint import save_checkpoint
-
                 save_checkpoint(ckpt_dir, model=model, optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
                                 epoch=epoch, config=cfg.to_dict(), history=json.dumps(history))
                 reported = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not _nan(v)}
@@ -297,8 +291,6 @@ def _nan(v: float) -> bool:
 
 def _rows(shard, shuffle_buffer: int = 0, seed: int | None = None) -> Iterator[dict]:
     """Pre-collated micro-batches from a Ray Data shard, one at a time (optionally shuffled locally)."""
-    from veernet_ray.data.pipeline import unwrap_row
-
     kwargs: dict[str, Any] = {"batch_size": 1, "batch_format": "numpy"}
     if shuffle_buffer and shuffle_buffer > 1:
         kwargs.update(local_shuffle_buffer_size=shuffle_buffer, local_shuffle_seed=seed)

@@ -18,7 +18,7 @@ from veernet_ray.losses.schedule import parse_schedule
 # the whitepapers argue for (soft-CE first, then Lovasz or Tversky; switch at the midpoint).
 LOSS_SWEEP = ("dice", "tversky", "lovasz", "focal", "sce", "sce->lovasz", "sce->tversky")
 
-# Capacity ablation (DOMAIN.md: on small from-scratch data the smallest backbone won).
+# Capacity ablation (on small from-scratch data the smallest backbone tends to win).
 # width: a multiplier on the config's encoder widths; depth: how many stride-2 encoder blocks.
 WIDTH_MULTS = (0.5, 1.0, 2.0)
 # 4 and 5 blocks: each block removed quadruples the attention bottleneck's tokens (a 640 x 12,800 seed log

@@ -25,7 +25,7 @@ from veernet_ray.tune.pricing import CPU_BASIS, EFFECTIVE_BATCH, Tier, TierError
 from veernet_ray.tune.trainable import (CPU_TIER, TAG_BASIS, TAG_KIND, TAG_STATUS, TAG_SWEEP, SweepSpec,
                                         summary_metrics, train_trial, trial_name)
 
-DEFAULT_METRIC = "val_curve_r2_median"  # DOMAIN.md: thin traces punish mask metrics; grade on the recovered curve
+DEFAULT_METRIC = "val_curve_r2_median"  # thin traces punish mask metrics; grade on the recovered curve
 TRIAL_CPUS = 0.01  # the trial function only waits on its TorchTrainer, whose workers ask for their own CPUs/GPUs
 
 
