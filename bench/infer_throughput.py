@@ -42,7 +42,7 @@ def naive(items, ckpt: Path, out: Path) -> float:
     from veernet_ray.io import read_image
     from veernet_ray.las.export import build_output, output_path, write_digitised_las
     from veernet_ray.las.sidecar import Sidecar
-    from veernet_ray.train.checkpoint import load_model
+    from veernet_ray.model.checkpoint import load_model
     from veernet_ray.trace import trace_curves
 
     model, _ = load_model(ckpt)

@@ -235,7 +235,7 @@ def test_bad_checkpoint_error_never_suggests_weights_only_false(tmp_path):
 
     import torch
 
-    from veernet_ray.train.checkpoint import load_payload
+    from veernet_ray.model.checkpoint import load_payload
 
     torch.save({"model": {}, "x": collections.OrderedDict(a=Path("/etc"))}, tmp_path / "objects.pt")
     (tmp_path / "garbage.pt").write_bytes(b"not a checkpoint" * 8)

@@ -220,7 +220,7 @@ def test_full_disk_then_rerun_then_another_model(ray_head, env_base, tmp_path):
     import lasio
 
     from veernet_ray.infer.cli import tiny_checkpoint
-    from veernet_ray.train.checkpoint import weights_hash
+    from veernet_ray.model.checkpoint import weights_hash
 
     src, out = tmp_path / "scans", tmp_path / "full"
     expect = make_inputs(src, 12)  # ~17 KB of LAS each: 128 KB holds about half

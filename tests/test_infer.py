@@ -43,7 +43,7 @@ def trained_ckpt(demo_data, tmp_path_factory) -> Path:
     from veernet_ray.io import read_image
     from veernet_ray.losses import build_loss
     from veernet_ray.model import VeerNet, VeerNetConfig
-    from veernet_ray.train.checkpoint import save_checkpoint
+    from veernet_ray.model.checkpoint import save_checkpoint
     from veernet_ray.train.loop import accumulate_gradients
 
     torch.manual_seed(0)
@@ -163,7 +163,7 @@ def test_ray_job_submit_end_to_end_with_bad_inputs_then_idempotent(
     import lasio
 
     from veernet_ray.infer.score import score_outputs
-    from veernet_ray.train.checkpoint import weights_hash
+    from veernet_ray.model.checkpoint import weights_hash
 
     root = tmp_path / "inputs"
     root.mkdir()

@@ -169,12 +169,13 @@ def _batch(rows: list[dict]) -> dict:
 
 def test_model_stage_batches_tiles_and_retries_out_of_memory(tmp_path, tiny_ckpt):
     stage = ModelStage(tiny_ckpt.read_bytes(), batch_size=4, max_width=512, overlap=64)
-    rows = [decode_row(_row(tmp_path, f"s{i}", scan(64, w, i))) for i, w in enumerate((256, 288, 1200))]
+    rows = [decode_row(_row(tmp_path, f"s{i}", scan(64, w, i))) for i, w in enumerate((272, 288, 1200))]
     out = stage(_batch(rows))
     assert list(out["status"]) == ["ok"] * 3
-    assert [p.shape for p in out["probs"]] == [(3, 64, 256), (3, 64, 288), (3, 64, 1200)]
+    assert [p.shape for p in out["probs"]] == [(3, 64, 272), (3, 64, 288), (3, 64, 1200)]
     assert all(p.dtype == np.uint8 for p in out["probs"])
-    # one batch for the two narrow scans, three 512-wide tiles in one batch for the wide one
+    # one batch for the two narrow scans (both pad to 288: no padding beyond their own rounding,
+    # within data.max_padding), three 512-wide tiles in one batch for the wide one
     assert sum(out["n_forward"]) == 2
     # the wide scan's tiles agree with running it whole (the network is translation-equivariant
     # up to border effects; blending keeps the seams small)
@@ -191,7 +192,7 @@ def test_model_stage_batches_tiles_and_retries_out_of_memory(tmp_path, tiny_ckpt
 
     stage.model = Fussy()
     stage.forwards = 0
-    out = stage(_batch(rows[:2]))
+    out = stage(_batch([decode_row(_row(tmp_path, f"f{i}", scan(64, w, i))) for i, w in enumerate((256, 288))]))
     assert list(out["status"]) == ["ok", "error"]  # 288 px cannot be halved below the 512 px floor
     assert out["kind"][1] == "out_of_memory" and "out of memory" in out["message"][1]
     assert is_oom(RuntimeError("CUDA error: out of memory")) and not is_oom(RuntimeError("shape mismatch"))
@@ -220,7 +221,7 @@ def test_write_row_writes_las_and_qc_record(tmp_path, tiny_ckpt):
 def test_write_if_changed_is_idempotent(tmp_path):
     import pandas as pd
 
-    from veernet_ray.infer.pipeline import ERROR_COLUMNS, _typed, _write_if_changed
+    from veernet_ray.infer.results import ERROR_COLUMNS, _typed, _write_if_changed
 
     df = _typed(pd.DataFrame([{"path": "a", "id": "a", "kind": "k", "message": "m", "stage": "s",
                                "status": "error"}]), ERROR_COLUMNS)

@@ -10,7 +10,7 @@ from veernet_ray.las.lasfile import LasCurve, read_las_curves, uniform_step, wri
 
 
 def assert_header_consistent(path):
-    """The DOMAIN.md writer rules, checked on the file as lasio reads it back."""
+    """The LAS writer rules (docs/contracts.md section 4), checked on the file as lasio reads it back."""
     text = path.read_text()
     sections = [line.split()[0] for line in text.splitlines() if line.startswith("~")]
     assert sections[0].startswith("~V") and sections[-1].startswith("~A")

@@ -15,7 +15,7 @@ from veernet_ray.plan.cli import main as plan_main
 from veernet_ray.plan.fit import GIB, Point, fit_memory, fit_step_time, given_throughput
 from veernet_ray.plan.planner import PlanError, choose_batch, make_plan, manifest_shapes, padding_figures
 from veernet_ray.plan.tiers import DEFAULT_TIERS, Tier, TierError, load_tiers
-from veernet_ray.train.driver import physical_batch_for
+from veernet_ray.train.driver import physical_batch_for, resolve_batching
 
 TINY = ["model.stem_width=8", "model.widths=[8,16,16,32,32]", "train.loss=sce"]  # = --smoke-test's model
 
@@ -193,6 +193,8 @@ def test_cli_on_demo_manifest_writes_a_plan_train_reads(demo_data, tmp_path, cap
         assert r["throughput_basis"] == "cpu-measured" and math.isfinite(r["eur_per_run"])
     cfg = load_config(None, [f"train.plan={out / 'plan.json'}"])
     assert physical_batch_for(cfg) == (plan["physical_batch"], plan["accumulation_steps"])
+    used = resolve_batching(cfg).to_dict()["train"]  # what the run folder, checkpoints and MLflow record
+    assert (used["physical_batch"], used["accumulation_steps"]) == (plan["physical_batch"], plan["accumulation_steps"])
 
 
 def test_cli_given_throughput_on_a_seed_size_shape_manifest(tmp_path, capsys):
@@ -295,3 +297,36 @@ def test_measured_path_runs_real_steps_and_checks_a_held_out_point(tmp_path, mon
     h = plan["holdout"]
     assert (h["batch"], h["height"], h["width"]) == (1, 64, 512) and h["within_10pct"]
     assert all(p["seconds"] > 0 for p in plan["memory_fit"]["points"])
+
+
+def test_plan_file_is_read_as_a_typed_plan(tmp_path):
+    from veernet_ray.plan.planfile import PLAN_VERSION, Plan, PlanFileError, fallback_plan, load_plan
+
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps({"schema": "veernet-plan/1", "version": PLAN_VERSION, "tier": "advanced",
+                                "physical_batch": 6, "accumulation_steps": 3, "num_workers": 1,
+                                "tiers": [{"name": "high-end", "fits": False},
+                                          {"name": "advanced", "fits": True, "physical_batch": 6,
+                                           "accumulation_steps": 3}]}))
+    plan = load_plan(path)
+    assert isinstance(plan, Plan) and plan.version == PLAN_VERSION and plan.tier == "advanced"
+    assert plan.batch_for(1) == (6, 3) and plan.batch_for(2) == (6, None)  # accumulation is per worker count
+    assert not plan.tiers["high-end"].fits and plan.tiers["advanced"].physical_batch == 6
+    path.write_text(json.dumps({"version": PLAN_VERSION + 1, "physical_batch": 6}))
+    with pytest.raises(PlanFileError, match="re-run `veernet plan`"):
+        load_plan(path)
+    path.write_text("{not json")
+    with pytest.raises(PlanFileError, match="not a plan file"):
+        load_plan(path)
+    with pytest.raises(FileNotFoundError, match="veernet plan --manifest"):
+        load_plan(tmp_path / "missing.json")
+    table = fallback_plan([Tier("high-end", 24, 750), Tier("mine", 48, 1000)])
+    assert {n: r.physical_batch for n, r in table.tiers.items()} == {"high-end": 4, "mine": 9}
+
+
+def test_saved_config_records_the_batching_used():
+    cfg = load_config(None, ["train.physical_batch=3", "train.effective_batch=16", "scale.num_workers=2"])
+    assert cfg.train.accumulation_steps is None
+    used = resolve_batching(cfg).train
+    assert (used.physical_batch, used.accumulation_steps) == (3, 3)  # 3 x 2 workers x 3 >= 16
+    assert resolve_batching(cfg.with_overrides({"train.accumulation_steps": 5})).train.accumulation_steps == 5

@@ -86,7 +86,7 @@ def test_job_succeeds_and_writes_checkpoints(train_job):
     assert best.exists()
     ckpts = sorted(p.name for p in (train_job["storage"] / "ray").glob("**/epoch_*"))
     assert ckpts, "no Ray Train checkpoint directories"
-    from veernet_ray.train.checkpoint import load_model
+    from veernet_ray.model.checkpoint import load_model
 
     model, payload = load_model(best)  # weights_only=True inside
     assert payload["config"]["train"]["epochs"] == EPOCHS

@@ -88,7 +88,7 @@ def test_bucketing_cuts_padding_to_target_on_the_seed_distribution():
     floor = 1 - bucketed.real_px / bucketed.rounded_px
     assert 0.02 < floor < 0.035 and bucketed.padding < floor + 0.01, bucketed
     assert np.mean([len(b) for b in batches]) > 3.5  # batches stay nearly full
-    assert 0.15 < naive.padding < 0.40, naive  # DOMAIN.md: "about a quarter"
+    assert 0.15 < naive.padding < 0.40, naive  # data/buckets.py: "about a quarter"
     batches = plan_batches(shapes, 4)
     assert sorted(i for b in batches for i in b) == list(range(2000))  # every scan exactly once
     assert all(len(b) <= 4 for b in batches)
@@ -144,11 +144,11 @@ def test_decode_batch_collates_a_planned_batch_and_merges_classes_for_the_binary
     from veernet_ray.data.pipeline import decode_batch, load_items, plan_split
 
     items = load_items(demo_data, "train")
-    plan = plan_split(items, 3, num_workers=2)
+    plan = plan_split(items, 3, multiple=32, num_workers=2)
     assert len(plan.batches) % 2 == 0  # every worker takes the same number of steps
     rows = plan.rows(items)
-    multi = decode_batch(rows[0], binary=False, with_truth=True)
-    binary = decode_batch(rows[0], binary=True, with_truth=False)
+    multi = decode_batch(rows[0], binary=False, with_truth=True, multiple=32)
+    binary = decode_batch(rows[0], binary=True, with_truth=False, multiple=32)
     b, hp, wp = multi["image"].shape
     assert hp % 32 == 0 and wp % 32 == 0 and multi["image"].dtype == np.uint8
     assert set(np.unique(multi["mask"])) <= {0, 1, 2} and 2 in multi["mask"]

@@ -66,8 +66,10 @@ def test_capacity_widths_round_to_groupnorm_and_heads():
     assert capacity_widths((24, 32, 64, 96, 128), 1.0, 5, attn_heads=4) == (24, 32, 64, 96, 128)
     assert capacity_widths((24, 32, 64, 96, 128), 0.5, 4, attn_heads=4) == (16, 16, 32, 48)
     assert capacity_widths((8, 16, 16, 32, 32), 1.0, 3, attn_heads=12) == (8, 16, 24)
-    with pytest.raises(ConfigError, match="multiples of 32"):
-        capacity_widths((8, 16, 16, 32, 32, 64), 1.0, 6, attn_heads=4)
+    # six blocks pad to 2**6: the pipeline takes the multiple from the model, so depth 6 is a valid variant
+    assert capacity_widths((8, 16, 16, 32, 32, 64), 1.0, 6, attn_heads=4) == (8, 16, 16, 32, 32, 64)
+    with pytest.raises(ConfigError, match=r"capacity depth must be in \[1, 6\]"):
+        capacity_widths((8, 16, 16, 32, 32, 64), 1.0, 7, attn_heads=4)
     space = capacity_variants(ModelConfig(), (0.5, 2.0), (4, 5))
     assert list(space) == ["w0.5x-d4", "w2x-d4", "w0.5x-d5", "w2x-d5"]
     assert space["w2x-d5"] == {"model.stem_width": 32, "model.widths": [48, 64, 128, 192, 256]}

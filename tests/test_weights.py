@@ -31,7 +31,7 @@ def test_shipped_weights_are_small_safe_and_match_their_card():
 
 def test_export_weights_keeps_only_what_inference_needs(tmp_path):
     from veernet_ray.infer.cli import tiny_checkpoint
-    from veernet_ray.train.checkpoint import load_model
+    from veernet_ray.model.checkpoint import load_model
 
     src = tiny_checkpoint(tmp_path / "src")
     dest = export_weights(src, tmp_path / "w.pt", card={"note": "test"})

@@ -1,4 +1,4 @@
-"""Capacity ablation: encoder width multiplier x depth (DOMAIN.md's small-data lesson) x GPU tier, priced per trial.
+"""Capacity ablation: encoder width multiplier x depth x GPU tier, priced per trial (small data favours small backbones).
 
 Same as `veernet tune capacity`; see `--help`. Smoke test on CPU in a few minutes:
 

@@ -19,6 +19,9 @@ from typing import Any
 
 import yaml
 
+# the `model:` section is VeerNet's own architecture config (torch-free), re-exported here
+from veernet_ray.model.config import ModelConfig
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -33,19 +36,10 @@ class DataConfig:
     generate_preset: str = "demo"
     generate_seed: int = 0
     generate_las_dir: str | None = None  # real-curve source for generation (None = stochastic only)
-    max_padding: float = 0.03  # most padding a micro-batch may add beyond each scan's own 32-rounding
+    max_padding: float = 0.03  # most padding a micro-batch may add beyond each scan's own rounding to model.multiple
     shuffle_buffer: int = 4  # pre-collated batches held per worker for the per-epoch shuffle
     decode_cpus: float = 0.25  # CPUs reserved by each Ray Data decode task (fractional: 2-core laptops)
     limit: int | None = None  # use only the first N items of each split (smoke runs)
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    stem_width: int = 16
-    widths: tuple[int, ...] = (24, 32, 64, 96, 128)
-    attn_layers: int = 2
-    attn_heads: int = 4
-    checkpointing: bool = False
 
 
 @dataclass(frozen=True)
@@ -54,6 +48,9 @@ class TrainConfig:
     epochs: int = 10
     effective_batch: int = 16
     physical_batch: int = 4  # micro-batch per worker; a plan file overrides it
+    # micro-batches per optimiser step; None = the plan's, else effective_batch / (physical_batch x workers).
+    # The config saved with a run records the values the run used for both.
+    accumulation_steps: int | None = None
     plan: str | None = None  # plan.json from `veernet plan`
     loss: str = "sce->tversky"  # a loss name or a schedule "a->b" / "a->b@epoch"
     loss_params: dict[str, Any] = field(default_factory=dict)
@@ -75,8 +72,8 @@ class TrainConfig:
         _choice("train.amp", self.amp, ("auto", "bf16", "off"))
         _choice("train.init_scope", self.init_scope, ("backbone", "all"))
         _choice("train.channels_last", self.channels_last, ("auto", "on", "off"))
-        for name in ("epochs", "effective_batch", "physical_batch"):
-            if getattr(self, name) < 1:
+        for name in ("epochs", "effective_batch", "physical_batch", "accumulation_steps"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(f"train.{name} must be at least 1, got {getattr(self, name)}")
         if self.lr <= 0:
             raise ConfigError(f"train.lr must be positive, got {self.lr}")

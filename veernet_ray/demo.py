@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from veernet_ray.config import PROJECT_ROOT, load_config
+from veernet_ray.entry import add_config_args, config_from_args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,8 +26,7 @@ def main(argv: list[str] | None = None) -> int:
         "on local Ray (CPU) as a demonstration, then digitise seed-size scans in held-out styles with the "
         "shipped model into LAS files with QC, grade them against the truth, log everything to a local MLflow.",
     )
-    p.add_argument("--config", default=str(PROJECT_ROOT / "configs" / "demo.yaml"), help="run config (default: %(default)s)")
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides, e.g. train.epochs=2")
+    add_config_args(p, config_help="run config", set_help="config overrides, e.g. train.epochs=2")
     p.add_argument("--skip-train", action="store_true", help="reuse the last demo checkpoint instead of training")
     p.add_argument("--digitise-n", type=int, default=3, metavar="N",
                    help="seed-size scans per held-out style family to digitise with the shipped model")
@@ -38,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     from veernet_ray.paths import output_folder_problem
 
     try:
-        cfg = load_config(args.config, args.set)
+        cfg = config_from_args(args)
     except ConfigError as exc:
         print(f"veernet demo: error: {exc}", file=sys.stderr)
         return 2

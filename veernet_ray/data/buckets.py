@@ -1,15 +1,15 @@
 """Width-bucketed micro-batch planning (detectron2's GroupedBatchSampler idea).
 
 Logs are never resized, so a micro-batch is padded to its widest and tallest
-member (rounded up to 32). A random batch of 4 from the 3,200-12,800 px range
-wastes about a quarter of its pixels on padding; grouping by padded height and
+member (rounded up to the model's multiple: 32 for five stride-2 blocks). A
+random batch of 4 from the 3,200-12,800 px range wastes about a quarter of its pixels on padding; grouping by padded height and
 then by width makes batch-mates nearly the same shape.
 
 Two padding figures are reported, because they have different causes:
 - `padding`: all padded pixels / computed pixels. It includes the rounding
-  of every H and W up to a multiple of 32, which the network needs whatever
+  of every H and W up to the model's multiple, which the network needs whatever
   the batching (about 2.8% for heights uniform in 480-640).
-- `bucket_padding`: padding beyond each image's own 32-rounding, i.e. the
+- `bucket_padding`: padding beyond each image's own rounding, i.e. the
   waste the batching itself causes. This is what the planner minimises.
 
 Planning reads shapes only (from the manifest), never pixels.
@@ -22,9 +22,9 @@ from typing import Sequence
 
 import numpy as np
 
-from veernet_ray.data.collate import round_up
+from veernet_ray.data.collate import DEFAULT_MULTIPLE, round_up
 
-MULTIPLE = 32  # 2**5: five stride-2 encoder stages
+MULTIPLE = DEFAULT_MULTIPLE  # the default model's (2**5); pipelines pass their model's `multiple`
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ def plan_batches(
     bucketed=True: items are grouped by padded height, sorted by width inside
     each group and cut greedily into consecutive runs; a run is closed early
     when adding the next item would push the batch's own padding beyond its
-    members' 32-rounding (`bucket_padding`) above `max_padding`. So every
+    members' own rounding (`bucket_padding`) above `max_padding`. So every
     micro-batch honours the target, and batches only shrink where widths are
     sparse. bucketed=False: a seeded random grouping (the naive regime the
     benchmark compares against).

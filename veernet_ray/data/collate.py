@@ -13,7 +13,14 @@ from typing import Iterable, Sequence
 import numpy as np
 import torch
 
-__all__ = ["round_up", "pad_collate", "padding_fraction", "normalize_image", "to_tensors"]
+from veernet_ray.config import ModelConfig
+
+__all__ = ["round_up", "pad_collate", "padding_fraction", "normalize_image", "to_tensors", "DEFAULT_MULTIPLE"]
+
+# The default model's padding multiple (2**5 for five stride-2 blocks), for callers that pad
+# without a model at hand (tests, benchmarks). Training and inference pass their model's own
+# `multiple` (`ModelConfig.multiple`, `VeerNet.multiple`).
+DEFAULT_MULTIPLE = ModelConfig().multiple
 
 # White paper: padding then looks like blank background to the network, so
 # border pixels next to the padding see the same context as at a paper edge.
@@ -44,12 +51,12 @@ def _check_array(kind: str, i: int, a: object) -> np.ndarray:
 def pad_collate(
     images: Sequence[np.ndarray],
     masks: Sequence[np.ndarray] | None = None,
-    multiple: int = 32,
+    multiple: int = DEFAULT_MULTIPLE,
 ) -> dict[str, np.ndarray]:
     """Pad a list of scans (and masks) bottom-right into one batch.
 
     The padded size is (Hp, Wp) = (max H, max W), each rounded up to `multiple`
-    (VeerNet's 2**len(widths); 32 by default).
+    (the model's 2**len(widths); the default model's by default).
 
     Args:
         images: B uint8 arrays (H_i, W_i), depth along W.
@@ -92,7 +99,7 @@ def pad_collate(
     return batch
 
 
-def padding_fraction(shapes: Iterable[tuple[int, int]], multiple: int = 32) -> float:
+def padding_fraction(shapes: Iterable[tuple[int, int]], multiple: int = DEFAULT_MULTIPLE) -> float:
     """Share of the computed pixels that would be padding if `shapes` formed one batch.
 
     E.g. shapes [(640, 3200), (640, 6400)] at multiple 32 -> 1 - (3200 + 6400) / (2 * 6400) = 0.25.

@@ -1,4 +1,4 @@
-"""Dataset manifest `manifest.parquet` (CONTRACTS.md section 3): write, read, validate.
+"""Dataset manifest `manifest.parquet` (docs/contracts.md section 3): write, read, validate.
 
 One row per raster log. Paths are stored relative to the manifest's folder and
 resolved to absolute paths on read, so a dataset folder can be moved whole.
@@ -89,3 +89,22 @@ def read_manifest(path: str | os.PathLike, check_files: bool = False) -> pd.Data
 
 def _rows(bad: pd.Series) -> list[int]:
     return [int(i) for i in bad[bad].index[:5]]
+
+
+def resolve_manifest(cfg) -> Path:
+    """The manifest a run config trains on (`data.manifest`); with none configured, the
+    configured dataset (`data.generate_*`) is generated into `<storage>/data/` first."""
+    if cfg.data.manifest:
+        path = Path(cfg.data.manifest).expanduser().resolve()
+        if path.is_dir():
+            path = path / "manifest.parquet"
+        if not path.exists():
+            raise FileNotFoundError(f"manifest {path} not found; generate one with `veernet synth DIR` or set data.manifest")
+        return path
+    # imported here: the generator (and its fonts and LAS pool) only when a run asks for data
+    from veernet_ray.synth import generate_dataset
+
+    d = cfg.data
+    out = cfg.storage_path() / "data" / f"{d.generate_preset}-n{d.generate_n}-s{d.generate_seed}"
+    return Path(generate_dataset(out, n=d.generate_n, seed=d.generate_seed, preset=d.generate_preset,
+                                 las_dir=d.generate_las_dir, workers=1))

@@ -63,10 +63,13 @@ class BatchPlan:
 
 
 def plan_split(
-    items: Sequence[Item], physical_batch: int, *, num_workers: int = 1, multiple: int = 32, bucketed: bool = True,
+    items: Sequence[Item], physical_batch: int, *, multiple: int, num_workers: int = 1, bucketed: bool = True,
     max_padding: float = 0.03, seed: int = 0,
 ) -> BatchPlan:
     """Micro-batches for one split; the count is made a multiple of `num_workers`.
+
+    `multiple` is the model's padding multiple (`cfg.model.multiple`); it has no default
+    so a pipeline cannot pad for another network than the one it feeds.
 
     Every worker must take the same number of steps (DDP all-reduces each
     step). Rather than drop the tail, the first batches are visited once more
@@ -79,7 +82,7 @@ def plan_split(
     return BatchPlan(batches, plan_padding(shapes, batches, multiple))
 
 
-def decode_batch(row: dict[str, Any], *, binary: bool, with_truth: bool, multiple: int = 32) -> dict[str, Any]:
+def decode_batch(row: dict[str, Any], *, binary: bool, with_truth: bool, multiple: int) -> dict[str, Any]:
     """One planned micro-batch -> one pre-collated row (runs in a Ray Data CPU task)."""
     from veernet_ray.io import read_image
 
@@ -115,7 +118,7 @@ def decode_batch(row: dict[str, Any], *, binary: bool, with_truth: bool, multipl
 
 
 def build_dataset(
-    items: Sequence[Item], plan: BatchPlan, *, binary: bool, with_truth: bool, decode_cpus: float = 0.25, multiple: int = 32
+    items: Sequence[Item], plan: BatchPlan, *, binary: bool, with_truth: bool, multiple: int, decode_cpus: float = 0.25
 ):
     """A Ray Dataset whose rows are the plan's pre-collated micro-batches, in plan order."""
     import ray.data

@@ -1,7 +1,7 @@
 """Archive-scale batch inference: scans -> LAS files on Ray Data (`veernet infer`).
 
 listing (headers only) -> stages (decode, model actor pool, trace + write) ->
-pipeline (the Ray Data graph, qc.parquet, errors.parquet, MLflow); tiles for
+pipeline (the Ray Data graph) -> results (qc.parquet, errors.parquet, summary, MLflow); tiles for
 scans wider than one forward pass; score for grading outputs against truth.
 """
 

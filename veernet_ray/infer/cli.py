@@ -151,7 +151,7 @@ def tiny_checkpoint(directory: str | Path, seed: int = 0, stem_width: int = 8,
     import torch
 
     from veernet_ray.model import VeerNet, VeerNetConfig
-    from veernet_ray.train.checkpoint import save_checkpoint
+    from veernet_ray.model.checkpoint import save_checkpoint
 
     torch.manual_seed(seed)
     d = Path(directory)

@@ -21,7 +21,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from veernet_ray.data.collate import round_up
+from veernet_ray.data.collate import DEFAULT_MULTIPLE, round_up
 from veernet_ray.io import IMAGE_SUFFIXES, RasterError, read_header
 from veernet_ray.las.sidecar import Sidecar, SidecarError
 
@@ -162,6 +162,7 @@ def list_inputs(
     run_key: str = "",
     checkpoint_hash: str = "",
     overwrite: bool = False,
+    multiple: int = DEFAULT_MULTIPLE,
 ) -> Listing:
     """Read headers and sidecars, drop what cannot be digitised, mark what is already done.
 
@@ -175,6 +176,7 @@ def list_inputs(
     only when its LAS is there and its QC record carries the same fingerprint; a record made by
     another checkpoint or other options is counted (`other_model`, `other_options`) and redone.
     overwrite: redo every scan.
+    multiple: the model's padding multiple; scans are sorted by height rounded to it.
     """
     from veernet_ray.las.export import assign_output_stems
 
@@ -215,7 +217,7 @@ def list_inputs(
             else:
                 listing.other_options += 1
         listing.items.append(item)
-    listing.items.sort(key=lambda it: (round_up(it.height, 32), it.width, it.id))
+    listing.items.sort(key=lambda it: (round_up(it.height, multiple), it.width, it.id))
     return listing
 
 

@@ -1,7 +1,7 @@
 """Archive-scale batch inference on Ray Data: scans in, one LAS per scan out.
 
     list (driver, headers only) -> decode (CPU tasks) -> model (actor pool, GPU or CPU)
-        -> trace + calibrate + write LAS (CPU tasks) -> qc.parquet, errors.parquet, MLflow
+        -> trace + calibrate + write LAS (CPU tasks) -> qc.parquet, errors.parquet, MLflow (`results`)
 
 Stages are sized independently (`decode_cpus`, `model_actors`/`model_cpus`,
 `write_cpus`), so decoders never hold a GPU and the model actors are fed by a
@@ -18,23 +18,27 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, fields, replace
+import typing
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from veernet_ray.infer.listing import (STATE_DIR, Item, Listing, error_row, list_inputs, qc_record_path,
-                                      read_qc_record)
+from veernet_ray import __version__, tracking
+from veernet_ray.config import ConfigError, _coerce
+from veernet_ray.infer.listing import MIN_SIDE, STATE_DIR, Item, list_inputs
+# the tables' columns and the summary live with the results; importable from here too
+from veernet_ray.infer.results import (ERROR_COLUMNS, QC_COLUMNS, QC_SIGNALS, _typed, _write_if_changed,  # noqa: F401
+                                       format_summary, log_run, merge_tables, write_summary)
+from veernet_ray.paths import output_folder_problem
 from veernet_ray.weights import SHIPPED as SHIPPED_WEIGHTS
 
-#: qc_* are the signals of trace.qc (class margin, shared ink, ink support, grid share, jumps, spread)
-QC_SIGNALS = ["qc_margin", "qc_shared", "qc_ink", "qc_grid", "qc_jumps", "qc_spread"]
-QC_COLUMNS = ["scan_id", "curve", "class_id", "coverage", "mean_confidence", *QC_SIGNALS, "flagged", "reason",
-              "path", "las"]
-ERROR_COLUMNS = ["path", "id", "kind", "message", "stage", "status"]
-#: smallest scan side the listing accepts (listing.MIN_SIDE): bounds below it are meaningless
-MIN_SIDE_PX = 32
+# torch (checkpoints, the model stage), Ray and the sheet layout readers are imported inside the
+# functions that use them: `veernet infer` answers usage errors without loading any of them.
+
+#: smallest scan side the listing accepts: bounds below it are meaningless
+MIN_SIDE_PX = MIN_SIDE
 #: consecutive model-actor deaths during start-up tolerated (each replaced) before the job fails
 MODEL_INIT_DEATHS = 3
 
@@ -93,10 +97,6 @@ class InferOptions:
     follow_symlinks: bool = False  # follow links that lead outside the input folder
 
     def __post_init__(self) -> None:
-        import typing
-
-        from veernet_ray.config import ConfigError, _coerce
-
         hints = typing.get_type_hints(type(self))
         for f in fields(self):
             try:
@@ -117,21 +117,21 @@ def _flag(name: str) -> str:
 # --------------------------------------------------------------- checkpoint
 def resolve_checkpoint(spec: str | None, *, tracking_uri: str | None, state_dir: Path) -> tuple[Path, str]:
     """(local checkpoint.pt, how it was named) for a path, a folder, `models:/...`/`runs:/...`, or None."""
-    from veernet_ray.train.checkpoint import CHECKPOINT_FILE
+    from veernet_ray.model.checkpoint import CHECKPOINT_FILE
 
     if not spec:
         if SHIPPED_WEIGHTS.is_file():
             return SHIPPED_WEIGHTS, "shipped"
         raise InferError("no model: pass --checkpoint PATH|models:/name/version; train one with `veernet train`")
     if spec.startswith(("models:/", "runs:/")):
-        from veernet_ray import tracking
-
         uri = tracking.resolve_tracking_uri(tracking_uri, state_dir)
         dst = state_dir / "model" / "".join(c if c.isalnum() else "_" for c in spec)
         dst.mkdir(parents=True, exist_ok=True)
+        from mlflow.exceptions import MlflowException
+
         try:
             local = tracking.download_model(uri, spec, dst)
-        except Exception as exc:
+        except (MlflowException, OSError) as exc:  # not registered / no such run / server unreachable
             raise InferError(f"cannot fetch {spec} from {uri}: {type(exc).__name__}: {exc}") from exc
         found = [local] if local.is_file() else sorted(local.rglob(CHECKPOINT_FILE))
         if not found:
@@ -150,7 +150,7 @@ def resolve_checkpoint(spec: str | None, *, tracking_uri: str | None, state_dir:
 
 def model_provenance(checkpoint: Path, source: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """(~P entries for every LAS, model facts) after checking the checkpoint loads (weights_only)."""
-    from veernet_ray.train.checkpoint import load_model, weights_hash
+    from veernet_ray.model.checkpoint import load_model, weights_hash
 
     try:
         model, _ = load_model(checkpoint)
@@ -166,7 +166,7 @@ def model_provenance(checkpoint: Path, source: str) -> tuple[dict[str, Any], dic
                      "checkpoint source"),
     }
     facts = {"model_name": name, "checkpoint_hash": digest, "num_classes": cfg.num_classes,
-             "parameters": int(sum(p.numel() for p in model.parameters()))}
+             "parameters": int(sum(p.numel() for p in model.parameters())), "multiple": int(model.multiple)}
     return provenance, facts
 
 
@@ -179,8 +179,6 @@ def run_inference(opts: InferOptions) -> dict[str, Any]:
     model_batches, output paths, checkpoint facts, mlflow_run_id, exit_code.
     """
     t_start = time.perf_counter()  # opts were validated when made (InferOptions.__post_init__)
-    from veernet_ray.paths import output_folder_problem
-
     problem = output_folder_problem(opts.output, "--output")
     if problem:
         raise InferError(problem)
@@ -194,7 +192,8 @@ def run_inference(opts: InferOptions) -> dict[str, Any]:
         listing = list_inputs(opts.input, output, split=opts.split, orientation=opts.orientation,
                               max_height=opts.max_height, max_pixels=opts.max_pixels,
                               follow_symlinks=opts.follow_symlinks, run_key=run_key(opts, facts["checkpoint_hash"]),
-                              checkpoint_hash=facts["checkpoint_hash"], overwrite=opts.overwrite)
+                              checkpoint_hash=facts["checkpoint_hash"], overwrite=opts.overwrite,
+                              multiple=facts["multiple"])
     except (FileNotFoundError, ValueError) as exc:
         raise InferError(str(exc)) from exc
     n_listed = len(listing.items) + len(listing.complete) + len(listing.errors)
@@ -214,18 +213,21 @@ def run_inference(opts: InferOptions) -> dict[str, Any]:
         t0 = time.perf_counter()
         _init_ray(opts)
         ray_init_s = time.perf_counter() - t0
+        from ray.data.exceptions import ExecutionTimeoutError, SystemException
+        from ray.exceptions import RayError
+
         t1 = time.perf_counter()
         try:
             rows, resources = _run_dataset(opts, listing.items, ckpt, provenance, output)
-        except InferError:
-            raise
-        except Exception as exc:  # a Ray failure: one line; finished scans are kept, a re-run resumes
+        except (RayError, SystemException, ExecutionTimeoutError, OSError) as exc:
+            # the Ray job failed (a task or actor error, a lost node, the disk): one line; finished scans
+            # are kept and a re-run resumes. Bugs in this driver code surface with their traceback.
             raise InferJobError(f"the Ray Data job stopped: {type(exc).__name__}: {_first_line(exc)}; the scans "
                                 "finished so far are kept and a re-run of the same command resumes") from exc
         pipeline_s = time.perf_counter() - t1
 
     try:
-        summary = _finish(opts, output, listing, rows, provenance, facts)
+        summary = merge_tables(output, listing, rows, facts)
     except OSError as exc:  # e.g. the output disk is full: the LAS files written so far are complete
         raise InferJobError(f"cannot write qc.parquet / errors.parquet in {output} ({exc.strerror or exc}); "
                             "free space and re-run the same command: finished scans are kept") from exc
@@ -233,9 +235,9 @@ def run_inference(opts: InferOptions) -> dict[str, Any]:
                    wall_s=time.perf_counter() - t_start, stale_parts_removed=removed, **resources)
     summary["scans_per_s"] = summary["done"] / pipeline_s if pipeline_s > 0 else 0.0
     if opts.tracking:
-        summary["mlflow_run_id"], summary["tracking_uri"] = _log_mlflow(opts, output, summary)
+        summary["mlflow_run_id"], summary["tracking_uri"] = log_run(opts, output, summary)
     try:
-        _write_summary(output, summary)
+        write_summary(output, summary)
     except OSError as exc:
         _say(opts, f"[veernet] infer: could not write {STATE_DIR}/last_summary.json ({exc.strerror or exc})")
     return summary
@@ -248,8 +250,6 @@ def run_key(opts: InferOptions, checkpoint_hash: str) -> str:
     its QC record was written with. Left out on purpose: batch size, actors, CPUs, device and
     overlays (they change how fast, not what).
     """
-    from veernet_ray import __version__
-
     return json.dumps({"ckpt": checkpoint_hash, "version": __version__, "max_width": opts.max_width,
                        "tile_overlap": opts.tile_overlap, "min_coverage": opts.min_coverage,
                        "min_confidence": opts.min_confidence}, sort_keys=True)
@@ -397,180 +397,9 @@ def _plain(row: dict[str, Any]) -> dict[str, Any]:
     return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
 
 
-# ----------------------------------------------------------------- results
-def _finish(opts: InferOptions, output: Path, listing: Listing, rows: list[dict], provenance: dict,
-            facts: dict) -> dict[str, Any]:
-    """Merge this run's rows with earlier runs' into qc.parquet and errors.parquet; count."""
-    import pandas as pd
-
-    listed_ids = {it.id for it in listing.items} | {it.id for it in listing.complete}
-    listed_paths = {it.path for it in listing.items} | {it.path for it in listing.complete} | {
-        e["path"] for e in listing.errors}
-    qc_path, err_path = output / "qc.parquet", output / "errors.parquet"
-    old_qc = _read(qc_path, QC_COLUMNS)
-    old_err = _read(err_path, ERROR_COLUMNS)
-
-    qc_new: list[dict] = []
-    errors = list(listing.errors)
-    done = skipped = flagged = 0
-    for r in rows:
-        if r["status"] == "done":
-            done += 1
-            q = json.loads(r["qc"])
-            qc_new += q
-            flagged += any(x["flagged"] for x in q)
-        else:
-            if r["status"] == "skipped":
-                skipped += 1
-            errors.append(error_row(r["path"], r["id"], r["kind"], r["message"], r["stage"], r["status"]))
-    old_by_scan = {sid: g for sid, g in old_qc.groupby("scan_id")} if len(old_qc) else {}
-    for it in listing.complete:  # kept from an earlier run: the old rows, else the scan's QC record
-        if it.id in old_by_scan:
-            qc_new += old_by_scan[it.id].to_dict("records")
-        else:
-            record = read_qc_record(qc_record_path(output, it.id))
-            qc_new += record["rows"] if record else []
-    keep_qc = old_qc[~old_qc["scan_id"].isin(listed_ids)] if len(old_qc) else old_qc
-    qc = pd.concat([keep_qc, pd.DataFrame(qc_new, columns=QC_COLUMNS)], ignore_index=True)
-    keep_err = old_err[~old_err["path"].isin(listed_paths)] if len(old_err) else old_err
-    err = pd.concat([keep_err, pd.DataFrame(errors, columns=ERROR_COLUMNS)], ignore_index=True)
-    qc = _typed(qc.sort_values(["scan_id", "class_id"], kind="stable"), QC_COLUMNS)
-    err = _typed(err.sort_values(["path", "id"], kind="stable"), ERROR_COLUMNS)
-    _write_if_changed(qc, qc_path)
-    _write_if_changed(err, err_path)
-
-    n_err = sum(1 for e in errors if e["status"] == "error")
-    complete = len(listing.complete)
-    succeeded = done + complete
-    exit_code = 0 if succeeded > 0 or n_err == 0 else 1
-    return {
-        "scans": len(listing.items) + complete + len(listing.errors),
-        "done": done, "complete": complete, "skipped": skipped, "errors": n_err, "flagged": flagged,
-        "other_model": listing.other_model, "other_options": listing.other_options,
-        "curves_flagged": int(sum(1 for q in qc_new if q["flagged"])),
-        "model_batches": int(sum(int(r.get("n_forward") or 0) for r in rows)),
-        "error_kinds": _counts(e["kind"] for e in errors if e["status"] == "error"),
-        "output": str(output), "qc_parquet": str(qc_path), "errors_parquet": str(err_path),
-        "overlays_dir": str(output / "overlays"), "overlays": sorted(r["overlay"] for r in rows if r.get("overlay")),
-        "las_files": sorted(r["las_out"] for r in rows if r["status"] == "done"),
-        "t_decode_s": float(sum(r.get("t_decode") or 0 for r in rows)),
-        "t_model_s": float(sum(r.get("t_model") or 0 for r in rows)),
-        "t_write_s": float(sum(r.get("t_write") or 0 for r in rows)),
-        "exit_code": exit_code, **facts,
-    }
-
-
-def _counts(values) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for v in values:
-        out[v] = out.get(v, 0) + 1
-    return dict(sorted(out.items()))
-
-
-def _read(path: Path, columns: list[str]):
-    import pandas as pd
-
-    if path.is_file():
-        try:
-            df = pd.read_parquet(path)
-            if set(columns) <= set(df.columns):
-                return df[columns]
-        except Exception:
-            pass  # a damaged table from a killed run: rebuilt from this run and the QC records
-    return pd.DataFrame(columns=columns)
-
-
-def _typed(df, columns: list[str]):
-    df = df[columns].reset_index(drop=True)
-    for c in columns:
-        if c in ("coverage", "mean_confidence", *QC_SIGNALS):
-            df[c] = df[c].astype("float64")
-        elif c == "class_id":
-            df[c] = df[c].astype("int64")
-        elif c == "flagged":
-            df[c] = df[c].astype("bool")
-        else:
-            df[c] = df[c].astype("string")
-    return df
-
-
-def _write_if_changed(df, path: Path) -> bool:
-    """Write a parquet table atomically, and only when its content changed (idempotent re-runs)."""
-    import io
-
-    from veernet_ray.io import atomic_path
-
-    buf = io.BytesIO()
-    df.to_parquet(buf, index=False, engine="pyarrow")
-    data = buf.getvalue()
-    if path.is_file() and path.read_bytes() == data:
-        return False
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-    return True
-
-
-def _write_summary(output: Path, summary: dict[str, Any]) -> None:
-    from veernet_ray.io import atomic_path
-
-    slim = {k: v for k, v in summary.items() if k not in ("las_files", "overlays")}
-    with atomic_path(output / STATE_DIR / "last_summary.json") as tmp:
-        tmp.write_text(json.dumps(slim, indent=1, default=str) + "\n", encoding="utf-8")
-
-
-def _log_mlflow(opts: InferOptions, output: Path, summary: dict[str, Any]) -> tuple[str | None, str]:
-    """One MLflow run per invocation: checkpoint, counts, scans/s, qc.parquet and errors.parquet."""
-    import mlflow
-
-    from veernet_ray import tracking
-
-    state = output / STATE_DIR
-    uri = tracking.resolve_tracking_uri(opts.tracking_uri, state)
-    exp = tracking.ensure_experiment(uri, opts.experiment, state)
-    run_id, _ = tracking.get_or_create_run(uri, exp, f"infer-{output.name}", resume=False,
-                                           tags={"veernet.stage": "infer"})
-    params = {k: v for k, v in asdict(opts).items() if k not in ("progress", "verbose", "tracking")}
-    params.update(checkpoint_hash=summary["checkpoint_hash"], model_name=summary["model_name"],
-                  checkpoint_resolved=summary["ckpt_path"], device=summary.get("device", "none"),
-                  model_actors=summary.get("model_actors"))
-    tracking.log_params(uri, run_id, params)
-    client = mlflow.MlflowClient(uri)
-    from mlflow.entities import Metric
-
-    now = int(time.time() * 1000)
-    keys = ("scans", "done", "complete", "skipped", "errors", "flagged", "curves_flagged", "model_batches",
-            "other_model", "other_options",
-            "scans_per_s", "wall_s", "pipeline_s", "ray_init_s")
-    client.log_batch(run_id, metrics=[Metric(k, float(summary.get(k) or 0.0), now, 0) for k in keys])
-    for name in ("qc.parquet", "errors.parquet"):
-        client.log_artifact(run_id, str(output / name))
-    client.set_terminated(run_id, "FINISHED" if summary["exit_code"] == 0 else "FAILED")
-    return run_id, uri
-
-
 def _say(opts: InferOptions, msg: str) -> None:
     if opts.verbose:
         print(msg, flush=True)
-
-
-def format_summary(s: dict[str, Any]) -> str:
-    """The human summary the CLI prints."""
-    lines = [
-        f"[veernet] infer: {s['done']} done, {s['complete']} already complete, {s['skipped']} skipped (blank), "
-        f"{s['flagged']} flagged, {s['errors']} errors, of {s['scans']} scans; "
-        f"{s['scans_per_s']:.2f} scans/s ({s['pipeline_s']:.1f} s pipeline, {s['wall_s']:.1f} s wall, "
-        f"{s['model_batches']} model batches)",
-        *([f"[veernet] redone: {s['other_model']} made by another model, {s['other_options']} with other "
-           "calibration or options"] if s.get("other_model") or s.get("other_options") else []),
-        f"[veernet] LAS files: {s['output']}/*.las",
-        f"[veernet] QC: {s['qc_parquet']}  errors: {s['errors_parquet']}"
-        + (f"  overlays: {s['overlays_dir']}/ ({len(s['overlays'])} new)" if s.get("overlays") else ""),
-    ]
-    if s.get("error_kinds"):
-        lines.append("[veernet] error kinds: " + ", ".join(f"{k} x{v}" for k, v in s["error_kinds"].items()))
-    if s.get("mlflow_run_id"):
-        lines.append(f"[veernet] MLflow run {s['mlflow_run_id']} at {s['tracking_uri']}")
-    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------- demo hook

@@ -116,22 +116,27 @@ class ModelStage:
                  overlap: int = 256, amp: str = "auto", num_threads: int | None = None):
         import torch
 
-        from veernet_ray.train.checkpoint import load_model
+        from veernet_ray.config import DataConfig
+
+        from veernet_ray.model.checkpoint import load_model
 
         if num_threads:
             torch.set_num_threads(max(1, int(num_threads)))
         data = _resolve(checkpoint)
         if isinstance(data, (bytes, bytearray)):
-            # one loader for every checkpoint (train.checkpoint.load_model, weights_only=True)
+            # one loader for every checkpoint (model.checkpoint.load_model, weights_only=True)
             with tempfile.TemporaryDirectory() as tmp:
                 path = Path(tmp) / "checkpoint.pt"
                 path.write_bytes(data)
-                model, _ = load_model(path)
+                model, payload = load_model(path)
         else:
-            model, _ = load_model(data)
+            model, payload = load_model(data)
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.multiple = int(model.multiple)
+        # micro-batches are planned as the model was trained: its run's data.max_padding
+        trained = (payload.get("config") or {}).get("data") or {}
+        self.max_padding = float(trained.get("max_padding", DataConfig.max_padding))
         self.num_classes = int(model.cfg.num_classes)
         self.batch_size = max(1, int(batch_size))
         self.max_width = max(self.multiple, int(max_width))
@@ -144,11 +149,11 @@ class ModelStage:
         import torch
 
         from veernet_ray.data.collate import pad_collate, to_tensors
+        from veernet_ray.device import autocast_for
 
         batch = pad_collate(images, multiple=self.multiple)
         t = to_tensors(batch, device=self.device)
-        use_bf16 = self.amp == "bf16" or (self.amp == "auto" and self.device.type == "cuda")
-        with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_bf16):
+        with torch.inference_mode(), autocast_for(self.device, self.amp):
             logits = self.model(t["image"])
             # quantise on the device: 1 byte per class per pixel crosses the bus and the object store
             q = (torch.softmax(logits.float(), dim=1) * 255.0).round_().to(torch.uint8).cpu().numpy()
@@ -215,7 +220,7 @@ class ModelStage:
         shapes = [tuple(batch["image"][i].shape) for i in ok]
         # wide scans are planned alone (their batch is their tiles)
         groups = [[ok[j] for j in g] for g in plan_batches(shapes, self.batch_size, multiple=self.multiple,
-                                                            max_padding=0.1)]
+                                                            max_padding=self.max_padding)]
         groups = [g for grp in groups for g in ([[i] for i in grp] if any(
             batch["image"][i].shape[1] > self.max_width for i in grp) else [grp])]
         for group in groups:
@@ -337,7 +342,7 @@ def write_overlay(path: Path, row: dict[str, Any], probs: np.ndarray, trace) -> 
     import cv2
 
     image = to_canonical_image(read_image(row["path"]), row["orientation"])
-    from veernet_ray.synth.preview import COLOURS, overlay
+    from veernet_ray.visual import COLOURS, overlay
 
     rgb = overlay(image, probs.argmax(0), alpha=0.5)
     colours = COLOURS

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from veernet_ray.data.collate import round_up
+from veernet_ray.data.collate import DEFAULT_MULTIPLE, round_up
 
 
-def tile_spans(width: int, tile: int, overlap: int, multiple: int = 32) -> list[tuple[int, int]]:
+def tile_spans(width: int, tile: int, overlap: int, multiple: int = DEFAULT_MULTIPLE) -> list[tuple[int, int]]:
     """[start, stop) column spans covering `width` with tiles of at most `tile` columns.
 
     `tile` is rounded down to `multiple` (so tiles need no extra padding) and
@@ -69,7 +69,7 @@ def stitch(tiles: list[np.ndarray], spans: list[tuple[int, int]], width: int) ->
     return acc
 
 
-def halve(tile: int, multiple: int = 32, floor: int = 512) -> int:
+def halve(tile: int, multiple: int = DEFAULT_MULTIPLE, floor: int = 512) -> int:
     """The next smaller tile width after an out-of-memory error (None-like 0 when at the floor)."""
     smaller = round_up(tile // 2, multiple)
     return smaller if smaller >= floor and smaller < tile else 0

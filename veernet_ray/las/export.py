@@ -1,4 +1,4 @@
-"""Digitised output (CONTRACTS.md section 4): traced rows -> calibrated (or normalised) LAS + QC rows.
+"""Digitised output (docs/contracts.md section 4): traced rows -> calibrated (or normalised) LAS + QC rows.
 
 With a sidecar: depth per column from the depth axis, values from each curve
 axis (unwrapped rows extrapolate: that is how backup segments get their value),

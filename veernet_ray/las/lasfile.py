@@ -1,4 +1,4 @@
-"""LAS 2.0 reading and writing through lasio, holding to DOMAIN.md's writer rules.
+"""LAS 2.0 reading and writing through lasio, holding to the LAS writer rules (docs/contracts.md section 4).
 
 lasio does the formatting; this module adds what lasio does not check:
 - STEP is the grid step only when the depth grid is exactly uniform, else 0
@@ -24,7 +24,7 @@ import numpy as np
 from veernet_ray.io import atomic_path
 
 #: Depth units the writer accepts. M/F/FT are the LAS 2.0 depth units; PX is the
-#: contract's pixel index for uncalibrated output (CONTRACTS.md section 4). lasio
+#: contract's pixel index for uncalibrated output (docs/contracts.md section 4). lasio
 #: reads and writes any unit string, but strict LAS readers only know M/F/FT.
 DEPTH_UNITS = ("M", "F", "FT", "PX")
 DEFAULT_NULL = -999.25

@@ -1,4 +1,4 @@
-"""Calibration sidecar `ID.json`: pixels <-> depth and value (CONTRACTS.md section 2).
+"""Calibration sidecar `ID.json`: pixels <-> depth and value (docs/contracts.md section 2).
 
 The generator writes sidecars with these classes and inference reads them
 with the same classes, so the mapping from a pixel to a depth or a value is

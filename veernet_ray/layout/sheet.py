@@ -5,7 +5,7 @@ stage (`veernet_ray.layout.stages`) and the benchmark call it. Everything it
 reports is in the sheet's own pixels, portrait (a landscape sheet is turned
 with `numpy.rot90(img, -1)` first, and the record says so).
 
-Track sidecars follow the contract (CONTRACTS.md section 2, portrait):
+Track sidecars follow the contract (docs/contracts.md section 2, portrait):
 `orientation` `depth_along_height`, `depth.ref` at the crop's first and last
 rows, and per curve a value axis across the crop's columns (column 0 = the
 track's left edge). Without user scales the curves are `CURVE1`/`CURVE2` in

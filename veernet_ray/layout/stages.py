@@ -34,7 +34,7 @@ LAYOUT_DIR = "layout"
 TRACK_DIR = "tracks"
 MODES = ("auto", "sheet", "strip")
 #: `--layout auto` looks for a layout only in scans at least this many px across the value axis:
-#: a single-track strip is 480-640 px (DOMAIN.md), a sheet of 2+ tracks and a depth column 1,000+
+#: a single-track strip is 480-640 px, a sheet of 2+ tracks and a depth column 1,000+
 SHEET_MIN_ACROSS = 800
 SHEET_FIELDS = {"sheet_id": "", "section": 0, "track": 0, "crop": "", "t_layout": 0.0}
 

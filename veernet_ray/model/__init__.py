@@ -1,5 +1,20 @@
-"""VeerNet, the segmentation network, and its builders."""
+"""VeerNet, the segmentation network: its config, builders and checkpoints.
 
-from veernet_ray.model.veernet import VeerNet, VeerNetConfig, build_model, count_parameters
+The configs (`veernet_ray.model.config`) are torch-free and imported here at once; the
+network and checkpoint helpers import torch, so they load on first use (PEP 562
+`__getattr__`): loading a run config or starting a CLI never pays for torch.
+"""
 
-__all__ = ["VeerNet", "VeerNetConfig", "build_model", "count_parameters"]
+from veernet_ray.model.config import ModelConfig, VeerNetConfig, model_config
+
+__all__ = ["ModelConfig", "VeerNetConfig", "model_config", "VeerNet", "build_model", "count_parameters"]
+
+_LAZY = {"VeerNet", "build_model", "count_parameters"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        from veernet_ray.model import veernet
+
+        return getattr(veernet, name)
+    raise AttributeError(f"module 'veernet_ray.model' has no attribute {name!r}")

@@ -9,7 +9,6 @@ network takes any H and W that are multiples of `2 ** len(widths)` and
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Mapping
 
 import torch
@@ -17,67 +16,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from veernet_ray.model.config import VeerNetConfig
+
 __all__ = ["VeerNetConfig", "VeerNet", "build_model", "count_parameters", "gn"]
-
-
-@dataclass(frozen=True)
-class VeerNetConfig:
-    """Architecture of one VeerNet; saved in every checkpoint as plain fields.
-
-    Attributes:
-        in_channels: input channels (1: grayscale scans).
-        num_classes: output classes, background included (2 = binary stage,
-            3 = background / curve 1 / curve 2).
-        stem_width: channels of the full-resolution stem (the last skip).
-        widths: output channels of the encoder blocks, one stride-2 block each;
-            `widths[-1]` is the token width of the attention bottleneck.
-        attn_layers: pre-norm transformer layers in the bottleneck (0 = none).
-        attn_heads: attention heads; must divide `widths[-1]`.
-        mlp_ratio: hidden width of the transformer MLP relative to `widths[-1]`.
-        dropout: dropout in the bottleneck (attention and MLP).
-        checkpointing: recompute encoder/decoder activations in backward
-            (trades ~30% more compute for a larger physical batch).
-    """
-
-    in_channels: int = 1
-    num_classes: int = 3
-    stem_width: int = 16
-    widths: tuple[int, ...] = (24, 32, 64, 96, 128)
-    attn_layers: int = 2
-    attn_heads: int = 4
-    mlp_ratio: float = 2.0
-    dropout: float = 0.0
-    checkpointing: bool = False
-
-    def __post_init__(self) -> None:
-        # YAML gives lists; a frozen dataclass must hold a hashable tuple.
-        object.__setattr__(self, "widths", tuple(self.widths))
-        if len(self.widths) < 1:
-            raise ValueError("VeerNetConfig.widths needs at least one encoder width, e.g. (24, 32, 64, 96, 128)")
-        for name in ("in_channels", "num_classes", "stem_width", "attn_heads"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"VeerNetConfig.{name} must be a positive int; got {value!r}")
-        for i, w in enumerate(self.widths):
-            if not isinstance(w, int) or isinstance(w, bool) or w < 1:
-                raise ValueError(f"VeerNetConfig.widths[{i}] must be a positive int; got {w!r}")
-        if self.num_classes < 2:
-            raise ValueError(f"VeerNetConfig.num_classes must be >= 2 (binary = background + curve); got {self.num_classes}")
-        if not isinstance(self.attn_layers, int) or self.attn_layers < 0:
-            raise ValueError(f"VeerNetConfig.attn_layers must be an int >= 0; got {self.attn_layers!r}")
-        if self.widths[-1] % self.attn_heads:
-            raise ValueError(
-                f"VeerNetConfig.widths[-1]={self.widths[-1]} must be divisible by attn_heads={self.attn_heads}"
-            )
-        if not self.mlp_ratio > 0:
-            raise ValueError(f"VeerNetConfig.mlp_ratio must be > 0; got {self.mlp_ratio}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"VeerNetConfig.dropout must be in [0, 1); got {self.dropout}")
-
-    @property
-    def multiple(self) -> int:
-        """Every input H and W must be a multiple of this: one factor 2 per stride-2 block."""
-        return 2 ** len(self.widths)
 
 
 # --------------------------------------------------------------------------- blocks

@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from veernet_ray.config import PROJECT_ROOT, ConfigError, load_config
+from veernet_ray.config import PROJECT_ROOT, ConfigError
+from veernet_ray.entry import SMOKE_MODEL, add_config_args, config_from_args
 
 PROG = "veernet plan"
 
@@ -27,11 +28,12 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         "  veernet train --manifest M --set train.plan=runs/plan/plan.json",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--manifest", help="manifest.parquet (or its folder) to plan for (default: the config's data.manifest)")
-    p.add_argument("--config", default=str(PROJECT_ROOT / "configs" / "demo.yaml"),
-                   help="run config whose model, precision (train.amp) and loss are planned (default: %(default)s)")
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                   help="config overrides, e.g. model.checkpointing=true train.amp=bf16")
+    add_config_args(p, config_help="run config whose model, precision (train.amp) and loss are planned",
+                    set_help="config overrides, e.g. model.checkpointing=true train.amp=bf16",
+                    manifest_help="manifest.parquet (or its folder) to plan for (default: the config's data.manifest)",
+                    smoke_flag="--smoke-test",
+                    smoke_help="seconds on a CPU: `veernet train --smoke-test`'s tiny model, the fewest measurement "
+                               "shapes")
     p.add_argument("--tiers", default=str(PROJECT_ROOT / "configs" / "tiers.yaml"),
                    help="GPU tiers file (default: %(default)s)")
     p.add_argument("--tier", help="the tier whose batch and accumulation go into plan.json "
@@ -50,8 +52,6 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto",
                    help="measure on the GPU (cuda) or estimate on the CPU (default: auto)")
     p.add_argument("--out", default="runs/plan", help="folder for plan.json and plan.png (default: %(default)s)")
-    p.add_argument("--smoke-test", action="store_true",
-                   help="seconds on a CPU: `veernet train --smoke-test`'s tiny model, the fewest measurement shapes")
     return p
 
 
@@ -75,12 +75,7 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     if args.epochs < 1 or args.retrains < 0 or args.workers < 1 or (args.effective_batch or 1) < 1:
         return fail("--epochs, --workers and --effective-batch must be at least 1, --retrains at least 0")
     try:
-        overrides = list(args.set)
-        if args.smoke_test:
-            from veernet_ray.train.cli import SMOKE
-
-            overrides = [o for o in SMOKE if o.startswith(("model.", "train.loss="))] + overrides
-        cfg = load_config(args.config, overrides)
+        cfg = config_from_args(args, smoke=SMOKE_MODEL, manifest_to_config=False)  # --manifest: read below
         if args.gpu_mem is not None:
             tiers = [Tier(f"{args.gpu_mem:g}GB-card", args.gpu_mem, args.eur_month)]
             if args.tier:

@@ -30,9 +30,9 @@ from veernet_ray.config import RunConfig
 from veernet_ray.data.collate import to_tensors
 from veernet_ray.losses import SegLoss
 from veernet_ray.losses.schedule import parse_schedule
-from veernet_ray.model import VeerNet, count_parameters
+from veernet_ray.model import VeerNet, count_parameters, model_config
 from veernet_ray.plan.fit import Point
-from veernet_ray.train.loop import accumulate_gradients, model_config
+from veernet_ray.train.loop import accumulate_gradients  # plan measures the very step training runs
 
 # fp32 weights + fp32 gradients + AdamW's exp_avg and exp_avg_sq: 4 x 4 bytes per parameter.
 STATE_BYTES_PER_PARAM = 16

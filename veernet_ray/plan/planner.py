@@ -26,9 +26,8 @@ import numpy as np
 from veernet_ray.data.buckets import MULTIPLE, accumulation_steps, batch_padding, plan_batches, plan_padding
 from veernet_ray.data.collate import round_up
 from veernet_ray.plan.fit import GIB, MemoryFit, StepTime, given_throughput
+from veernet_ray.plan.planfile import PLAN_VERSION, SCHEMA  # the plan file's format and its reader live there
 from veernet_ray.plan.tiers import Tier
-
-SCHEMA = "veernet-plan/1"
 
 
 class PlanError(ValueError):
@@ -36,8 +35,11 @@ class PlanError(ValueError):
 
 
 # ------------------------------------------------------------------ manifest
-def manifest_shapes(path: str | Path, split: str = "train") -> tuple[list[tuple[int, int]], dict[str, Any]]:
+def manifest_shapes(path: str | Path, split: str = "train", *, multiple: int = MULTIPLE
+                    ) -> tuple[list[tuple[int, int]], dict[str, Any]]:
     """(height, width) of every log in `split` ("all" = every row), and manifest statistics.
+
+    `multiple` is the model's padding multiple (`cfg.model.multiple`) for the padded figures.
 
     Reads only the `width`, `height` (and, if present, `split`) columns: planning
     never decodes pixels, so any parquet with those columns can be planned for.
@@ -69,7 +71,8 @@ def manifest_shapes(path: str | Path, split: str = "train") -> tuple[list[tuple[
     if w.isna().any() or h.isna().any() or (w <= 0).any() or (h <= 0).any():
         raise PlanError(f"{path}: 'width' and 'height' must be positive integers on every row")
     shapes = list(zip(h.astype(int).tolist(), w.astype(int).tolist()))
-    return shapes, manifest_stats(shapes, path=str(path), split=split if "split" in df.columns else "all")
+    return shapes, manifest_stats(shapes, path=str(path), split=split if "split" in df.columns else "all",
+                                  multiple=multiple)
 
 
 def manifest_stats(shapes: Sequence[tuple[int, int]], *, path: str = "", split: str = "all",
@@ -227,6 +230,7 @@ def make_plan(shapes: Sequence[tuple[int, int]], mem: MemoryFit, step: StepTime,
         raise PlanError(msg)
     return {
         "schema": SCHEMA,
+        "version": PLAN_VERSION,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "tier": chosen["name"],
         "chosen_by": chosen_by,

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 from veernet_ray.config import RunConfig
-from veernet_ray.data.buckets import MULTIPLE
 from veernet_ray.data.collate import round_up
 from veernet_ray.plan.fit import MemoryFit, StepTime, fit_memory, fit_step_time, given_throughput
 from veernet_ray.plan.planner import PlanError, make_plan, manifest_shapes
@@ -29,13 +28,14 @@ def measure_lines(cfg: RunConfig, shapes: list[tuple[int, int]], *, device: str,
 
     from veernet_ray.plan import measure
 
-    hp = round_up(max(h for h, _ in shapes), MULTIPLE)
-    hmin = round_up(min(h for h, _ in shapes), MULTIPLE)
-    wp = round_up(max(w for _, w in shapes), MULTIPLE)
+    m = cfg.model.multiple  # every measured shape is one the model accepts: multiples of 2**len(widths)
+    hp = round_up(max(h for h, _ in shapes), m)
+    hmin = round_up(min(h for h, _ in shapes), m)
+    wp = round_up(max(w for _, w in shapes), m)
     amp = measure.gpu_amp(cfg)
     if device.startswith("cuda"):
         name = measure.cuda_name(device)
-        grid, held = measure.gpu_grid(hmin, hp, wp)
+        grid, held = measure.gpu_grid(hmin, hp, wp, multiple=m)
         log(f"[plan] measuring {len(grid)} shapes + 1 held out on {name} (amp {amp}) ...")
         points, skipped = measure.measure_gpu(cfg, grid + [held], epochs=epochs, device=device, log=log)
         held_pt = next((p for p in points if (p.batch, p.height, p.width) == held), None)
@@ -64,11 +64,13 @@ def measure_lines(cfg: RunConfig, shapes: list[tuple[int, int]], *, device: str,
         return mem, step, basis, holdout
 
     log(f"[plan] no GPU: estimating memory by activation accounting on the CPU (amp {amp}) ...")
-    estimate_shapes = ((1, 32, 256), (2, 32, 256)) if quick else ((1, 32, 256), (2, 32, 256), (1, 64, 256), (1, 32, 512))
+    u = max(1, m // 32)  # small shapes in units of 32 px, scaled up for deeper encoders
+    estimate_shapes = tuple((b, h * u, w * u) for b, h, w in (
+        ((1, 32, 256), (2, 32, 256)) if quick else ((1, 32, 256), (2, 32, 256), (1, 64, 256), (1, 32, 512))))
     mem = fit_memory(measure.estimate_cpu(cfg, estimate_shapes, epochs=epochs), "estimate")
     log("[plan] timing a real training step on the CPU ...")
     # A CPU step at a demo-sized crop of the widest log (at most 128 x 1,024 px: seconds, not minutes).
-    shape = (1, 32, 256) if quick else (1, min(hp, 128), min(wp, 1024))
+    shape = (1, 32 * u, 256 * u) if quick else (1, max(m, min(hp, 128) // m * m), max(m, min(wp, 1024) // m * m))
     step = fit_step_time([measure.time_cpu(cfg, shape, epochs=epochs, repeats=1 if quick else 3)], "cpu-measured", "cpu")
     basis = {
         "memory": "estimate",
@@ -97,10 +99,9 @@ def run_plan(cfg: RunConfig, manifest: str | Path, tiers: list[Tier], *, out: st
     """
     import torch
 
-    from veernet_ray.model import VeerNet, count_parameters
-    from veernet_ray.train.loop import model_config
+    from veernet_ray.model import VeerNet, count_parameters, model_config
 
-    shapes, stats = manifest_shapes(manifest, split)
+    shapes, stats = manifest_shapes(manifest, split, multiple=cfg.model.multiple)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if lines is None:
@@ -129,7 +130,7 @@ def run_plan(cfg: RunConfig, manifest: str | Path, tiers: list[Tier], *, out: st
         shapes, mem, step, tiers, tier=tier, effective_batch=effective_batch or cfg.train.effective_batch,
         epochs=epochs, retrains=retrains, workers=workers, headroom=headroom, max_padding=cfg.data.max_padding,
         amp="bf16" if cfg.train.amp != "off" else "off", checkpointing=cfg.model.checkpointing,
-        manifest=stats, model=model_info, basis=basis,
+        multiple=cfg.model.multiple, manifest=stats, model=model_info, basis=basis,
         extra={"holdout": holdout, "loss": cfg.train.loss, "smoke_test": quick, "config": cfg.to_dict()},
     )
     out = Path(out)

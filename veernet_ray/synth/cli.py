@@ -13,7 +13,7 @@ def build_parser(prog: str = "veernet synth") -> argparse.ArgumentParser:
         prog=prog,
         description=(
             "Render scanned-paper raster well logs with pixel-exact masks, truth LAS files and "
-            "calibration sidecars, plus manifest.parquet (CONTRACTS.md sections 1-3). "
+            "calibration sidecars, plus manifest.parquet (docs/contracts.md sections 1-3). "
             "Same seed, same bytes, whatever the worker count."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,

@@ -16,18 +16,9 @@ import cv2
 import numpy as np
 
 from veernet_ray.io import atomic_path
+from veernet_ray.visual import COLOURS, overlay  # the shared overlay drawing; importable from here too
 
 SHEET_WIDTH = 1600
-COLOURS = {1: (0, 0, 255), 2: (255, 80, 0)}  # BGR: curve 1 red, curve 2 blue
-
-
-def overlay(image: np.ndarray, mask: np.ndarray, alpha: float = 0.65) -> np.ndarray:
-    """(H, W) uint8 image + class mask -> (H, W, 3) BGR with classes tinted."""
-    out = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR).astype(np.float32)
-    for cid, colour in COLOURS.items():
-        m = mask == cid
-        out[m] = out[m] * (1 - alpha) + np.array(colour, np.float32) * alpha
-    return out.astype(np.uint8)
 
 
 def _downscale(image: np.ndarray, mask: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:

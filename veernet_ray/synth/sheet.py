@@ -1,6 +1,6 @@
 """Render whole archive sheets with exact layout and depth truth.
 
-A sheet is what an archive scan usually is (DOMAIN.md, "Real archive sheets"):
+A sheet is what an archive scan usually is (docs/sheets.md):
 portrait, depth running down the page, a header block on top, then a log
 section of 2-4 curve tracks and one narrow depth column with a printed depth
 label every 50 or 100 ft (10 or 20 m), upright or rotated 90 degrees. Some

@@ -28,7 +28,7 @@ MAX_SIDE = 100_000
 SOURCES = ("stochastic", "las", "mixed")
 
 #: Curve-2 dash patterns in pixels of arc length: (on, off, on, off...) cycles.
-#: Curve 1 is always solid (CONTRACTS.md section 1: identity is visible).
+#: Curve 1 is always solid (docs/contracts.md section 1: identity is visible).
 CURVE2_PATTERNS = ("solid_thin", "dashed", "long_dashed", "dotted", "dash_dot", "short_stroke", "dash_dot_dot")
 #: What training data draws by default: every pattern except `dash_dot_dot`,
 #: which only the held-out style family uses (leave-style-out evaluation).

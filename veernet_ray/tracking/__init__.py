@@ -1,4 +1,9 @@
-"""MLflow at the edges: tracking URI, runs, models.
+"""MLflow at the edges: the one module that talks to MLflow's client.
+
+Training (driver and rank 0's `EpochLogger`), inference, tuning and the demo log
+through the named functions here: tracking URI, experiments, runs, params,
+metrics, tags, artifacts, models. `mlflow` is imported inside each function, so
+importing this module costs nothing at CLI start-up.
 
 Ray workers run in other processes and other folders, so every URI handed
 out here is absolute (an http server, or sqlite:/// and file:// with absolute
@@ -8,7 +13,9 @@ folder and its default artifact root `./mlruns` too: neither is used.
 
 from __future__ import annotations
 
+import math
 import os
+import time
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -91,6 +98,98 @@ def log_params(tracking_uri: str, run_id: str, params: Mapping[str, Any]) -> Non
         client.log_batch(run_id, params=new[i : i + 100])
 
 
+def log_metrics(tracking_uri: str, run_id: str, metrics: Mapping[str, Any], step: int = 0) -> None:
+    """Log numeric metrics at `step` in one batch; non-numbers, the `epoch` key and NaN/inf are left out."""
+    import mlflow
+    from mlflow.entities import Metric
+
+    ts = int(time.time() * 1000)
+    batch = [Metric(k, float(v), ts, step) for k, v in metrics.items()
+             if isinstance(v, (int, float)) and k != "epoch" and math.isfinite(float(v))]
+    if batch:
+        mlflow.MlflowClient(tracking_uri).log_batch(run_id, metrics=batch)
+
+
+def logged_steps(tracking_uri: str, run_id: str, key: str) -> set[int]:
+    """The steps at which `key` has been logged in the run."""
+    import mlflow
+
+    return {m.step for m in mlflow.MlflowClient(tracking_uri).get_metric_history(run_id, key)}
+
+
+def set_tag(tracking_uri: str, run_id: str, key: str, value: str) -> None:
+    import mlflow
+
+    mlflow.MlflowClient(tracking_uri).set_tag(run_id, key, value)
+
+
+def log_artifact(tracking_uri: str, run_id: str, path: str | Path, artifact_path: str | None = None) -> None:
+    """One file into the run's artifacts (under `artifact_path`)."""
+    import mlflow
+
+    mlflow.MlflowClient(tracking_uri).log_artifact(run_id, str(path), artifact_path)
+
+
+def log_artifacts(tracking_uri: str, run_id: str, folder: str | Path, artifact_path: str | None = None) -> None:
+    """A folder's files into the run's artifacts (under `artifact_path`)."""
+    import mlflow
+
+    mlflow.MlflowClient(tracking_uri).log_artifacts(run_id, str(folder), artifact_path)
+
+
+def finish_run(tracking_uri: str, run_id: str, status: str = "FINISHED") -> None:
+    """Close a run: FINISHED, FAILED or KILLED."""
+    import mlflow
+
+    mlflow.MlflowClient(tracking_uri).set_terminated(run_id, status)
+
+
+def find_run(tracking_uri: str, experiment_id: str, run_name: str):
+    """The latest run tagged with this run name in the experiment (an MLflow Run), or None."""
+    import mlflow
+
+    found = mlflow.MlflowClient(tracking_uri).search_runs(
+        [experiment_id], filter_string=f"tags.`{RUN_NAME_TAG}` = '{run_name}'",
+        order_by=["attributes.start_time DESC"], max_results=1)
+    return found[0] if found else None
+
+
+def reader(tracking_uri: str):
+    """An MLflow client for read-only queries (searching runs and experiments: `veernet compare`)."""
+    import mlflow
+
+    return mlflow.MlflowClient(tracking_uri)
+
+
+class EpochLogger:
+    """Rank 0's per-epoch logging into the run the driver created (the same run after a restart).
+
+    spec: {"tracking_uri", "run_id"} from the driver, or None (nothing is logged).
+    history: the epochs the checkpoint holds; those MLflow lacks (a crash between the
+    checkpoint and the logging) are logged now, so a resumed run heals its metrics.
+    """
+
+    def __init__(self, spec: Mapping[str, str] | None, history: list[dict[str, float]]):
+        self.uri = self.run_id = None
+        if not spec:
+            return
+        import mlflow
+
+        mlflow.set_tracking_uri(spec["tracking_uri"])
+        self.uri, self.run_id = spec["tracking_uri"], spec["run_id"]
+        logged = logged_steps(self.uri, self.run_id, "train_loss")
+        for h in history:
+            if int(h["epoch"]) not in logged:
+                log_metrics(self.uri, self.run_id, h, step=int(h["epoch"]))
+
+    def log_epoch(self, metrics: Mapping[str, Any], epoch: int, overlay_dir: Path | None) -> None:
+        if self.run_id is None:
+            return
+        log_metrics(self.uri, self.run_id, metrics, step=epoch)
+        if overlay_dir is not None and overlay_dir.exists():
+            log_artifacts(self.uri, self.run_id, overlay_dir, f"overlays/epoch_{epoch:04d}")
+
+
 def register_model(tracking_uri: str, run_id: str, artifact_path: str, name: str) -> str:
     """Register `runs:/<run>/<artifact_path>` as a new version of `name`; returns the version.
 
@@ -100,12 +199,14 @@ def register_model(tracking_uri: str, run_id: str, artifact_path: str, name: str
     """
     import mlflow
     from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 
     client = mlflow.MlflowClient(tracking_uri)
     try:
         client.create_registered_model(name)
-    except MlflowException:
-        pass  # already registered
+    except MlflowException as exc:
+        if exc.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
+            raise  # anything but "already registered" is a real failure
     source = f"{client.get_run(run_id).info.artifact_uri}/{artifact_path}"
     return client.create_model_version(name, source=source, run_id=run_id).version
 

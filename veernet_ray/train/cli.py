@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from veernet_ray.config import PROJECT_ROOT, ConfigError, load_config
+from veernet_ray.config import ConfigError
+from veernet_ray.entry import SMOKE, add_config_args, config_from_args  # SMOKE stays importable here
 
 
 def build_parser(prog: str = "veernet train") -> argparse.ArgumentParser:
@@ -21,35 +22,18 @@ def build_parser(prog: str = "veernet train") -> argparse.ArgumentParser:
         "  ray job submit --working-dir . -- python jobs/train.py --config configs/seed.yaml",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--config", default=str(PROJECT_ROOT / "configs" / "demo.yaml"),
-                   help="YAML run config (default: %(default)s)")
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                   help="override config fields, e.g. train.epochs=3 data.manifest=/data/manifest.parquet")
+    add_config_args(p, manifest_help="manifest.parquet to train on (overrides data.manifest)",
+                    smoke_flag="--smoke-test",
+                    smoke_help="a tiny run on CPU in about a minute: 12 generated scans, 1 epoch, tiny model")
     p.add_argument("--name", help="run name (overrides the config's name; the same name resumes)")
-    p.add_argument("--manifest", help="manifest.parquet to train on (overrides data.manifest)")
     p.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray)")
-    p.add_argument("--smoke-test", action="store_true",
-                   help="a tiny run on CPU in about a minute: 12 generated scans, 1 epoch, tiny model")
     return p
-
-
-SMOKE = [
-    "data.generate_n=12", "data.generate_preset=demo", "train.epochs=1", "train.physical_batch=2",
-    "train.effective_batch=4", "train.loss=sce", "model.stem_width=8", "model.widths=[8,16,16,32,32]", "train.val_overlays=1",
-]
 
 
 def main(argv: list[str] | None = None, prog: str = "veernet train") -> int:
     args = build_parser(prog).parse_args(argv)
-    overrides = list(args.set)
-    if args.smoke_test:
-        overrides = SMOKE + [f"name=smoke"] + overrides
-    if args.name:
-        overrides.append(f"name={args.name}")
-    if args.manifest:
-        overrides.append(f"data.manifest={args.manifest}")
     try:
-        cfg = load_config(args.config, overrides)
+        cfg = config_from_args(args, smoke=SMOKE + ["name=smoke"], after=[f"name={args.name}"] if args.name else [])
     except ConfigError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2

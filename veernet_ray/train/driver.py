@@ -7,16 +7,24 @@ starts locally; under `ray job submit` RAY_ADDRESS points at the cluster.
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from veernet_ray import tracking
 from veernet_ray.config import RunConfig, save_config
 from veernet_ray.data.buckets import accumulation_steps
+from veernet_ray.data.manifest import resolve_manifest  # lives in data/ (tune uses it too); importable here
+from veernet_ray.data.pipeline import build_dataset, load_items, plan_split
+from veernet_ray.losses.schedule import parse_schedule
+from veernet_ray.model.checkpoint import CHECKPOINT_FILE, load_payload
+from veernet_ray.plan.planfile import load_plan
+
+# Ray is imported inside the functions that start it, so importing this module (tune, the tests
+# of physical_batch_for) does not load Ray; the CLI imports this module only after parsing
+# arguments and loading the config. The worker loop is imported only in the worker (_train_func).
 
 
 @dataclass
@@ -29,23 +37,6 @@ class TrainResult:
     model_version: str | None
 
 
-def resolve_manifest(cfg: RunConfig) -> Path:
-    """The manifest to train on; with none configured, generate the configured dataset first."""
-    if cfg.data.manifest:
-        path = Path(cfg.data.manifest).expanduser().resolve()
-        if path.is_dir():
-            path = path / "manifest.parquet"
-        if not path.exists():
-            raise FileNotFoundError(f"manifest {path} not found; generate one with `veernet synth DIR` or set data.manifest")
-        return path
-    from veernet_ray.synth import generate_dataset
-
-    d = cfg.data
-    out = cfg.storage_path() / "data" / f"{d.generate_preset}-n{d.generate_n}-s{d.generate_seed}"
-    return Path(generate_dataset(out, n=d.generate_n, seed=d.generate_seed, preset=d.generate_preset,
-                                 las_dir=d.generate_las_dir, workers=1))
-
-
 def physical_batch_for(cfg: RunConfig) -> tuple[int, int | None]:
     """(physical batch, accumulation steps or None) from the plan file when one is configured.
 
@@ -54,17 +45,21 @@ def physical_batch_for(cfg: RunConfig) -> tuple[int, int | None]:
     """
     if not cfg.train.plan:
         return cfg.train.physical_batch, None
-    path = Path(cfg.train.plan)
-    if not path.exists():
-        raise FileNotFoundError(f"plan file {path} not found; make one with `veernet plan --manifest M`")
-    plan = json.loads(path.read_text())
-    try:
-        batch, accum = int(plan["physical_batch"]), int(plan.get("accumulation_steps") or 0) or None
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"{path}: a plan file needs an integer 'physical_batch' ({exc})") from exc
-    if int(plan.get("num_workers", 1)) != cfg.scale.num_workers:
-        accum = None
-    return batch, accum
+    return load_plan(cfg.train.plan).batch_for(cfg.scale.num_workers)
+
+
+def resolve_batching(cfg: RunConfig) -> RunConfig:
+    """`cfg` with the physical batch and accumulation this run will use written into it.
+
+    Physical batch: the plan file's, else `train.physical_batch`. Accumulation: an explicit
+    `train.accumulation_steps`, else the plan's (for the worker count it was planned for),
+    else enough to reach `train.effective_batch`. The saved config (run folder, every
+    checkpoint, MLflow) then records what the run did, not only what was asked.
+    """
+    physical_batch, plan_accum = physical_batch_for(cfg)
+    accum = (cfg.train.accumulation_steps or plan_accum
+             or accumulation_steps(cfg.train.effective_batch, physical_batch, cfg.scale.num_workers))
+    return cfg.with_overrides({"train.physical_batch": physical_batch, "train.accumulation_steps": accum})
 
 
 def run_training(cfg: RunConfig, *, ray_address: str | None = None, verbose: bool = True,
@@ -75,11 +70,6 @@ def run_training(cfg: RunConfig, *, ray_address: str | None = None, verbose: boo
     from ray.train import CheckpointConfig, FailureConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    from veernet_ray import tracking
-    from veernet_ray.data.pipeline import build_dataset, load_items, plan_split
-
-    from veernet_ray.losses.schedule import parse_schedule
-
     parse_schedule(cfg.train.loss, cfg.train.epochs, cfg.train.loss_params or None)  # fail here, not in a worker
     storage = cfg.storage_path()
     run_dir = storage / cfg.name
@@ -89,15 +79,12 @@ def run_training(cfg: RunConfig, *, ray_address: str | None = None, verbose: boo
         # workers run in Ray's own working folder: a relative path must be resolved here, and
         # a missing checkpoint must stop the run before Ray starts, not in a worker
         init = Path(cfg.train.init_from).expanduser().resolve()
-        from veernet_ray.train.checkpoint import CHECKPOINT_FILE
-
         if not (init / CHECKPOINT_FILE if init.is_dir() else init).is_file():
             raise FileNotFoundError(f"train.init_from {init}: no {CHECKPOINT_FILE} there; train the binary stage "
                                     "first or point at its best/ folder")
         cfg = cfg.with_overrides({"train.init_from": str(init)})
-    physical_batch, plan_accum = physical_batch_for(cfg)
-    workers = cfg.scale.num_workers
-    accum = plan_accum or accumulation_steps(cfg.train.effective_batch, physical_batch, workers)
+    cfg = resolve_batching(cfg)
+    physical_batch, accum, workers = cfg.train.physical_batch, cfg.train.accumulation_steps, cfg.scale.num_workers
 
     train_items = load_items(manifest, "train", cfg.data.limit)
     val_items = load_items(manifest, "val", cfg.data.limit)
@@ -105,9 +92,10 @@ def run_training(cfg: RunConfig, *, ray_address: str | None = None, verbose: boo
         raise ValueError(f"{manifest}: the train split is empty")
     if not val_items:
         raise ValueError(f"{manifest}: the val split is empty; validation needs at least one scan")
-    train_plan = plan_split(train_items, physical_batch, num_workers=workers, max_padding=cfg.data.max_padding,
-                            seed=cfg.train.seed)
-    val_plan = plan_split(val_items, physical_batch, num_workers=1)
+    multiple = cfg.model.multiple  # pad for the network this run builds (2**len(model.widths))
+    train_plan = plan_split(train_items, physical_batch, multiple=multiple, num_workers=workers,
+                            max_padding=cfg.data.max_padding, seed=cfg.train.seed)
+    val_plan = plan_split(val_items, physical_batch, multiple=multiple, num_workers=1, max_padding=cfg.data.max_padding)
     batches_per_worker = len(train_plan.batches) // workers
     steps_per_epoch = -(-batches_per_worker // accum)
 
@@ -119,12 +107,11 @@ def run_training(cfg: RunConfig, *, ray_address: str | None = None, verbose: boo
         "data.manifest_resolved": str(manifest),
         "data.train_scans": len(train_items),
         "data.val_scans": len(val_items),
-        "train.accumulation_steps": accum,
         "train.physical_batch_used": physical_batch,
         "train.steps_per_epoch": steps_per_epoch,
     }
     tracking.log_params(tracking_uri, run_id, {**cfg.to_dict(), **data_facts})
-    _log_metrics(tracking_uri, run_id, {
+    tracking.log_metrics(tracking_uri, run_id, {
         "padding_fraction": train_plan.padding.padding,
         "bucket_padding_fraction": train_plan.padding.bucket_padding,
     })
@@ -147,8 +134,10 @@ def run_training(cfg: RunConfig, *, ray_address: str | None = None, verbose: boo
     # The loop prints one line per epoch; per-operator bars relayed from workers only repeat themselves.
     ray.data.DataContext.get_current().enable_progress_bars = False
     binary = cfg.train.stage == "binary"
-    train_ds = build_dataset(train_items, train_plan, binary=binary, with_truth=False, decode_cpus=cfg.data.decode_cpus)
-    val_ds = build_dataset(val_items, val_plan, binary=binary, with_truth=True, decode_cpus=cfg.data.decode_cpus)
+    train_ds = build_dataset(train_items, train_plan, binary=binary, with_truth=False, multiple=multiple,
+                             decode_cpus=cfg.data.decode_cpus)
+    val_ds = build_dataset(val_items, val_plan, binary=binary, with_truth=True, multiple=multiple,
+                           decode_cpus=cfg.data.decode_cpus)
 
     resources = {"CPU": cfg.scale.cpus_per_worker}
     if cfg.scale.use_gpu:
@@ -183,7 +172,7 @@ def run_training(cfg: RunConfig, *, ray_address: str | None = None, verbose: boo
     best = None
     try:
         best_ckpt = result.get_best_checkpoint(cfg.scale.checkpoint_metric, "max")
-    except Exception:
+    except RuntimeError:  # Ray: no checkpoint kept, or none reported the metric; fall back to the last one
         best_ckpt = None
     best_ckpt = best_ckpt or result.checkpoint
     version = None
@@ -193,7 +182,7 @@ def run_training(cfg: RunConfig, *, ray_address: str | None = None, verbose: boo
             shutil.rmtree(best)
         best_ckpt.to_directory(str(best))
         version = _log_final_model(cfg, tracking_uri, run_id, best)
-    _finish_run(tracking_uri, run_id)
+    tracking.finish_run(tracking_uri, run_id)
     metrics = dict(result.metrics or {})
     return TrainResult(run_dir, best, metrics, run_id, tracking_uri, version)
 
@@ -205,35 +194,15 @@ def _train_func(config: dict[str, Any]) -> None:
     train_func(config)
 
 
-def _log_metrics(tracking_uri: str, run_id: str, metrics: dict[str, float]) -> None:
-    import mlflow
-
-    client = mlflow.MlflowClient(tracking_uri)
-    for k, v in metrics.items():
-        client.log_metric(run_id, k, float(v))
-
-
 def _log_final_model(cfg: RunConfig, tracking_uri: str, run_id: str, best: Path) -> str | None:
     """Log the best checkpoint's weights and config as the run's `model` and register it."""
-    import mlflow
     import torch
-
-    from veernet_ray.train.checkpoint import CHECKPOINT_FILE, load_payload
 
     payload = load_payload(best)
     slim = {k: payload[k] for k in ("model", "model_config", "config", "epoch", "history") if k in payload}
-    client = mlflow.MlflowClient(tracking_uri)
     with tempfile.TemporaryDirectory() as tmp:
         torch.save(slim, Path(tmp) / CHECKPOINT_FILE)
-        client.log_artifacts(run_id, tmp, "model")
+        tracking.log_artifacts(tracking_uri, run_id, tmp, "model")
     if cfg.tracking.register_as:
-        from veernet_ray import tracking
-
         return tracking.register_model(tracking_uri, run_id, "model", cfg.tracking.register_as)
     return None
-
-
-def _finish_run(tracking_uri: str, run_id: str) -> None:
-    import mlflow
-
-    mlflow.MlflowClient(tracking_uri).set_terminated(run_id, "FINISHED")

@@ -3,7 +3,7 @@
 Read top to bottom. Gradient accumulation, mixed precision and rank-0 logging
 each live in one obvious place:
 - accumulation: `train_one_epoch`, the three lines around `no_sync`;
-- precision: `autocast_for`;
+- precision: `veernet_ray.device.autocast_for`;
 - rank-0 side effects (checkpoint files, MLflow, overlays): `train_func`.
 """
 
@@ -13,6 +13,7 @@ import contextlib
 import json
 import math
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,34 +23,21 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from veernet_ray.config import RunConfig, from_dict
+from veernet_ray import tracking
+from veernet_ray.config import from_dict
 from veernet_ray.data.collate import to_tensors
+from veernet_ray.data.pipeline import unwrap_row
+from veernet_ray.device import autocast_for, peak_memory_gb
+from veernet_ray.evaluate import score_curves, summarise, trace_positions
 from veernet_ray.losses import loss_normalizer
 from veernet_ray.losses.schedule import parse_schedule
 from veernet_ray.metrics.segmentation import SegmentationMeter
-from veernet_ray.model import VeerNet, VeerNetConfig
+from veernet_ray.model import VeerNet, model_config
+from veernet_ray.model.checkpoint import load_payload, save_checkpoint
+from veernet_ray.visual import truth_and_prediction, write_png
 
 
 # ----------------------------------------------------------------- helpers
-def model_config(cfg: RunConfig) -> VeerNetConfig:
-    m = cfg.model
-    return VeerNetConfig(
-        num_classes=cfg.train.num_classes,
-        stem_width=m.stem_width,
-        widths=tuple(m.widths),
-        attn_layers=m.attn_layers,
-        attn_heads=m.attn_heads,
-        checkpointing=m.checkpointing,
-    )
-
-
-def autocast_for(device: torch.device, amp: str):
-    """bf16 autocast on GPU by default ("auto"); float32 on CPU unless asked."""
-    if amp == "bf16" or (amp == "auto" and device.type == "cuda"):
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 def lr_lambda(step: int, *, warmup: int, total: int, min_ratio: float) -> float:
     """Linear warm-up, then cosine decay to `min_ratio` of the peak learning rate."""
     if step < warmup:
@@ -58,21 +46,10 @@ def lr_lambda(step: int, *, warmup: int, total: int, min_ratio: float) -> float:
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def peak_memory_gb(device: torch.device) -> float:
-    """Peak GPU memory allocated by this process, or the process's peak RSS on CPU."""
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**30
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
-
-
 def say(msg: str) -> None:
     """One console line from a worker. Ray Train patches `print` to also go through its
     logger, which shows each line twice on the driver; the process's own stdout, which
     Ray relays once, avoids that."""
-    import sys
-
     print(msg, file=sys.__stdout__, flush=True)
 
 
@@ -174,8 +151,6 @@ def train_one_epoch(model, optimizer, scheduler, loss_fn, rows: Iterable[dict], 
 def evaluate(model, rows: Iterable[dict], *, num_classes: int, device, amp: str, channels_last: bool,
              overlays: int = 0, overlay_dir: Path | None = None) -> dict[str, float]:
     """Per-class mask metrics over valid pixels and traced-curve metrics against the truth LAS."""
-    from veernet_ray.evaluate import score_curves, summarise, trace_positions
-
     model.eval()
     meter = SegmentationMeter(num_classes)
     scores: list[dict[str, float]] = []
@@ -207,19 +182,13 @@ def evaluate(model, rows: Iterable[dict], *, num_classes: int, device, amp: str,
 
 def write_overlay(path: Path, image: np.ndarray, pred: np.ndarray, truth: np.ndarray) -> None:
     """Truth (top) and prediction (bottom) on the raster: curve 1 red, curve 2 blue."""
-    import cv2
-
-    from veernet_ray.synth.preview import overlay
-
-    gap = np.full((6, image.shape[1], 3), 128, np.uint8)
-    sheet = np.concatenate([overlay(image, truth), gap, overlay(image, pred)], axis=0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), sheet)
+    write_png(path, truth_and_prediction(image, pred, truth))
 
 
 # ----------------------------------------------------------- per worker
 def train_func(config: dict[str, Any]) -> None:
     """Ray Train entry point, run by every worker."""
+    # Ray only here: plan/ imports this module for the training step it measures, without Ray
     import ray.train
     import ray.train.torch
 
@@ -248,14 +217,10 @@ def train_func(config: dict[str, Any]) -> None:
     checkpoint = ray.train.get_checkpoint()
     state: dict[str, Any] = {}
     if checkpoint is not None:
-        from veernet_ray.train.checkpoint import load_payload
-
         with checkpoint.as_directory() as d:
             state = load_payload(d)
         model.load_state_dict(state["model"])
     elif tc.init_from:
-        from veernet_ray.train.checkpoint import load_payload
-
         loaded = model.load_backbone_from(load_payload(tc.init_from)["model"], everything=tc.init_scope == "all")
         if rank == 0:
             what = "backbone" if tc.init_scope == "backbone" else "matching"
@@ -285,7 +250,7 @@ def train_func(config: dict[str, Any]) -> None:
             say(f"[veernet] resumed from the checkpoint of epoch {start_epoch - 1}")
 
     schedule = parse_schedule(tc.loss, tc.epochs, tc.loss_params or None)
-    tracker = _Tracker(config.get("mlflow"), history) if rank == 0 else None
+    tracker = tracking.EpochLogger(config.get("mlflow"), history) if rank == 0 else None
     train_shard = ray.train.get_dataset_shard("train")
     val_shard = ray.train.get_dataset_shard("val")
 
@@ -304,15 +269,13 @@ def train_func(config: dict[str, Any]) -> None:
                 history.append({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
                 ckpt_dir = Path(tmp) / "ckpt"
                 ckpt_dir.mkdir()
-                from veernet_ray.train.checkpoint import save_checkpoint
-
                 save_checkpoint(ckpt_dir, model=model, optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
                                 epoch=epoch, config=cfg.to_dict(), history=json.dumps(history))
                 reported = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not _nan(v)}
                 reported.setdefault(cfg.scale.checkpoint_metric, float("-inf"))
                 ray.train.report(reported, checkpoint=ray.train.Checkpoint.from_directory(ckpt_dir),
                                  checkpoint_dir_name=f"epoch_{epoch:04d}")
-                # MLflow after the checkpoint is safe: a crash in between is healed on resume (_Tracker)
+                # MLflow after the checkpoint is safe: a crash in between is healed on resume (EpochLogger)
                 tracker.log_epoch(metrics, epoch, overlay_dir)
                 say(f"[veernet] epoch {epoch + 1}/{tc.epochs} " + " ".join(
                     f"{k}={v:.4g}" for k, v in reported.items() if k in _PRINTED))
@@ -329,45 +292,8 @@ def _nan(v: float) -> bool:
 
 def _rows(shard, shuffle_buffer: int = 0, seed: int | None = None) -> Iterator[dict]:
     """Pre-collated micro-batches from a Ray Data shard, one at a time (optionally shuffled locally)."""
-    from veernet_ray.data.pipeline import unwrap_row
-
     kwargs: dict[str, Any] = {"batch_size": 1, "batch_format": "numpy"}
     if shuffle_buffer and shuffle_buffer > 1:
         kwargs.update(local_shuffle_buffer_size=shuffle_buffer, local_shuffle_seed=seed)
     for batch in shard.iter_batches(**kwargs):
         yield unwrap_row(batch)
-
-
-class _Tracker:
-    """Rank 0's MLflow logging into the run the driver created (same run after a restart)."""
-
-    def __init__(self, spec: dict[str, str] | None, history: list[dict[str, float]]):
-        self.client = None
-        if not spec:
-            return
-        import mlflow
-
-        mlflow.set_tracking_uri(spec["tracking_uri"])
-        self.client = mlflow.MlflowClient(spec["tracking_uri"])
-        self.run_id = spec["run_id"]
-        # heal a crash between checkpoint and logging: log epochs the checkpoint has but MLflow lacks
-        logged = {m.step for m in self.client.get_metric_history(self.run_id, "train_loss")}
-        for h in history:
-            if int(h["epoch"]) not in logged:
-                self._log(h, int(h["epoch"]))
-
-    def _log(self, metrics: dict[str, Any], epoch: int) -> None:
-        from mlflow.entities import Metric
-
-        ts = int(time.time() * 1000)
-        batch = [Metric(k, float(v), ts, epoch) for k, v in metrics.items()
-                 if isinstance(v, (int, float)) and k != "epoch" and not _nan(float(v))]
-        self.client.log_batch(self.run_id, metrics=batch)
-
-    def log_epoch(self, metrics: dict[str, Any], epoch: int, overlay_dir: Path | None) -> None:
-        if self.client is None:
-            return
-        self._log(metrics, epoch)
-        if overlay_dir is not None and overlay_dir.exists():
-            self.client.log_artifacts(self.run_id, str(overlay_dir), f"overlays/epoch_{epoch:04d}")
-

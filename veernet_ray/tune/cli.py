@@ -5,20 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from veernet_ray.config import PROJECT_ROOT, ConfigError, load_config
+from veernet_ray.config import ConfigError
+from veernet_ray.entry import TUNE_SMOKE, TUNE_SMOKE_CAPACITY, add_config_args, config_from_args
 
 PROG = "veernet tune"
 KINDS = ("losses", "capacity")
 
-# Smoke: the train CLI's tiny model and data, 2 epochs (a "sce->lovasz" schedule needs two to switch),
-# fractional CPUs so two trials and their Ray Data decode tasks fit on 2 cores, and no retries.
-SMOKE = [
-    "data.generate_n=12", "data.generate_preset=demo", "train.epochs=2", "train.physical_batch=2",
-    "train.effective_batch=4", "model.stem_width=8", "model.widths=[8,16,16,32,32]", "train.val_overlays=1",
-    "scale.num_workers=1", "scale.cpus_per_worker=0.5", "data.decode_cpus=0.25", "scale.max_failures=0",
-    "data.limit=4",  # 4 train and <= 4 val scans: each trial is then mostly Ray start-up, a few seconds of training
-]
-SMOKE_CAPACITY = {"mults": (1.0, 2.0), "depths": (4, 5)}
+# the smoke presets live with the other entry points' (veernet_ray.entry); importable here too
+SMOKE, SMOKE_CAPACITY = TUNE_SMOKE, TUNE_SMOKE_CAPACITY
 
 
 def _csv(kind):
@@ -44,13 +38,12 @@ def build_parser(prog: str = PROG, kind: str | None = None) -> argparse.Argument
     )
     if kind is None:
         p.add_argument("kind", choices=KINDS, help="losses: the loss ablation; capacity: encoder width x depth")
-    p.add_argument("--config", default=str(PROJECT_ROOT / "configs" / "demo.yaml"),
-                   help="base run config every trial starts from (default: %(default)s)")
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override base config fields")
-    p.add_argument("--manifest", help="manifest.parquet every trial trains on (default: the config's data)")
+    add_config_args(p, config_help="base run config every trial starts from", set_help="override base config fields",
+                    manifest_help="manifest.parquet every trial trains on (default: the config's data)")
     p.add_argument("--losses", type=_csv(str), help="losses: comma-separated subset (default: all seven)")
     p.add_argument("--widths", type=_csv(float), help="capacity: width multipliers (default: 0.5,1,2)")
-    p.add_argument("--depths", type=_csv(int), help="capacity: encoder depths, at most 5 (default: 4,5)")
+    p.add_argument("--depths", type=_csv(int),
+                   help="capacity: encoder depths, at most len(model.widths) of the base config (default: 4,5)")
     p.add_argument("--tiers", help="tiers file (default: configs/tiers.yaml)")
     p.add_argument("--tier", action="append", help="only this tier (repeatable; default: every tier in the file)")
     p.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto",
@@ -85,7 +78,7 @@ def _card_gb() -> float | None:
 
         if torch.cuda.is_available():
             return torch.cuda.get_device_properties(0).total_memory / 2**30
-    except Exception:
+    except (ImportError, OSError, RuntimeError):  # no torch build with CUDA, no driver: no card to size
         pass
     return None
 
@@ -96,13 +89,8 @@ def main(argv: list[str] | None = None, prog: str = PROG, kind: str | None = Non
     from veernet_ray.tune.pricing import TierError, load_tiers, pick_tiers
     from veernet_ray.tune.space import DEPTHS, LOSS_SWEEP, WIDTH_MULTS, capacity_variants, loss_variants
 
-    overrides = (SMOKE if args.smoke else []) + list(args.set)
-    if args.manifest:
-        overrides.append(f"data.manifest={args.manifest}")
-    if args.storage:
-        overrides.append(f"storage={args.storage}")
     try:
-        cfg = load_config(args.config, overrides)
+        cfg = config_from_args(args, smoke=SMOKE, after=[f"storage={args.storage}"] if args.storage else [])
         tiers = pick_tiers(load_tiers(args.tiers), args.tier)
         if kind == "losses":
             variants = loss_variants(args.losses or LOSS_SWEEP, epochs=cfg.train.epochs)

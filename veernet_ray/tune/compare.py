@@ -231,9 +231,9 @@ def write_figure(rows: Sequence[Row], metric: str, path: str | Path, *, title: s
 def compare_sweep(tracking_uri: str, experiment: str, sweep: str | None = None, *, metric: str = DEFAULT_METRIC,
                   tolerance: float = 0.01, out: str | Path | None = None) -> CompareReport:
     """Rank the sweep's child runs; write compare.md and compare.png into `out` when given."""
-    import mlflow
+    from veernet_ray import tracking
 
-    client = mlflow.MlflowClient(tracking_uri)
+    client = tracking.reader(tracking_uri)
     exp_id, parent = find_parent(client, experiment, sweep)
     rows = load_rows(client, exp_id, parent.info.run_id)
     if not rows:
@@ -280,9 +280,7 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
 
     uri = tracking.resolve_tracking_uri(args.tracking_uri, PROJECT_ROOT / "runs")
     try:
-        import mlflow
-
-        _, parent = find_parent(mlflow.MlflowClient(uri), args.experiment, args.sweep)
+        _, parent = find_parent(tracking.reader(uri), args.experiment, args.sweep)
         out = Path(args.out) if args.out else PROJECT_ROOT / "runs" / "compare" / parent.data.tags.get(TAG_SWEEP, parent.info.run_id)
         report = compare_sweep(uri, args.experiment, parent.info.run_id, metric=args.metric,
                                tolerance=args.tolerance, out=out)

@@ -14,11 +14,11 @@ arithmetic on the CPU's wall clock, labelled so wherever it is shown.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
+from veernet_ray.plan.planfile import FALLBACK_PHYSICAL_BATCH, PlanFileError, fallback_plan, load_plan
 from veernet_ray.plan.tiers import Tier, TierError, load_tiers
 
 __all__ = ["Tier", "TierError", "load_tiers", "pick_tiers", "euros", "TierBatch", "tier_batches",
@@ -27,12 +27,8 @@ __all__ = ["Tier", "TierError", "load_tiers", "pick_tiers", "euros", "TierBatch"
 # The label every CPU-priced figure carries: the tiers' rates times the CPU's wall clock.
 CPU_BASIS = "cpu wall clock x tier rate (cost arithmetic only)"
 
-# Physical batch per tier at seed-size logs (640 px tall, up to ~12,800 px wide, bf16), used when no
-# plan file from `veernet plan` is given: a fixed table until the planner's measurement is wired in
-# for every sweep. 24 GiB -> 4 and 80 GiB -> 16 are one widest seed log per ~5 GiB; a tier the table
-# does not name gets the same ratio, clamped to [1, 16] (16 = the effective batch: never more).
-FALLBACK_PHYSICAL_BATCH = {"high-end": 4, "advanced": 16}
-_GIB_PER_LOG = 5.0
+# The fixed physical batch per tier used without a plan file is `plan.planfile.FALLBACK_PHYSICAL_BATCH`
+# (re-exported here), read through `fallback_plan`: one table, one reader.
 EFFECTIVE_BATCH = 16  # the whitepaper's multiclass effective batch; accumulation makes up the rest
 
 
@@ -62,12 +58,6 @@ class TierBatch:
     fits: bool = True
 
 
-def _fallback(tier: Tier) -> int:
-    if tier.name in FALLBACK_PHYSICAL_BATCH:
-        return FALLBACK_PHYSICAL_BATCH[tier.name]
-    return max(1, min(EFFECTIVE_BATCH, int(tier.gpu_mem_gb / _GIB_PER_LOG)))
-
-
 def tier_batches(tiers: Sequence[Tier], *, on_gpu: bool, config_batch: int,
                  plan: str | Path | None = None) -> dict[str, TierBatch]:
     """Physical batch per tier.
@@ -79,19 +69,15 @@ def tier_batches(tiers: Sequence[Tier], *, on_gpu: bool, config_batch: int,
     """
     if not on_gpu:
         return {t.name: TierBatch(t.name, config_batch, "config (cpu)") for t in tiers}
-    if plan is None:
-        return {t.name: TierBatch(t.name, _fallback(t), "fallback table") for t in tiers}
-    path = Path(plan)
     try:
-        rows = {r["name"]: r for r in json.loads(path.read_text())["tiers"]}
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise TierError(f"{path}: not a plan file from `veernet plan` ({type(exc).__name__}: {exc})") from exc
+        p = load_plan(plan) if plan is not None else fallback_plan(tiers, EFFECTIVE_BATCH)
+    except (FileNotFoundError, PlanFileError) as exc:
+        raise TierError(str(exc)) from exc
     out = {}
     for t in tiers:
-        row: dict[str, Any] | None = rows.get(t.name)
+        row = p.tiers.get(t.name)
         if row is None:
-            raise TierError(f"{path} has no row for tier {t.name!r} (it has {sorted(rows)}); "
+            raise TierError(f"{plan} has no row for tier {t.name!r} (it has {sorted(p.tiers)}); "
                             "re-run `veernet plan` with the same tiers file")
-        fits = bool(row.get("fits", True))
-        out[t.name] = TierBatch(t.name, int(row["physical_batch"]) if fits else 0, f"plan {path}", fits)
+        out[t.name] = TierBatch(t.name, row.physical_batch, p.source, row.fits)
     return out

@@ -18,13 +18,12 @@ from veernet_ray.losses.schedule import parse_schedule
 # the whitepapers argue for (soft-CE first, then Lovasz or Tversky; switch at the midpoint).
 LOSS_SWEEP = ("dice", "tversky", "lovasz", "focal", "sce", "sce->lovasz", "sce->tversky")
 
-# Capacity ablation (DOMAIN.md: on small from-scratch data the smallest backbone won).
+# Capacity ablation (on small from-scratch data the smallest backbone tends to win).
 # width: a multiplier on the config's encoder widths; depth: how many stride-2 encoder blocks.
 WIDTH_MULTS = (0.5, 1.0, 2.0)
 # 4 and 5 blocks: each block removed quadruples the attention bottleneck's tokens (a 640 x 12,800 seed log
 # has 20 x 400 = 8,000 at depth 5, 32,000 at depth 4, 128,000 at depth 3), so shallower is opt-in (--depths).
 DEPTHS = (4, 5)
-MAX_DEPTH = 5  # the data pipeline pads to multiples of 32 = 2**5: deeper encoders would not line up
 
 
 def slug(text: str) -> str:
@@ -50,9 +49,9 @@ def capacity_widths(base: Sequence[int], mult: float, depth: int, *, attn_heads:
     8 keeps GroupNorm's groups (min(C // 2, 16)) whole; the last width is also a
     multiple of `attn_heads`, which must divide the attention token width.
     """
-    if not 1 <= depth <= min(MAX_DEPTH, len(base)):
-        raise ConfigError(f"capacity depth must be in [1, {min(MAX_DEPTH, len(base))}] for base widths {list(base)} "
-                          f"(the pipeline pads to multiples of 32 = 2**{MAX_DEPTH}); got {depth}")
+    if not 1 <= depth <= len(base):
+        raise ConfigError(f"capacity depth must be in [1, {len(base)}] for base widths {list(base)} "
+                          f"(one base width per encoder block); got {depth}")
     if mult <= 0:
         raise ConfigError(f"capacity width multiplier must be positive, got {mult}")
     widths = [max(8, 8 * math.ceil(w * mult / 8)) for w in base[:depth]]

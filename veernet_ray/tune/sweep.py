@@ -25,7 +25,7 @@ from veernet_ray.tune.pricing import CPU_BASIS, EFFECTIVE_BATCH, Tier, TierError
 from veernet_ray.tune.trainable import (CPU_TIER, TAG_BASIS, TAG_KIND, TAG_STATUS, TAG_SWEEP, SweepSpec,
                                         summary_metrics, train_trial, trial_name)
 
-DEFAULT_METRIC = "val_curve_r2_median"  # DOMAIN.md: thin traces punish mask metrics; grade on the recovered curve
+DEFAULT_METRIC = "val_curve_r2_median"  # thin traces punish mask metrics; grade on the recovered curve
 TRIAL_CPUS = 0.01  # the trial function only waits on its TorchTrainer, whose workers ask for their own CPUs/GPUs
 
 
@@ -60,7 +60,7 @@ def gpu_fractions(tiers: Sequence[Tier], card_gb: float | None, share: bool) -> 
 def resolve_base(cfg: RunConfig, *, experiment: str, tracking_uri: str | None) -> RunConfig:
     """The config every trial starts from: absolute paths, a manifest made once, no model registration."""
     from veernet_ray import tracking
-    from veernet_ray.train.driver import resolve_manifest
+    from veernet_ray.data.manifest import resolve_manifest
 
     storage = cfg.storage_path()
     manifest = resolve_manifest(cfg)  # generates the configured data once, not once per trial
@@ -80,7 +80,6 @@ def run_sweep(cfg: RunConfig, variants: dict[str, dict[str, Any]], *, kind: str,
               ray_address: str | None = None, out: str | Path | None = None,
               log: Callable[[str], None] = print) -> SweepResult:
     """Run every variant (x every tier on a GPU; once, priced for every tier, on a CPU) and compare them."""
-    import mlflow
     import ray
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
@@ -157,35 +156,30 @@ def run_sweep(cfg: RunConfig, variants: dict[str, dict[str, Any]], *, kind: str,
     grid = tuner.fit()
 
     # ---- close what did not finish
-    client = mlflow.MlflowClient(uri)
     errors = 0
     for res in grid:
         label, tier = res.config["label"], res.config["tier"]
-        found = client.search_runs([exp_id], filter_string=f"tags.`{tracking.RUN_NAME_TAG}` = "
-                                   f"'{trial_name(spec, label, tier)}'", max_results=1)
+        run = tracking.find_run(uri, exp_id, trial_name(spec, label, tier))
         if res.error is not None:
             errors += 1
             log(f"[veernet] trial {label} / {tier} failed: {str(res.error).splitlines()[0][:300]}")
-        if not found:
+        if run is None:
             continue
-        run = found[0]
         if run.data.tags.get(TAG_STATUS) == "finished":
             continue
         status = "failed" if res.error is not None else "early-stopped"
         wall = float((res.metrics or {}).get("time_total_s") or 0.0)
-        for key, value in summary_metrics(spec, tier, wall).items():
-            client.log_metric(run.info.run_id, key, value)
-        client.set_tag(run.info.run_id, TAG_STATUS, status)
-        client.set_terminated(run.info.run_id, "FAILED" if status == "failed" else "KILLED")
+        tracking.log_metrics(uri, run.info.run_id, summary_metrics(spec, tier, wall))
+        tracking.set_tag(uri, run.info.run_id, TAG_STATUS, status)
+        tracking.finish_run(uri, run.info.run_id, "FAILED" if status == "failed" else "KILLED")
 
     # ---- compare, on the parent run
     out = Path(out) if out else storage / "compare" / name
     report = compare.compare_sweep(uri, experiment, parent_id, metric=metric, out=out)
     for path in (report.table_path, report.figure):
         if path is not None:
-            client.log_artifact(parent_id, str(path), "compare")
-    client.log_metric(parent_id, "trials", len(grid))
-    client.log_metric(parent_id, "trial_errors", errors)
-    client.set_terminated(parent_id, "FINISHED" if not errors else "FAILED")
+            tracking.log_artifact(uri, parent_id, path, "compare")
+    tracking.log_metrics(uri, parent_id, {"trials": len(grid), "trial_errors": errors})
+    tracking.finish_run(uri, parent_id, "FINISHED" if not errors else "FAILED")
     return SweepResult(name, experiment, parent_id, uri, len(grid), errors, report.table, report.figure,
                        report.recommendation)

@@ -106,15 +106,13 @@ def child_tags(spec: SweepSpec, label: str, tier: str) -> dict[str, str]:
 
 
 def count_params(cfg: RunConfig) -> int:
-    from veernet_ray.model import VeerNet, count_parameters
-    from veernet_ray.train.loop import model_config
+    from veernet_ray.model import VeerNet, count_parameters, model_config
 
     return int(count_parameters(VeerNet(model_config(cfg))))
 
 
 def train_trial(config: dict[str, Any], spec: SweepSpec) -> None:
     """Tune function trainable: config = {"label": variant, "tier": tier name or "cpu"}."""
-    from mlflow import MlflowClient
     from ray import tune
     from ray.tune.integration.ray_train import TuneReportCallback
 
@@ -128,17 +126,15 @@ def train_trial(config: dict[str, Any], spec: SweepSpec) -> None:
     exp_id = tracking.ensure_experiment(uri, cfg.tracking.experiment, cfg.storage_path())
     run_id, _ = tracking.get_or_create_run(uri, exp_id, cfg.name, tags=child_tags(spec, label, tier),
                                            parent_run_id=spec.parent_run_id)
-    client = MlflowClient(uri)
     params = count_params(cfg)
-    client.log_metric(run_id, "model_params", float(params))
+    tracking.log_metrics(uri, run_id, {"model_params": float(params)})
 
     start = time.monotonic()
     result = run_training(cfg, verbose=False, callbacks=[TuneReportCallback()])
     wall = time.monotonic() - start
 
     summary = summary_metrics(spec, tier, wall, params)
-    for key, value in summary.items():
-        client.log_metric(run_id, key, value)
-    client.set_tag(run_id, TAG_STATUS, "finished")
+    tracking.log_metrics(uri, run_id, summary)
+    tracking.set_tag(uri, run_id, TAG_STATUS, "finished")
     final = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float)) and k != "epoch"}
     tune.report({**final, **summary})  # one last report: the epoch metrics again, with the price

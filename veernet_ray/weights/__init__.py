@@ -45,7 +45,7 @@ def export_weights(checkpoint: str | os.PathLike, dest: str | os.PathLike = SHIP
     import torch
 
     from veernet_ray.io import atomic_path
-    from veernet_ray.train.checkpoint import load_payload, model_from_payload
+    from veernet_ray.model.checkpoint import load_payload, model_from_payload
 
     payload = load_payload(checkpoint)
     model_from_payload(payload)  # refuse anything that does not load as a VeerNet

@@ -14,7 +14,7 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    from veernet_ray.train.checkpoint import load_payload
+    from veernet_ray.model.checkpoint import load_payload
     from veernet_ray.weights import SHIPPED, export_weights
 
     p = argparse.ArgumentParser(prog="python -m veernet_ray.weights.export", description=__doc__.split("\n")[0])

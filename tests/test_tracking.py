@@ -1,0 +1,47 @@
+"""veernet_ray.tracking, the one module that talks to MLflow, against a local sqlite store."""
+
+from __future__ import annotations
+
+import math
+
+import mlflow
+
+from veernet_ray import tracking
+
+
+def _run(tmp_path):
+    uri = tracking.resolve_tracking_uri(None, tmp_path)
+    exp = tracking.ensure_experiment(uri, "t", tmp_path)
+    run_id, resumed = tracking.get_or_create_run(uri, exp, "r1")
+    return uri, exp, run_id, resumed
+
+
+def test_metrics_tags_artifacts_and_finishing(tmp_path):
+    uri, exp, run_id, resumed = _run(tmp_path)
+    assert not resumed and tracking.get_or_create_run(uri, exp, "r1") == (run_id, True)
+    tracking.log_metrics(uri, run_id, {"a": 1, "nan": math.nan, "epoch": 3, "name": "x"}, step=2)
+    tracking.set_tag(uri, run_id, "k", "v")
+    (tmp_path / "f.txt").write_text("hi")
+    tracking.log_artifact(uri, run_id, tmp_path / "f.txt", "files")
+    tracking.finish_run(uri, run_id, "FAILED")
+    run = mlflow.MlflowClient(uri).get_run(run_id)
+    assert run.data.metrics == {"a": 1.0} and run.data.tags["k"] == "v" and run.info.status == "FAILED"
+    assert tracking.logged_steps(uri, run_id, "a") == {2}
+    assert tracking.find_run(uri, exp, "r1").info.run_id == run_id and tracking.find_run(uri, exp, "r2") is None
+    assert [a.path for a in tracking.reader(uri).list_artifacts(run_id, "files")] == ["files/f.txt"]
+
+
+def test_epoch_logger_heals_epochs_the_checkpoint_has_and_mlflow_lacks(tmp_path):
+    uri, _, run_id, _ = _run(tmp_path)
+    spec = {"tracking_uri": uri, "run_id": run_id}
+    tracking.EpochLogger(spec, []).log_epoch({"epoch": 0, "train_loss": 0.9}, 0, None)
+    history = [{"epoch": 0, "train_loss": 0.9}, {"epoch": 1, "train_loss": 0.7}]  # epoch 1 never reached MLflow
+    logger = tracking.EpochLogger(spec, history)
+    assert tracking.logged_steps(uri, run_id, "train_loss") == {0, 1}
+    (tmp_path / "ov").mkdir()
+    (tmp_path / "ov" / "val_0.png").write_bytes(b"png")
+    logger.log_epoch({"epoch": 2, "train_loss": 0.5}, 2, tmp_path / "ov")
+    history = mlflow.MlflowClient(uri).get_metric_history(run_id, "train_loss")
+    assert sorted((m.step, m.value) for m in history) == [(0, 0.9), (1, 0.7), (2, 0.5)]
+    assert tracking.reader(uri).list_artifacts(run_id, "overlays/epoch_0002")[0].path.endswith("val_0.png")
+    tracking.EpochLogger(None, history=[]).log_epoch({"train_loss": 1.0}, 0, None)  # no MLflow: a no-op
