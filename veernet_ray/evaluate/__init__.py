@@ -67,7 +67,7 @@ def _in_gap(x: np.ndarray, d: np.ndarray, ok: np.ndarray) -> np.ndarray:
 
 
 def normalised(rows: np.ndarray, height: int) -> np.ndarray:
-    """Canonical row -> track position: 0 = bottom row, 1 = top row (CONTRACTS.md section 4)."""
+    """Canonical row -> track position: 0 = bottom row, 1 = top row (docs/contracts.md section 4)."""
     return (height - 1 - np.asarray(rows, np.float64)) / max(height - 1, 1)
 
 

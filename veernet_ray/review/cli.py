@@ -130,12 +130,11 @@ def _export(args: argparse.Namespace) -> int:
     print("\n".join(summary.lines()))
     if not args.no_tracking:
         try:
-            import mlflow
-
+            from veernet_ray import tracking
             from veernet_ray.review.tracking import resolve_run
 
             uri, run_id = resolve_run(Path(args.output).expanduser().resolve(), args.tracking_uri)
-            mlflow.MlflowClient(uri).log_metric(run_id, "review_exported", float(len(summary.exported)))
+            tracking.log_metrics(uri, run_id, {"review_exported": float(len(summary.exported))})
         except Exception as exc:  # tracking never fails an export
             print(f"[veernet] review export: could not log to MLflow ({type(exc).__name__}: {exc})")
     return 0 if summary.exported or not summary.skipped else 1

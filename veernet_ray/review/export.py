@@ -6,7 +6,7 @@ a person, the rest are trusted). A scan with a rejected curve, or a flagged curv
 nobody has reviewed yet, is left out and the summary says which curve to review:
 its ink would otherwise be taught as background.
 
-Per sample (CONTRACTS.md sections 1-3), id `review-<scan id>`:
+Per sample (docs/contracts.md sections 1-3), id `review-<scan id>`:
 - `ID.tif`: the canonical scan (depth along the width);
 - `ID.mask.tif`: 1 / 2 on the ink pixels within MASK_HALF rows of each curve's
   reviewed trace (a mask pixel is a pixel of drawn ink); curve 1 owns a pixel both

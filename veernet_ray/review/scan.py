@@ -8,7 +8,7 @@ the ~P provenance of the inference run is kept.
 Geometry: with a sidecar (the `ID.json` beside the scan, as `veernet infer` found
 it), LAS depths map to scan columns through the sidecar's depth axis and values to
 rows through each curve's axis; without one the LAS is normalised (DEPT = column,
-value 0 = bottom row, 1 = top row; CONTRACTS.md section 4).
+value 0 = bottom row, 1 = top row; docs/contracts.md section 4).
 """
 
 from __future__ import annotations

@@ -39,34 +39,25 @@ def inference_run(out: Path) -> tuple[str | None, str | None]:
 
 def resolve_run(out: Path, tracking_uri: str | None = None) -> tuple[str, str]:
     """(tracking URI, run id) the counts go to; see the module docstring."""
-    import mlflow
-
     from veernet_ray import tracking
 
     out = Path(out).resolve()
     run_id, recorded_uri = inference_run(out)
     uri = tracking.resolve_tracking_uri(tracking_uri or recorded_uri, out / STATE_DIR)
-    if run_id:
-        try:
-            mlflow.MlflowClient(uri).get_run(run_id)
-            return uri, run_id
-        except Exception:
-            pass  # the run is not in this store (another URI given): a review run there instead
+    if run_id and tracking.run_exists(uri, run_id):
+        return uri, run_id
+    # no recorded run, or not in this store (another URI given): a review run there instead
     exp = tracking.ensure_experiment(uri, "veernet-infer", out / STATE_DIR)
     run_id, _ = tracking.get_or_create_run(uri, exp, f"review-{out.name}", tags={"veernet.stage": "review"})
     return uri, run_id
 
 
 def log_counts(uri: str, run_id: str, counts: dict[str, int]) -> None:
-    import mlflow
-    from mlflow.entities import Metric
+    from veernet_ray import tracking
 
-    now = int(time.time() * 1000)
     step = int(counts.get("actions", 0))
-    metrics = [Metric(f"review_{k}", float(counts.get(k, 0)), now, step) for k in METRIC_KEYS]
-    client = mlflow.MlflowClient(uri)
-    client.log_batch(run_id, metrics=metrics)
-    client.set_tag(run_id, "veernet.reviewed", "yes")
+    tracking.log_metrics(uri, run_id, {f"review_{k}": float(counts.get(k, 0)) for k in METRIC_KEYS}, step=step)
+    tracking.set_tag(uri, run_id, "veernet.reviewed", "yes")
 
 
 class CountLogger:

@@ -128,7 +128,7 @@ def _resolve_shared_ink(result: "TraceResult", probs: np.ndarray, class_ids: tup
     Each class is traced on its own channel, so when a weak model puts some
     curve-2 probability on curve 1's ink (more than on curve 2's own, fainter,
     dashed ink), both traces ride the same line. Ink belongs to one curve
-    (CONTRACTS: where curves cross, the top curve owns the pixel), so where two
+    (docs/contracts.md section 1: where curves cross, the top curve owns the pixel), so where two
     traces share rows for longer than a crossing (> `max_gap` columns), the
     trace with the lower probability there loses that ink: it is retraced with
     those rows (+-SHARED_HALF) removed from its channel, and finds its own curve

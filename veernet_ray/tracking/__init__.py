@@ -154,6 +154,18 @@ def find_run(tracking_uri: str, experiment_id: str, run_name: str):
     return found[0] if found else None
 
 
+def run_exists(tracking_uri: str, run_id: str) -> bool:
+    """Whether the store at `tracking_uri` holds run `run_id`."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        mlflow.MlflowClient(tracking_uri).get_run(run_id)
+        return True
+    except MlflowException:
+        return False
+
+
 def reader(tracking_uri: str):
     """An MLflow client for read-only queries (searching runs and experiments: `veernet compare`)."""
     import mlflow
