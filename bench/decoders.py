@@ -44,12 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     import pandas as pd
 
     from veernet_ray.data.manifest import read_manifest
-    from veernet_ray.evaluate import normalised, truth_positions
-    from veernet_ray.evaluate.heldout import ensure_set
+    from veernet_ray.evaluate import normalised
+    from veernet_ray.evaluate.heldout import ensure_set, load_scan
     from veernet_ray.infer.pipeline import model_provenance, resolve_checkpoint
     from veernet_ray.infer.stages import ModelStage
-    from veernet_ray.io import read_image
-    from veernet_ray.las.sidecar import Sidecar
     from veernet_ray.metrics.curves import curve_metrics
     from veernet_ray.trace.decode import DECODERS
 
@@ -74,12 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     for family, manifest in sets:
         root = Path(manifest).parent
         for r in read_manifest(manifest).itertuples(index=False):
-            image = read_image(root / r.image)
-            sc = Sidecar.load(root / r.calibration)
-            h, w = image.shape
-            truth = truth_positions(root / r.las, sc, h, w)
-            class_ids = tuple(c.class_id for c in sorted(sc.curves, key=lambda c: c.class_id))
-            wrap = {c.class_id: c.wrap.period * c.track_px for c in sc.curves if c.wrap is not None}
+            image, truth, class_ids, wrap = load_scan(root, r)
+            h = image.shape[0]
             probs = cached_probs(stage, ckpt_hash, family, r.id, image, cache).astype(np.float32) / 255.0
             for name, (fn, _) in DECODERS.items():
                 t0 = time.perf_counter()

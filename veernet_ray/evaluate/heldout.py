@@ -68,11 +68,10 @@ def evaluate_sets(checkpoint: str | os.PathLike | None, sets: list[tuple[str, Pa
     from tqdm import tqdm
 
     from veernet_ray.data.manifest import read_manifest
-    from veernet_ray.evaluate import normalised, truth_positions
+    from veernet_ray.evaluate import normalised
     from veernet_ray.evaluate.baselines import BASELINES, assign_identity
     from veernet_ray.infer.stages import ModelStage
     from veernet_ray.io import read_image
-    from veernet_ray.las.sidecar import Sidecar
     from veernet_ray.metrics.curves import curve_metrics
     from veernet_ray.trace import trace_curves
     from veernet_ray.trace.qc import QCThresholds, curve_signals, judge
@@ -90,13 +89,9 @@ def evaluate_sets(checkpoint: str | os.PathLike | None, sets: list[tuple[str, Pa
             items.append((family, Path(manifest).parent, r))
     t_model = t_trace = t_base = 0.0
     for family, root, r in tqdm(items, desc="veernet evaluate", unit="scan", disable=not progress, file=sys.stderr):
-        image = read_image(root / r.image)
+        image, truth, class_ids, wrap = load_scan(root, r)
         mask = read_image(root / r.mask)
-        sc = Sidecar.load(root / r.calibration)
         h, w = image.shape
-        truth = truth_positions(root / r.las, sc, h, w)
-        class_ids = tuple(c.class_id for c in sorted(sc.curves, key=lambda c: c.class_id))
-        wrap = {c.class_id: c.wrap.period * c.track_px for c in sc.curves if c.wrap is not None}
 
         base = {"family": family, "scan": r.id, "width": w, "height": h, "wrap": bool(r.wrap),
                 "crossing": bool(r.crossing), "curve2_style": r.curve2_style}
@@ -132,6 +127,21 @@ def evaluate_sets(checkpoint: str | os.PathLike | None, sets: list[tuple[str, Pa
             t_base += time.perf_counter() - t3
     result.seconds = {"model": t_model, "trace_qc": t_trace, "baselines": t_base, "scans": len(items)}
     return result
+
+
+def load_scan(root: Path, r) -> tuple[np.ndarray, Any, tuple[int, ...], dict[int, float]]:
+    """One evaluation scan (a manifest row under root): image, truth positions, class ids, wrap periods (px)."""
+    from veernet_ray.evaluate import truth_positions
+    from veernet_ray.io import read_image
+    from veernet_ray.las.sidecar import Sidecar
+
+    image = read_image(root / r.image)
+    sc = Sidecar.load(root / r.calibration)
+    h, w = image.shape
+    truth = truth_positions(root / r.las, sc, h, w)
+    class_ids = tuple(c.class_id for c in sorted(sc.curves, key=lambda c: c.class_id))
+    wrap = {c.class_id: c.wrap.period * c.track_px for c in sc.curves if c.wrap is not None}
+    return image, truth, class_ids, wrap
 
 
 def _pick(m: dict[str, float]) -> dict[str, float]:
