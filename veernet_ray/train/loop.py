@@ -1,4 +1,4 @@
-"""The per-worker training loop: `train_func` calls `train_one_epoch` and `evaluate`.
+"""The per-worker training loop: `train_func` calls `train_one_epoch` and `validate`.
 
 Read top to bottom. Gradient accumulation, mixed precision and rank-0 logging
 each live in one obvious place:
@@ -148,7 +148,7 @@ def train_one_epoch(model, optimizer, scheduler, loss_fn, rows: Iterable[dict], 
 
 
 @torch.inference_mode()
-def evaluate(model, rows: Iterable[dict], *, num_classes: int, device, amp: str, channels_last: bool,
+def validate(model, rows: Iterable[dict], *, num_classes: int, device, amp: str, channels_last: bool,
              overlays: int = 0, overlay_dir: Path | None = None) -> dict[str, float]:
     """Per-class mask metrics over valid pixels and traced-curve metrics against the truth LAS."""
     model.eval()
@@ -264,7 +264,7 @@ def train_func(config: dict[str, Any]) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             if rank == 0:
                 overlay_dir = Path(tmp) / "overlays"
-                metrics.update(evaluate(model, _rows(val_shard), num_classes=tc.num_classes, device=device, amp=tc.amp,
+                metrics.update(validate(model, _rows(val_shard), num_classes=tc.num_classes, device=device, amp=tc.amp,
                                         channels_last=channels_last, overlays=tc.val_overlays, overlay_dir=overlay_dir))
                 history.append({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
                 ckpt_dir = Path(tmp) / "ckpt"
