@@ -22,6 +22,7 @@ Pure NumPy over shapes from the manifest; never reads pixels.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import defaultdict
 from collections.abc import Sequence
@@ -111,11 +112,7 @@ def grid_for(shapes: Sequence[tuple[int, int]], h_step: int, w_step: int, multip
 
     def axis(lo: int, hi: int, step: int) -> tuple[int, ...]:
         step = round_up(step, multiple)
-        first = round_up(lo, multiple)
-        out = list(range(first, round_up(hi, multiple) + step, step))
-        while out[-1] < hi:
-            out.append(out[-1] + step)
-        return tuple(v for i, v in enumerate(out) if i == 0 or out[i - 1] < hi)
+        return tuple(range(round_up(lo, multiple), hi + step, step))  # the last one is the first >= hi
 
     return ShapeGrid(axis(int(hs.min()), int(hs.max()), h_step), axis(int(ws.min()), int(ws.max()), w_step))
 
@@ -149,10 +146,10 @@ def _costed(grid: ShapeGrid, batches: list[list[int]], shapes_out: list[tuple[in
     """A plan with its pixel counts and the cost model's time."""
     real = int(sum(h * w for h, w in shapes))
     computed = int(sum(len(b) * hp * wp for b, (hp, wp) in zip(batches, shapes_out)))
-    distinct = len({(len(b), *s) for b, s in zip(batches, shapes_out)})
+    plan = GridPlan(grid, batches, shapes_out, real, computed, physical_batch, seconds=0.0)
     seconds = (len(batches) * cost.step_overhead_s + computed / cost.px_per_s
-               + cost.warmup_s * distinct / max(1, epochs))
-    return GridPlan(grid, batches, shapes_out, real, computed, physical_batch, seconds)
+               + cost.warmup_s * plan.distinct_shapes / max(1, epochs))
+    return dataclasses.replace(plan, seconds=seconds)
 
 
 #: grid steps searched by `choose_grid` (pixels, before rounding to the multiple)
