@@ -38,25 +38,12 @@ def darkest_rows(image: np.ndarray, min_sep: int = 6) -> np.ndarray:
 
 def viterbi_ink(image: np.ndarray, wrap_px: dict[int, float | None] | None = None) -> np.ndarray:
     """(2, W) rows (NaN where absent) of two curves traced on the grid-suppressed ink map."""
-    from veernet_ray.trace import trace_curves
-
+    from veernet_ray.trace.decode import trace_twice
     from veernet_ray.trace.ink import grid_suppressed
 
-    ink = grid_suppressed(image)
-    probs = np.stack([1.0 - ink, ink]).astype(np.float32)
-    period = None
-    if wrap_px:
-        period = next((p for p in wrap_px.values() if p), None)
-    first = trace_curves(probs, (1,), wrap_px={1: period} if period else None).rows[0]
-    erased = ink.copy()
-    h = ink.shape[0]
-    cols = np.flatnonzero(np.isfinite(first))
-    for d in range(-ERASE_HALF, ERASE_HALF + 1):
-        rr = np.round(first[cols]).astype(np.int64) + d
-        erased[rr % h, cols] = 0.0
-    probs2 = np.stack([1.0 - erased, erased]).astype(np.float32)
-    second = trace_curves(probs2, (1,), wrap_px={1: period} if period else None).rows[0]
-    return np.stack([first, second])
+    period = next((p for p in (wrap_px or {}).values() if p), None)
+    first, second = trace_twice(grid_suppressed(image), period, ERASE_HALF)
+    return np.stack([first.rows[0], second.rows[0]])
 
 
 def assign_identity(rows: np.ndarray, truth_rows: np.ndarray) -> np.ndarray:

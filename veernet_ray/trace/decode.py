@@ -57,6 +57,25 @@ def damp_lines(probs: np.ndarray, image: np.ndarray | None) -> np.ndarray:
     return out
 
 
+def trace_twice(ink: np.ndarray, period: float | None, erase_half: int, **kwargs) -> tuple[TraceResult, TraceResult]:
+    """Two identity-free paths through an (H, W) ink map in [0, 1]: the strongest one, then the
+    strongest once that path's rows (+-erase_half) are erased. A classical digitiser's way,
+    shared by `decode_ink_identity` and the `viterbi-ink` baseline. kwargs go to `trace_curves`."""
+    h = ink.shape[0]
+
+    def one_pass(chan: np.ndarray) -> TraceResult:
+        two = np.stack([1.0 - chan, chan]).astype(np.float32)
+        return trace_curves(two, (1,), wrap_px={1: period} if period else None, **kwargs)
+
+    first = one_pass(ink)
+    erased = ink.copy()
+    cols = np.flatnonzero(np.isfinite(first.rows[0]))
+    base = np.round(first.rows[0][cols]).astype(np.int64)
+    for d in range(-erase_half, erase_half + 1):
+        erased[(base + d) % h, cols] = 0.0
+    return first, one_pass(erased)
+
+
 def decode_per_class(probs: np.ndarray, class_ids: Sequence[int] = (1, 2), *,
                      wrap_px: Mapping[int, float | None] | None = None, image: np.ndarray | None = None,
                      **kwargs) -> TraceResult:
@@ -79,18 +98,7 @@ def decode_ink_identity(probs: np.ndarray, class_ids: Sequence[int] = (1, 2), *,
     ink = np.clip(probs[list(class_ids)].sum(axis=0), 0.0, 1.0)
     periods = [p for p in (wrap_px or {}).values() if p]
     period = float(periods[0]) if periods else None
-
-    def one_pass(chan: np.ndarray) -> TraceResult:
-        two = np.stack([1.0 - chan, chan]).astype(np.float32)
-        return trace_curves(two, (1,), wrap_px={1: period} if period else None, **kwargs)
-
-    first = one_pass(ink)
-    erased = ink.copy()
-    cols = np.flatnonzero(np.isfinite(first.rows[0]))
-    base = np.round(first.rows[0][cols]).astype(np.int64)
-    for d in range(-ERASE_HALF, ERASE_HALF + 1):
-        erased[(base + d) % h, cols] = 0.0
-    second = one_pass(erased)
+    first, second = trace_twice(ink, period, ERASE_HALF, **kwargs)
     rows = np.stack([first.rows[0], second.rows[0]])
     conf = np.stack([first.confidence[0], second.confidence[0]])
     bridged = np.stack([first.bridged[0], second.bridged[0]])
