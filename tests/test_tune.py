@@ -130,14 +130,18 @@ def test_rank_recommend_and_table():
 
 
 # ----------------------------------------------------------------- end to end
+SWEPT = ("sce", "tversky", "sce->lovasz")  # pixel unit, image unit, a schedule: a subset of LOSS_SWEEP
+
 def test_smoke_loss_sweep_against_mlflow_server(mlflow_server, demo_data, env_base, tmp_path, capsys):
-    """7 losses on CPU (each once, priced for both tiers) -> 7 finished child runs -> a 14-row compare table."""
+    """3 losses on CPU (a pixel loss, an image loss and a schedule; each once, priced for both tiers) ->
+    3 finished child runs -> a 6-row compare table. `veernet tune losses --smoke` runs all seven; three
+    keep the suite inside its time budget and still cover both loss units and a schedule switch."""
     import mlflow
 
     experiment = "tune-smoke-test"
     cmd = [sys.executable, "-m", "veernet_ray.tune.cli", "losses", "--smoke", "--manifest", str(demo_data),
            "--tracking-uri", mlflow_server, "--storage", str(tmp_path / "runs"), "--name", "smoke-sweep",
-           "--experiment", experiment, "--out", str(tmp_path / "sweep-compare")]
+           "--experiment", experiment, "--out", str(tmp_path / "sweep-compare"), "--losses", ",".join(SWEPT)]
     start = time.monotonic()
     out = subprocess.run(cmd, env=env_base, capture_output=True, text=True, timeout=900)
     took = time.monotonic() - start
@@ -149,12 +153,12 @@ def test_smoke_loss_sweep_against_mlflow_server(mlflow_server, demo_data, env_ba
     parents = client.search_runs([exp.experiment_id], filter_string="tags.`veernet.tune.sweep` = 'smoke-sweep'")
     parent = next(r for r in parents if "mlflow.parentRunId" not in r.data.tags)
     assert parent.info.status == "FINISHED"
-    assert json.loads(parent.data.params["sweep.variants"].replace("'", '"')) == list(LOSS_SWEEP)
+    assert json.loads(parent.data.params["sweep.variants"].replace("'", '"')) == list(SWEPT)
     assert {a.path for a in client.list_artifacts(parent.info.run_id, "compare")} == {"compare/compare.md",
                                                                                       "compare/compare.png"}
     children = client.search_runs([exp.experiment_id],
                                   filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
-    assert sorted(c.data.tags["veernet.tune.label"] for c in children) == sorted(LOSS_SWEEP)
+    assert sorted(c.data.tags["veernet.tune.label"] for c in children) == sorted(SWEPT)
     for child in children:
         m, p, tags = child.data.metrics, child.data.params, child.data.tags
         assert child.info.status == "FINISHED" and tags["veernet.tune.status"] == "finished", tags
@@ -175,10 +179,10 @@ def test_smoke_loss_sweep_against_mlflow_server(mlflow_server, demo_data, env_ba
     printed = capsys.readouterr().out
     assert rc == 0
     table = [line for line in printed.splitlines() if line.startswith("| ")]
-    assert len(table) == 1 + 2 * len(LOSS_SWEEP)  # header + one row per loss x tier
+    assert len(table) == 1 + 2 * len(SWEPT)  # header + one row per loss x tier
     body = [[c.strip() for c in line.strip("|").split("|")] for line in table[1:]]
-    assert sorted(int(r[0]) for r in body) == list(range(1, 15))
-    assert {(r[1], r[2]) for r in body} == {(loss, tier) for loss in LOSS_SWEEP for tier in ("high-end", "advanced")}
+    assert sorted(int(r[0]) for r in body) == list(range(1, 2 * len(SWEPT) + 1))
+    assert {(r[1], r[2]) for r in body} == {(loss, tier) for loss in SWEPT for tier in ("high-end", "advanced")}
     assert "Recommendation:" in printed and "cost arithmetic only" in printed
     assert (tmp_path / "cmp" / "compare.png").stat().st_size > 10_000
     print(f"\nsmoke sweep took {took:.0f} s\n" + "\n".join(table))

@@ -33,8 +33,9 @@ class ModelConfig:
         attn_heads: attention heads; must divide `widths[-1]`.
         mlp_ratio: hidden width of the transformer MLP relative to `widths[-1]`.
         dropout: dropout in the bottleneck (attention and MLP).
-        checkpointing: recompute encoder/decoder activations in backward
-            (trades ~30% more compute for a larger physical batch).
+        checkpointing: recompute the stem's, the encoder blocks' and every decoder stage's
+            but the last's activations in backward (the last stage's backward runs first, at
+            the memory peak, where recomputing it would cost compute and save nothing).
 
     Checked when made, so a run config with a bad architecture fails when it is loaded,
     before Ray starts (the config loader reports the message as a ConfigError).

@@ -24,16 +24,124 @@ __all__ = ["VeerNetConfig", "VeerNet", "build_model", "count_parameters", "gn"]
 # --------------------------------------------------------------------------- blocks
 
 
-def gn(channels: int) -> nn.GroupNorm:
-    """GroupNorm with groups = min(C // 2, 16): statistics per image, so batch 1 is fine.
+def _groups(channels: int) -> int:
+    groups = max(1, min(channels // 2, 16))
+    while channels % groups:
+        groups -= 1
+    return groups
+
+
+LOW_PRECISION = (torch.float16, torch.bfloat16)
+#: group-aligned channel chunks `_GroupNormAct` works through one at a time (bounds its float32 temporaries)
+NORM_CHUNKS = 4
+
+
+def _chunks(channels: int, groups: int) -> list[tuple[int, int, int, int]]:
+    """(first channel, last channel, first group, last group) of up to NORM_CHUNKS group-aligned slices."""
+    per = channels // groups
+    step = -(-groups // min(groups, NORM_CHUNKS))
+    return [(g * per, min(groups, g + step) * per, g, min(groups, g + step)) for g in range(0, groups, step)]
+
+
+class _GroupNormAct(torch.autograd.Function):
+    """GroupNorm (+ SiLU) on a bf16/fp16 input: float32 arithmetic, output in the input's dtype,
+    only the input kept for backward.
+
+    Autocast on a GPU runs GroupNorm in float32: its input is copied up, its output
+    and the SiLU after it are float32, and autograd keeps all three for backward
+    (10 bytes per channel per pixel where a bf16 run needs 2). Here the statistics
+    and the normalisation are float32 as there, but the output is cast back to the
+    input's dtype, and backward recomputes the normalised value and the SiLU from
+    the saved input and the per-group mean and 1/std. Both directions work through
+    group-aligned channel slices (NORM_CHUNKS), so their float32 temporaries are a
+    fraction of one full-size tensor: at the start of backward, where the peak is,
+    a full-size float32 copy of the widest full-resolution layer would undo the saving.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, groups: int, eps: float, act: bool):
+        N, C = x.shape[:2]
+        y = torch.empty_like(x)
+        mean = x.new_empty((N, groups), dtype=torch.float32)
+        rstd = x.new_empty((N, groups), dtype=torch.float32)
+        shape = (1, -1) + (1,) * (x.dim() - 2)
+        for c0, c1, g0, g1 in _chunks(C, groups):
+            xg = x[:, c0:c1].float()
+            grouped = xg.reshape(N, g1 - g0, -1)
+            var, mu = torch.var_mean(grouped, dim=2, unbiased=False)
+            r = torch.rsqrt(var + eps)
+            mean[:, g0:g1], rstd[:, g0:g1] = mu, r
+            out = ((grouped - mu.unsqueeze(2)) * r.unsqueeze(2)).view_as(xg)
+            out = out * weight[c0:c1].float().view(shape) + bias[c0:c1].float().view(shape)
+            y[:, c0:c1] = F.silu(out) if act else out
+        ctx.save_for_backward(x, weight, bias, mean, rstd)
+        ctx.act = act
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight, bias, mean, rstd = ctx.saved_tensors
+        N, C = x.shape[:2]
+        groups = mean.shape[1]
+        shape = (1, -1) + (1,) * (x.dim() - 2)
+        gx = torch.empty_like(x)
+        gw = torch.zeros(C, dtype=torch.float32, device=x.device)
+        gb = torch.zeros(C, dtype=torch.float32, device=x.device)
+        reduce_dims = (0,) + tuple(range(2, x.dim()))
+        for c0, c1, g0, g1 in _chunks(C, groups):
+            xg = x[:, c0:c1].float()
+            mu, r = mean[:, g0:g1].unsqueeze(2), rstd[:, g0:g1].unsqueeze(2)
+            xhat = ((xg.reshape(N, g1 - g0, -1) - mu) * r).view_as(xg)
+            del xg
+            w = weight[c0:c1].float().view(shape)
+            dy = grad[:, c0:c1].float()
+            if ctx.act:  # d silu(y) / dy = s (1 + y (1 - s)), s = sigmoid(y)
+                y = xhat * w + bias[c0:c1].float().view(shape)
+                s = torch.sigmoid(y)
+                dy = dy * (s * (1 + y * (1 - s)))
+                del y, s
+            gw[c0:c1] = (dy * xhat).sum(reduce_dims)
+            gb[c0:c1] = dy.sum(reduce_dims)
+            dxhat = (dy * w).reshape(N, g1 - g0, -1)
+            del dy
+            xhat = xhat.reshape(N, g1 - g0, -1)
+            m1 = dxhat.mean(dim=2, keepdim=True)
+            m2 = (dxhat * xhat).mean(dim=2, keepdim=True)
+            gx[:, c0:c1] = (r * (dxhat - m1 - xhat * m2)).view(N, c1 - c0, *x.shape[2:])
+        return gx, gw.to(weight.dtype), gb.to(bias.dtype), None, None, None
+
+
+class GroupNorm(nn.GroupNorm):
+    """`nn.GroupNorm` with groups = min(C // 2, 16) and, when `act`, the SiLU after it.
+
+    Statistics per image, so batch 1 is fine. In training on a bf16/fp16 input
+    (autocast) it runs `_GroupNormAct`: float32 arithmetic, output in the input's
+    dtype, only the input kept for backward. Otherwise (float32, inference) it is
+    torch's GroupNorm and SiLU. Parameters and state-dict keys are `nn.GroupNorm`'s,
+    so checkpoints load either way.
+    """
+
+    def __init__(self, channels: int, act: bool = False) -> None:
+        super().__init__(_groups(channels), channels)
+        self.act = act
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype in LOW_PRECISION and torch.is_grad_enabled() and x.device.type != "meta":
+            return _GroupNormAct.apply(x, self.weight, self.bias, self.num_groups, self.eps, self.act)
+        y = F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
+        return (F.silu(y) if self.act else y).to(x.dtype)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + (", act=SiLU" if self.act else "")
+
+
+def gn(channels: int, act: bool = False) -> GroupNorm:
+    """GroupNorm with groups = min(C // 2, 16), SiLU fused after it when `act`.
 
     GroupNorm needs C divisible by the group count; for widths where min(C // 2, 16)
     does not divide C (e.g. 40) the largest divisor below it is used instead.
     """
-    groups = max(1, min(channels // 2, 16))
-    while channels % groups:
-        groups -= 1
-    return nn.GroupNorm(groups, channels)
+    return GroupNorm(channels, act)
 
 
 # SiLU rather than GELU in the convolutions: smooth like GELU (no dead units on
@@ -43,13 +151,12 @@ Act = nn.SiLU
 
 
 class ConvNormAct(nn.Sequential):
-    """conv kxk -> GroupNorm -> SiLU. Shape: (B, cin, H, W) -> (B, cout, H / stride, W / stride)."""
+    """conv kxk -> GroupNorm -> SiLU (one fused op). Shape: (B, cin, H, W) -> (B, cout, H / stride, W / stride)."""
 
     def __init__(self, cin: int, cout: int, kernel: int = 3, stride: int = 1) -> None:
         super().__init__(
             nn.Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2, bias=False),
-            gn(cout),
-            Act(),
+            gn(cout, act=True),
         )
 
 
@@ -93,7 +200,7 @@ class Encoder(nn.Module):
         self.blocks = nn.ModuleList(ResidualDown(cin, cout) for cin, cout in zip(cins, cfg.widths))
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        features = [self.stem(x)]
+        features = [_maybe_checkpoint(self.stem, self.checkpointing and self.training, x)]
         for block in self.blocks:
             features.append(_maybe_checkpoint(block, self.checkpointing and self.training, features[-1]))
         return features
@@ -182,7 +289,14 @@ class UpStage(nn.Module):
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         x = F.interpolate(x, scale_factor=2.0, mode="nearest")
-        return self.convs(torch.cat([x, skip], dim=1))
+        # conv(cat(x, skip)) as conv(x) + conv(skip) over the two slices of the one weight: the
+        # same function and parameters, but autograd keeps x and the skip (which the encoder
+        # keeps anyway) instead of a new full-size concatenation
+        first = self.convs[0]
+        conv, cin = first[0], x.shape[1]
+        y = (F.conv2d(x, conv.weight[:, :cin], padding=conv.padding)
+             + F.conv2d(skip, conv.weight[:, cin:], padding=conv.padding))
+        return self.convs[1](first[1](y))
 
 
 class Decoder(nn.Module):
@@ -204,8 +318,11 @@ class Decoder(nn.Module):
         self.stages = nn.ModuleList(UpStage(cin, c, c) for cin, c in zip(cins, skips))
 
     def forward(self, x: torch.Tensor, features: list[torch.Tensor]) -> torch.Tensor:
-        for stage, skip in zip(self.stages, features[-2::-1]):
-            x = _maybe_checkpoint(stage, self.checkpointing and self.training, x, skip)
+        last = len(self.stages) - 1
+        for i, (stage, skip) in enumerate(zip(self.stages, features[-2::-1])):
+            # not the last (full-resolution) stage: backward starts there, at the memory peak, so
+            # recomputing it would put back at the peak what checkpointing took out of it
+            x = _maybe_checkpoint(stage, self.checkpointing and self.training and i < last, x, skip)
         return x
 
 
