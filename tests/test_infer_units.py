@@ -198,6 +198,26 @@ def test_model_stage_batches_tiles_and_retries_out_of_memory(tmp_path, tiny_ckpt
     assert is_oom(RuntimeError("CUDA error: out of memory")) and not is_oom(RuntimeError("shape mismatch"))
 
 
+def test_model_stage_pads_to_grid_cells_and_fills_batches(tmp_path, tiny_ckpt):
+    """With a shape grid (issue 13) the actor pads each scan to its cell and batches by cell: five
+    scans of three widths in one 64 x 512 cell make one full batch of one shape; a wider scan
+    outside the grid still runs (bucketed, then tiled)."""
+    stage = ModelStage(tiny_ckpt.read_bytes(), batch_size=8, max_width=1024, overlap=64,
+                       grid=((64, 128), (512, 1024)))
+    widths = (272, 300, 480, 512, 330, 1500)
+    rows = [decode_row(_row(tmp_path, f"g{i}", scan(64, w, i))) for i, w in enumerate(widths)]
+    out = stage(_batch(rows))
+    assert list(out["status"]) == ["ok"] * len(widths)
+    assert [p.shape[2] for p in out["probs"]] == list(widths)
+    assert (5, 64, 512) in stage.shapes_seen  # the five narrow scans: one batch, padded to their cell
+    assert not any(s[1:] not in {(64, 512), (64, 1024)} and s[2] != 1024 for s in stage.shapes_seen)
+    # the same probabilities as bucketed batching, up to what the extra padding changes
+    plain = ModelStage(tiny_ckpt.read_bytes(), batch_size=8, max_width=1024, overlap=64)
+    ref = plain(_batch(rows))
+    for p, q in zip(out["probs"], ref["probs"]):
+        assert p.shape == q.shape and np.mean(np.abs(p.astype(float) - q.astype(float))) < 10
+
+
 def test_write_row_writes_las_and_qc_record(tmp_path, tiny_ckpt):
     import lasio
 

@@ -57,7 +57,7 @@ def train_job(ray_head, mlflow_server, demo_data, tmp_path_factory, env_base):
         "tracking.register_as=veernet-e2e", f"train.epochs={EPOCHS}", "train.physical_batch=2",
         "train.effective_batch=8", "train.loss=sce->dice@2", "scale.num_workers=2", "scale.cpus_per_worker=0.5",
         "scale.max_failures=2", "model.stem_width=8", "model.widths=[8,16,16,32,32]", "train.val_overlays=1",
-        "data.decode_cpus=0.25",
+        "data.decode_cpus=0.25", "data.batching=grid",  # the shape grid a GPU run uses, with 2 workers and a resume
     ]
     done = threading.Event()
     record: dict = {}
@@ -121,6 +121,9 @@ def test_mlflow_run_has_per_epoch_metrics_and_the_registered_model(train_job):
         steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, key))
         assert steps == list(range(EPOCHS)), (key, steps)
     assert "padding_fraction" in run.data.metrics
+    # grid batching: full micro-batches of a few grid shapes
+    assert run.data.params["data.batching_used"] == "grid" and " x " in run.data.params["data.grid"]
+    assert run.data.metrics["batch_fill"] > 0.5 and run.data.metrics["distinct_shapes"] >= 1
     assert run.data.params["train.epochs"] == str(EPOCHS)
     assert run.data.params["train.accumulation_steps"] == "2"  # 8 = 2 per micro-batch x 2 workers x 2 steps
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}

@@ -159,3 +159,26 @@ def test_decode_batch_collates_a_planned_batch_and_merges_classes_for_the_binary
         # truth positions are given where the curve is drawn, NaN over the padding
         assert np.isfinite(multi["truth"][i, 0, :w]).mean() > 0.5
         assert np.isnan(multi["truth"][i, :, w:]).all()
+
+
+def test_grid_plan_pads_every_batch_to_its_cell_and_fills_batches(demo_data):
+    """Grid batching (issue 13): each micro-batch is padded to one cell of a small fixed grid, and
+    batches fill to the physical batch where height buckets capped at 3% padding leave them short."""
+    from veernet_ray.data.pipeline import decode_batch, load_items, plan_split
+    from veernet_ray.data.shapes import GPU_COST, choose_grid
+
+    items = load_items(demo_data, "train")
+    shapes = [(it.height, it.width) for it in items]
+    grid = choose_grid(shapes, 4, GPU_COST, multiple=32).grid
+    gridded = plan_split(items, 4, multiple=32, num_workers=2, grid=grid)
+    bucketed = plan_split(items, 4, multiple=32, num_workers=2)
+    assert len(gridded.batches) % 2 == 0
+    assert {i for b in gridded.batches for i in b} == set(range(len(items)))  # every item, none lost
+    assert gridded.fill(4) > bucketed.fill(4) and gridded.distinct_shapes < bucketed.distinct_shapes
+    assert {s for s in gridded.pad_to} <= {(h, w) for h in grid.heights for w in grid.widths}
+    rows = gridded.rows(items)
+    for b in range(min(3, len(rows))):
+        out = decode_batch(rows[b], binary=False, with_truth=False, multiple=32)
+        assert out["image"].shape[1:] == gridded.pad_to[b]
+        for i, (h, w) in enumerate(out["shape"]):
+            assert out["valid"][i, :h, :w].all() and out["valid"][i].sum() == h * w

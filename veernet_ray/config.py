@@ -40,6 +40,17 @@ class DataConfig:
     shuffle_buffer: int = 4  # pre-collated batches held per worker for the per-epoch shuffle
     decode_cpus: float = 0.25  # CPUs reserved by each Ray Data decode task (fractional: 2-core laptops)
     limit: int | None = None  # use only the first N items of each split (smoke runs)
+    # "grid": pad to a fixed grid of shapes chosen by a cost model, full micro-batches (few shapes:
+    # a GPU warms each once); "buckets": height buckets capped at max_padding (least padding: a CPU);
+    # "auto": grid on a GPU run (scale.use_gpu), buckets otherwise
+    batching: str = "auto"
+
+    def __post_init__(self):
+        if self.batching not in ("auto", "grid", "buckets"):
+            raise ValueError(f"data.batching must be auto, grid or buckets; got {self.batching!r}")
+
+    def batching_for(self, use_gpu: bool) -> str:
+        return self.batching if self.batching != "auto" else ("grid" if use_gpu else "buckets")
 
 
 @dataclass(frozen=True)

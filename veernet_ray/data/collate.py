@@ -52,6 +52,7 @@ def pad_collate(
     images: Sequence[np.ndarray],
     masks: Sequence[np.ndarray] | None = None,
     multiple: int = DEFAULT_MULTIPLE,
+    pad_to: tuple[int, int] | None = None,
 ) -> dict[str, np.ndarray]:
     """Pad a list of scans (and masks) bottom-right into one batch.
 
@@ -62,6 +63,8 @@ def pad_collate(
         images: B uint8 arrays (H_i, W_i), depth along W.
         masks: optional B uint8 class-id arrays, each the shape of its image.
         multiple: Hp and Wp are multiples of this.
+        pad_to: (Hp, Wp) to pad to instead, e.g. a cell of the shape grid (`data.shapes`):
+            multiples of `multiple`, at least the largest H and W.
 
     Returns:
         dict of numpy arrays:
@@ -83,6 +86,12 @@ def pad_collate(
 
     shapes = np.array([a.shape for a in images], dtype=np.int32)
     Hp, Wp = round_up(shapes[:, 0].max(), multiple), round_up(shapes[:, 1].max(), multiple)
+    if pad_to is not None:
+        ph, pw = (int(v) for v in pad_to)
+        if ph < Hp or pw < Wp or ph % multiple or pw % multiple:
+            raise ValueError(f"pad_to {ph} x {pw} must be multiples of {multiple} and hold the batch's "
+                             f"{Hp} x {Wp}")
+        Hp, Wp = ph, pw
     B = len(images)
     batch = {
         "image": np.full((B, Hp, Wp), IMAGE_PAD_VALUE, dtype=np.uint8),

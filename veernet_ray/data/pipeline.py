@@ -18,7 +18,12 @@ from typing import Any, Sequence
 import numpy as np
 
 from veernet_ray.data.buckets import PaddingStats, plan_batches, plan_padding
-from veernet_ray.data.collate import pad_collate
+from veernet_ray.data.collate import pad_collate, round_up
+from veernet_ray.data.shapes import DeviceCost, ShapeGrid, plan_grid
+
+#: how micro-batches are formed: a fixed shape grid (few shapes, full batches: a GPU's choice) or
+#: height buckets capped at data.max_padding (least padding: a CPU's choice); "auto" picks by device
+BATCHING = ("auto", "grid", "buckets")
 
 
 @dataclass(frozen=True)
@@ -54,32 +59,61 @@ def load_items(manifest: str | Path, split: str, limit: int | None = None) -> li
 class BatchPlan:
     batches: list[list[int]]  # item indices per micro-batch
     padding: PaddingStats
+    pad_to: list[tuple[int, int]]  # padded (H, W) of each micro-batch: its grid cell, or its members' rounded max
+    grid: ShapeGrid | None = None  # the shape grid, when the plan uses one
+
+    @property
+    def distinct_shapes(self) -> int:
+        """Distinct (batch size, padded H, padded W) the device sees: each costs a warm-up on a GPU."""
+        return len({(len(b), *s) for b, s in zip(self.batches, self.pad_to)})
+
+    def fill(self, physical_batch: int) -> float:
+        """Mean micro-batch size over the physical batch."""
+        return float(np.mean([len(b) for b in self.batches])) / physical_batch if self.batches else 0.0
 
     def rows(self, items: Sequence[Item]) -> list[dict[str, Any]]:
         return [
-            {"batch": b, "items": json.dumps([items[i].__dict__ for i in members])}
+            {"batch": b, "items": json.dumps([items[i].__dict__ for i in members]),
+             "pad_to": json.dumps(list(self.pad_to[b]))}
             for b, members in enumerate(self.batches)
         ]
 
 
 def plan_split(
     items: Sequence[Item], physical_batch: int, *, multiple: int, num_workers: int = 1, bucketed: bool = True,
-    max_padding: float = 0.03, seed: int = 0,
+    max_padding: float = 0.03, seed: int = 0, grid: ShapeGrid | None = None, cost: DeviceCost | None = None,
 ) -> BatchPlan:
     """Micro-batches for one split; the count is made a multiple of `num_workers`.
 
     `multiple` is the model's padding multiple (`cfg.model.multiple`); it has no default
-    so a pipeline cannot pad for another network than the one it feeds.
+    so a pipeline cannot pad for another network than the one it feeds. With a `grid`
+    (`data.shapes.choose_grid`), every item is padded to its grid cell and micro-batches
+    fill to `physical_batch` inside a cell (`cost` prices the plan); else height buckets
+    capped at `max_padding`.
 
     Every worker must take the same number of steps (DDP all-reduces each
     step). Rather than drop the tail, the first batches are visited once more
     to fill the last round; the number repeated is < num_workers.
     """
     shapes = [(it.height, it.width) for it in items]
+    if grid is not None:
+        from veernet_ray.data.shapes import GPU_COST
+
+        gp = plan_grid(shapes, grid, physical_batch, cost or GPU_COST, seed=seed)
+        batches, pad_to = gp.batches, gp.shapes
+        if num_workers > 1 and batches and len(batches) % num_workers:
+            extra = num_workers - len(batches) % num_workers
+            batches, pad_to = batches + batches[:extra], pad_to + pad_to[:extra]
+        real = sum(shapes[i][0] * shapes[i][1] for b in batches for i in b)
+        rounded = sum(round_up(shapes[i][0], multiple) * round_up(shapes[i][1], multiple) for b in batches for i in b)
+        computed = sum(len(b) * h * w for b, (h, w) in zip(batches, pad_to))
+        return BatchPlan(batches, PaddingStats(real, rounded, computed), pad_to, grid)
     batches = plan_batches(shapes, physical_batch, multiple=multiple, bucketed=bucketed, max_padding=max_padding, seed=seed)
     if num_workers > 1 and batches and len(batches) % num_workers:
         batches = batches + batches[: num_workers - len(batches) % num_workers]
-    return BatchPlan(batches, plan_padding(shapes, batches, multiple))
+    pad_to = [(round_up(max(shapes[i][0] for i in b), multiple), round_up(max(shapes[i][1] for i in b), multiple))
+              for b in batches]
+    return BatchPlan(batches, plan_padding(shapes, batches, multiple), pad_to)
 
 
 def decode_batch(row: dict[str, Any], *, binary: bool, with_truth: bool, multiple: int) -> dict[str, Any]:
@@ -92,7 +126,8 @@ def decode_batch(row: dict[str, Any], *, binary: bool, with_truth: bool, multipl
     if masks is not None and binary:
         # binary stage: curve 1 and curve 2 merge into one "curve" class
         masks = [(m > 0).astype(np.uint8) for m in masks]
-    batch = pad_collate(images, masks, multiple=multiple)
+    pad_to = json.loads(row["pad_to"]) if row.get("pad_to") else None
+    batch = pad_collate(images, masks, multiple=multiple, pad_to=tuple(pad_to) if pad_to else None)
     out: dict[str, Any] = {
         "image": batch["image"],
         "valid": batch["valid"],

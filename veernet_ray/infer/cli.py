@@ -37,6 +37,10 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                    help="where the model runs (default: %(default)s = GPU when the cluster has one)")
     p.add_argument("--batch-size", type=int, default=8, help="scans per model batch (default: %(default)s)")
+    p.add_argument("--batching", default="auto", choices=("auto", "grid", "buckets"),
+                   help="how the model's padded batches form: grid = a few fixed shapes chosen by a cost model, "
+                   "batches filled (a GPU warms each shape once); buckets = by height, at most 3%% padding "
+                   "(default: %(default)s = grid on a GPU, buckets on a CPU)")
     p.add_argument("--decode-cpus", type=float, default=0.5, help="CPUs per decode task (default: %(default)s)")
     p.add_argument("--write-cpus", type=float, default=0.5, help="CPUs per trace/write task (default: %(default)s)")
     p.add_argument("--model-actors", type=int, help="model actors (default: one per GPU, or CPUs // 8)")
@@ -97,7 +101,8 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
             raise InferError("--input and --output are required (or pass --smoke-test)")
         opts = InferOptions(
             input=args.input, output=args.output, checkpoint=args.checkpoint, split=args.split,
-            address=args.address, device=args.device, batch_size=args.batch_size, decode_cpus=args.decode_cpus,
+            address=args.address, device=args.device, batch_size=args.batch_size, batching=args.batching,
+            decode_cpus=args.decode_cpus,
             write_cpus=args.write_cpus, model_actors=args.model_actors, model_cpus=args.model_cpus,
             max_width=args.max_width, tile_overlap=args.tile_overlap, max_height=args.max_height,
             max_pixels=args.max_pixels, orientation=args.orientation, overlays=args.overlays,

@@ -14,12 +14,13 @@ n_forward, t_decode, t_model, t_write.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -113,7 +114,8 @@ class ModelStage:
     """
 
     def __init__(self, checkpoint: Any, *, device: str = "cpu", batch_size: int = 8, max_width: int = 8192,
-                 overlap: int = 256, amp: str = "auto", num_threads: int | None = None):
+                 overlap: int = 256, amp: str = "auto", num_threads: int | None = None,
+                 grid: tuple[Sequence[int], Sequence[int]] | None = None):
         import torch
 
         from veernet_ray.config import DataConfig
@@ -143,15 +145,28 @@ class ModelStage:
         self.overlap = int(overlap)
         self.amp = amp
         self.forwards = 0
+        # a fixed grid of batch shapes (the driver's `data.shapes.choose_grid`): scans are padded to
+        # their cell and batched by it, so the device sees a few shapes; None: height buckets
+        self.grid = None
+        if grid is not None:
+            from veernet_ray.data.shapes import ShapeGrid
+
+            self.grid = ShapeGrid(tuple(int(h) for h in grid[0]), tuple(int(w) for w in grid[1]))
+            if self.device.type == "cuda":
+                import torch
+
+                torch.backends.cudnn.benchmark = True  # each grid shape autotuned once, then reused
+        self.shapes_seen: set[tuple[int, int, int]] = set()
 
     # one forward pass over scans of similar shape -> quantised probabilities, cropped
-    def forward(self, images: list[np.ndarray]) -> list[np.ndarray]:
+    def forward(self, images: list[np.ndarray], pad_to: tuple[int, int] | None = None) -> list[np.ndarray]:
         import torch
 
         from veernet_ray.data.collate import pad_collate, to_tensors
         from veernet_ray.device import autocast_for
 
-        batch = pad_collate(images, multiple=self.multiple)
+        batch = pad_collate(images, multiple=self.multiple, pad_to=pad_to)
+        self.shapes_seen.add(batch["image"].shape)
         t = to_tensors(batch, device=self.device)
         with torch.inference_mode(), autocast_for(self.device, self.amp):
             logits = self.model(t["image"])
@@ -160,12 +175,12 @@ class ModelStage:
         self.forwards += 1
         return [np.ascontiguousarray(q[b, :, :h, :w]) for b, (h, w) in enumerate(batch["shape"])]
 
-    def infer(self, images: list[np.ndarray]) -> list[np.ndarray]:
+    def infer(self, images: list[np.ndarray], pad_to: tuple[int, int] | None = None) -> list[np.ndarray]:
         """Probabilities for scans of similar shape; narrow ones batched, wide ones tiled; OOM retried smaller."""
         if len(images) == 1 and images[0].shape[1] > self.max_width:
             return [self.tiled(images[0], self.max_width)]
         try:
-            return self.forward(images)
+            return self.forward(images, pad_to)
         except Exception as exc:
             if not is_oom(exc):
                 raise
@@ -217,16 +232,30 @@ class ModelStage:
         n_forward = [0] * n
         t_model = [0.0] * n
         ok = [i for i in range(n) if status[i] == "ok"]
-        shapes = [tuple(batch["image"][i].shape) for i in ok]
+        cells: dict[int, tuple[int, int]] = {}
+        if self.grid is not None:  # scans in the grid go by cell; the rest (wider, a sheet's tracks) by bucket
+            for i in ok:
+                h, w = batch["image"][i].shape
+                if w <= self.max_width:
+                    with contextlib.suppress(ValueError):
+                        cells[i] = self.grid.cell(h, w)
+        groups: list[list[int]] = []
+        by_cell: dict[tuple[int, int], list[int]] = {}
+        for i, c in cells.items():
+            by_cell.setdefault(c, []).append(i)
+        for members in by_cell.values():
+            groups += [members[a : a + self.batch_size] for a in range(0, len(members), self.batch_size)]
+        rest = [i for i in ok if i not in cells]
+        shapes = [tuple(batch["image"][i].shape) for i in rest]
         # wide scans are planned alone (their batch is their tiles)
-        groups = [[ok[j] for j in g] for g in plan_batches(shapes, self.batch_size, multiple=self.multiple,
-                                                            max_padding=self.max_padding)]
-        groups = [g for grp in groups for g in ([[i] for i in grp] if any(
+        bucketed = [[rest[j] for j in g] for g in plan_batches(shapes, self.batch_size, multiple=self.multiple,
+                                                               max_padding=self.max_padding)] if rest else []
+        groups += [g for grp in bucketed for g in ([[i] for i in grp] if any(
             batch["image"][i].shape[1] > self.max_width for i in grp) else [grp])]
         for group in groups:
             t0, f0 = time.perf_counter(), self.forwards
             try:
-                outs = self.infer([batch["image"][i] for i in group])
+                outs = self.infer([batch["image"][i] for i in group], cells.get(group[0]))
                 for i, p in zip(group, outs):
                     probs[i] = p
             except Exception as exc:
@@ -237,7 +266,7 @@ class ModelStage:
                     self._free()
                     for i in group:
                         try:
-                            probs[i] = self.infer([batch["image"][i]])[0]
+                            probs[i] = self.infer([batch["image"][i]], cells.get(i))[0]
                         except Exception as one:
                             status[i], kind[i], message[i], stage[i] = "error", *_model_error(one)
             dt = (time.perf_counter() - t0) / len(group)

@@ -93,9 +93,19 @@ def run_training(cfg: RunConfig, *, ray_address: str | None = None, verbose: boo
     if not val_items:
         raise ValueError(f"{manifest}: the val split is empty; validation needs at least one scan")
     multiple = cfg.model.multiple  # pad for the network this run builds (2**len(model.widths))
+    batching = cfg.data.batching_for(cfg.scale.use_gpu)
+    cfg = cfg.with_overrides({"data.batching": batching})  # what the run did, in its saved config (inference reads it)
+    grid = cost = None
+    if batching == "grid":  # one grid for both splits (and the device warms each cell once)
+        from veernet_ray.data.shapes import CPU_COST, GPU_COST, choose_grid
+
+        cost = GPU_COST if cfg.scale.use_gpu else CPU_COST
+        grid = choose_grid([(it.height, it.width) for it in (*train_items, *val_items)], physical_batch, cost,
+                           epochs=cfg.train.epochs, multiple=multiple, seed=cfg.train.seed).grid
     train_plan = plan_split(train_items, physical_batch, multiple=multiple, num_workers=workers,
-                            max_padding=cfg.data.max_padding, seed=cfg.train.seed)
-    val_plan = plan_split(val_items, physical_batch, multiple=multiple, num_workers=1, max_padding=cfg.data.max_padding)
+                            max_padding=cfg.data.max_padding, seed=cfg.train.seed, grid=grid, cost=cost)
+    val_plan = plan_split(val_items, physical_batch, multiple=multiple, num_workers=1, max_padding=cfg.data.max_padding,
+                          grid=grid, cost=cost)
     batches_per_worker = len(train_plan.batches) // workers
     steps_per_epoch = -(-batches_per_worker // accum)
 
@@ -108,19 +118,25 @@ def run_training(cfg: RunConfig, *, ray_address: str | None = None, verbose: boo
         "data.train_scans": len(train_items),
         "data.val_scans": len(val_items),
         "train.physical_batch_used": physical_batch,
+        "data.batching_used": batching,
+        "data.grid": f"{list(grid.heights)} x {list(grid.widths)}" if grid else "",
         "train.steps_per_epoch": steps_per_epoch,
     }
     tracking.log_params(tracking_uri, run_id, {**cfg.to_dict(), **data_facts})
     tracking.log_metrics(tracking_uri, run_id, {
         "padding_fraction": train_plan.padding.padding,
         "bucket_padding_fraction": train_plan.padding.bucket_padding,
+        "batch_fill": train_plan.fill(physical_batch),
+        "distinct_shapes": train_plan.distinct_shapes,
     })
     save_config(cfg, run_dir / "config.yaml")
     if verbose:
         print(f"[veernet] run {cfg.name!r}: {len(train_items)} train / {len(val_items)} val scans, "
               f"{len(train_plan.batches)} micro-batches of <= {physical_batch}, accumulation x{accum} "
               f"over {workers} worker(s) -> effective batch {physical_batch * accum * workers}; "
-              f"padding {train_plan.padding.padding:.1%} (of which bucketing {train_plan.padding.bucket_padding:.1%})")
+              f"padding {train_plan.padding.padding:.1%} (of which batching {train_plan.padding.bucket_padding:.1%}); "
+              f"{batching} batching: fill {train_plan.fill(physical_batch):.0%}, "
+              f"{train_plan.distinct_shapes} distinct batch shapes")
         print(f"[veernet] MLflow run {run_id} ({'resumed' if resumed else 'new'}) at {tracking_uri}")
 
     if not ray.is_initialized():
@@ -148,6 +164,7 @@ def run_training(cfg: RunConfig, *, ray_address: str | None = None, verbose: boo
             "run": cfg.to_dict(),
             "accum": accum,
             "steps_per_epoch": steps_per_epoch,
+            "distinct_shapes": train_plan.distinct_shapes + val_plan.distinct_shapes if grid else None,
             "run_dir": str(run_dir),
             "mlflow": {"tracking_uri": tracking_uri, "run_id": run_id},
         },

@@ -228,8 +228,15 @@ def train_func(config: dict[str, Any]) -> None:
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     model = ray.train.torch.prepare_model(model)
+    shapes = config.get("distinct_shapes")  # a shape grid: a small set of batch shapes known in advance
+    if on_gpu and shapes:
+        torch.backends.cudnn.benchmark = True  # autotune each grid shape once; every later step reuses it
     if tc.compile:
-        model = torch.compile(model, dynamic=True)
+        if shapes:  # static shapes, one graph per grid shape, compiled when first seen and cached
+            torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, shapes + 2)
+            model = torch.compile(model, dynamic=False)
+        else:
+            model = torch.compile(model, dynamic=True)
 
     accum = config["accum"]
     steps_per_epoch = config["steps_per_epoch"]
