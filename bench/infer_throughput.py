@@ -8,10 +8,11 @@ fixed-seed tiny VeerNet unless --checkpoint is given: throughput does not
 depend on the weights) and write LAS files:
 - naive: one process; decode, infer at batch 1 in float32, trace, write; one scan at a time;
 - pipeline: `run_inference` on Ray Data (decode tasks, model actor pool, write tasks).
-Reported: scans/s each, the ratio, accelerator busy fraction (GPU only: model
-time / wall), scans/s per CPU core on CPU-only inference, and the projected
-time and euro cost for the 136,771-scan archive on each tier. Ray start-up
-is excluded (a cluster is started once per archive, not once per scan).
+Reported: scans/s each, with and without start-up (Ray start, actor and model
+load), the ratio, the GPU's busy fraction sampled by nvidia-smi (GPU only), the
+model actor's batching (`--batching`: grid or buckets), scans/s per CPU core on
+CPU-only inference, and the projected time and euro cost for the 136,771-scan
+archive on the device measured.
 """
 
 from __future__ import annotations
@@ -76,6 +77,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--checkpoint", help="checkpoint to use (default: a fixed-seed tiny VeerNet)")
     p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--naive-n", type=int, help="time the naive loop on the first N scans only (its rate is per "
+                   "scan; default: all)")
+    p.add_argument("--batching", default="auto", choices=("auto", "grid", "buckets"),
+                   help="the model actor's batches (veernet infer --batching; default: %(default)s)")
+    p.add_argument("--model-actors", type=int, help="model actors (veernet infer --model-actors)")
+    p.add_argument("--decode-cpus", type=float, default=0.5)
+    p.add_argument("--write-cpus", type=float, default=0.5)
     p.add_argument("--cpu-node-eur-month", type=float, default=150.0,
                    help="assumed monthly price of one CPU node like this one, for the projection (default: %(default)s)")
     p.add_argument("--results", help="append a section to this markdown file (e.g. bench/RESULTS.md)")
@@ -96,26 +104,39 @@ def main(argv: list[str] | None = None) -> int:
 
     work = Path(tempfile.mkdtemp(prefix="veernet-bench-infer-"))
     try:
-        manifest = generate_dataset(work / "data", n=args.n, seed=args.seed, preset=args.preset, workers=1,
+        manifest = generate_dataset(work / "data", n=args.n, seed=args.seed, preset=args.preset,
+                                    workers=max(1, min(8, (os.cpu_count() or 1) // 2)),
                                     progress=False, split=(1.0, 0.0, 0.0))
         items = load_items(manifest, "train")
         ckpt = Path(args.checkpoint) if args.checkpoint else tiny_checkpoint(work / "model")
         cores = os.cpu_count() or 1
         gpu = torch.cuda.is_available()
 
-        t_naive = naive(items, ckpt, work / "naive")
+        naive_items = items[: args.naive_n] if args.naive_n else items
+        t_naive = naive(naive_items, ckpt, work / "naive") * len(items) / len(naive_items)  # per scan, scaled
         from veernet_ray.raycluster import init_ray
 
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from gpu_busy import GpuBusy
+
+        t_start = time.perf_counter()
         init_ray(None, log_to_driver=False)  # a private local Ray, never the one /tmp/ray names
-        s = run_inference(InferOptions(input=str(manifest), output=str(work / "ray"), checkpoint=str(ckpt),
-                                       batch_size=args.batch_size, tracking=False, progress=False, verbose=False,
-                                       overlays="none"))
+        ray_start_s = time.perf_counter() - t_start
+        with GpuBusy() as busy:
+            s = run_inference(InferOptions(input=str(manifest), output=str(work / "ray"), checkpoint=str(ckpt),
+                                           batch_size=args.batch_size, batching=args.batching, tracking=False,
+                                           progress=False, verbose=False, overlays="none",
+                                           model_actors=args.model_actors, decode_cpus=args.decode_cpus,
+                                           write_cpus=args.write_cpus))
+        with_startup_s = time.perf_counter() - t_start
         ray.shutdown()
         naive_rate = len(items) / t_naive
         ray_rate = s["scans_per_s"]
         mpx = sum(it.height * it.width for it in items) / 1e6
         rows = [
-            ("naive loop (1 process, batch 1, float32)", naive_rate, t_naive),
+            ("naive loop (1 process, batch 1, float32" + (f"; timed on {len(naive_items)} scans, wall scaled"
+                                                          if len(naive_items) < len(items) else "") + ")",
+             naive_rate, t_naive),
             (f"Ray Data pipeline (batch {args.batch_size}, {s['model_actors']} model actor(s) x "
              f"{s['model_cpus']:g} CPU, {s['device']})", ray_rate, s["pipeline_s"]),
         ]
@@ -129,19 +150,22 @@ def main(argv: list[str] | None = None) -> int:
         lines += [f"| {name} | {rate:.3f} | {wall:.1f} | {rate / cores:.3f} |" for name, rate, wall in rows]
         lines += [
             "",
-            f"- Ratio pipeline / naive: **{ray_rate / naive_rate:.2f}x**",
+            f"- Ratio pipeline / naive: **{ray_rate / naive_rate:.2f}x** without start-up; with start-up (Ray "
+            f"{ray_start_s:.1f} s, actors and model load) {len(items) / with_startup_s:.3f} scans/s, "
+            f"**{len(items) / with_startup_s / naive_rate:.2f}x**",
+            f"- Model batching: {s.get('batching', 'buckets')}" + (f", grid {s['grid']}" if s.get("grid") else ""),
             f"- Pipeline stage time (summed over scans): decode {s['t_decode_s']:.1f} s, "
             f"model {s['t_model_s']:.1f} s, trace+write {s['t_write_s']:.1f} s; {s['model_batches']} model batches",
-            "- Accelerator busy fraction: " + (f"{s['t_model_s'] / max(s['pipeline_s'], 1e-9):.0%}" if gpu else
-                                               "n/a (no GPU; GPU targets are measured in the GPU issue)"),
+            "- GPU busy (nvidia-smi, whole run): " + (busy.text() if gpu else "n/a (no GPU)"),
             f"- Projection for {ARCHIVE:,} scans (rate x hours; {HOURS_PER_MONTH:.0f} h/month):",
         ]
         best = max(ray_rate, naive_rate)
         h, eur = project(best, args.cpu_node_eur_month)
-        lines.append(f"  - this CPU node ({cores} cores, assumed {args.cpu_node_eur_month:.0f} EUR/month): "
-                     f"{h:,.0f} h, {eur:,.0f} EUR at {best:.3f} scans/s")
+        if not gpu:  # CPU-only figures: a GPU's rate is not a CPU node's
+            lines.append(f"  - this CPU node ({cores} cores, assumed {args.cpu_node_eur_month:.0f} EUR/month): "
+                         f"{h:,.0f} h, {eur:,.0f} EUR at {best:.3f} scans/s")
         per_core = best / cores
-        for c in (16, 64):
+        for c in ((16, 64) if not gpu else ()):
             h, eur = project(per_core * c, args.cpu_node_eur_month * c / cores)
             lines.append(f"  - {c}-core CPU node at the measured {per_core:.3f} scans/s per core (linear scaling "
                          f"assumed, {args.cpu_node_eur_month * c / cores:,.0f} EUR/month): {h:,.0f} h, {eur:,.0f} EUR")

@@ -1,16 +1,24 @@
 """Training throughput: the naive regime against the platform's, side by side over the same images.
 
 (a) naive: physical batch 1, float32, no bucketing, no channels_last;
-(b) platform: width-bucketed micro-batches of `--batch`, padded to 32, gradient
-    accumulation to the effective batch, bf16 autocast and channels_last on a GPU
-    (optionally torch.compile).
-Both run the real training step (`veernet_ray.train.loop.accumulate_gradients`
-+ AdamW) in one process over the same generated images, so the ratio b/a is
-measured side by side. Prints images/s, megapixels/s, padding, peak memory
-and the ratio, and appends a section to bench/RESULTS.md with --record.
+(b) buckets: height-bucketed micro-batches of `--batch` capped at 3% padding (the
+    platform before issue 13), gradient accumulation to the effective batch, bf16
+    autocast and channels_last on a GPU;
+(c) grid: the same, padded to the cells of a fixed shape grid chosen by the cost
+    model (`data.shapes.choose_grid`), batches filled; cuDNN autotuning on; with
+    --compile, one static-shape graph per cell.
+All run the real training step (`veernet_ray.train.loop.accumulate_gradients`
++ AdamW) in one process over the same generated images, so the ratios are
+measured side by side. Each regime runs `--epochs` passes: the first is the
+warm-up (autotuning, allocator growth, compiles) and is reported on its own; the
+rest are timed. Reported: images/s, useful Mpx/s (the images' own pixels),
+padding, batch fill, distinct shapes, peak memory, GPU busy (nvidia-smi), the
+ratios; `--widest` adds peak memory at the widest log (640 x 12,800) for
+batches 1, 4, 8 and 16 with and without activation checkpointing (GPU only).
+`--record` appends a section to bench/RESULTS.md.
 
     .venv/bin/python bench/train_throughput.py --preset demo --n 16            # CPU, a few minutes
-    python bench/train_throughput.py --preset seed --n 64 --batch 16 --compile  # GPU
+    python bench/train_throughput.py --preset seed --n 256 --batch 16 --compile --widest  # GPU
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from veernet_ray.data.buckets import accumulation_steps, plan_batches, plan_padding  # noqa: E402
 from veernet_ray.data.collate import pad_collate, to_tensors  # noqa: E402
@@ -46,43 +55,103 @@ def make_images(n: int, preset: str, seed: int) -> list[tuple[np.ndarray, np.nda
     return out
 
 
-def run_regime(name, model, images, batches, *, device, amp, channels_last, effective_batch, loss_name, warmup=1):
-    """Train over `batches` (lists of image indices); returns throughput figures (warm-up steps excluded)."""
+def run_regime(name, model, images, batches, *, device, amp, channels_last, effective_batch, loss_name,
+               pad_to=None, epochs=2, physical_batch=None):
+    """Train `epochs` passes over `batches` (lists of image indices; `pad_to` their padded shapes, else
+    each pads to its own max); the first pass is warm-up. Returns throughput figures of the timed passes."""
+    from gpu_busy import GpuBusy
+
     loss_fn = build_loss(loss_name)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    accum = accumulation_steps(effective_batch, max(len(b) for b in batches))
-    groups = [batches[i : i + accum] for i in range(0, len(batches), accum)]
+    physical_batch = physical_batch or max(len(b) for b in batches)
+    accum = accumulation_steps(effective_batch, physical_batch)
+    order = list(range(len(batches)))
+    groups = [order[i : i + accum] for i in range(0, len(order), accum)]
     shapes = [im.shape for im, _ in images]
-    warmup = warmup if len(groups) > warmup else 0  # too few steps to spare one for warm-up
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    n_img = px = 0
-    t_start = None
-    for g, group in enumerate(groups):
-        if g == warmup and t_start is None:
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            t_start = time.perf_counter()
-        mbs = []
-        for b in group:
-            col = pad_collate([images[i][0] for i in b], [images[i][1] for i in b])
-            mbs.append(to_tensors(col, device=device, channels_last=channels_last))
-        opt.zero_grad(set_to_none=True)
-        accumulate_gradients(model, loss_fn, mbs, device=device, amp=amp)
-        opt.step()
-        if g >= warmup:
-            n_img += sum(len(b) for b in group)
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    def one_pass():
+        n_img = px = useful = 0
+        for group in groups:
+            mbs = []
+            for j in group:
+                b = batches[j]
+                col = pad_collate([images[i][0] for i in b], [images[i][1] for i in b],
+                                  pad_to=pad_to[j] if pad_to else None)
+                mbs.append(to_tensors(col, device=device, channels_last=channels_last))
+            opt.zero_grad(set_to_none=True)
+            accumulate_gradients(model, loss_fn, mbs, device=device, amp=amp)
+            opt.step()
+            n_img += sum(len(batches[j]) for j in group)
             px += sum(m["valid"].numel() for m in mbs)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    seconds = time.perf_counter() - (t_start or time.perf_counter())
-    pad = plan_padding(shapes, batches)
+            useful += sum(int(m["valid"].sum()) for m in mbs)
+        return n_img, px, useful
+
+    sync()
+    t0 = time.perf_counter()
+    one_pass()  # warm-up: autotuning, allocator growth, compiles
+    sync()
+    warm_s = time.perf_counter() - t0
+    n_img = px = useful = 0
+    with GpuBusy() as busy:
+        t0 = time.perf_counter()
+        for _ in range(max(1, epochs - 1)):
+            a, b_, c = one_pass()
+            n_img, px, useful = n_img + a, px + b_, useful + c
+        sync()
+        seconds = time.perf_counter() - t0
+    pad = 1.0 - useful / px if px else 0.0
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
+    if pad_to:
+        distinct = len({(len(b), *s) for b, s in zip(batches, pad_to)})
+    else:
+        distinct = len({(len(b), -(-max(shapes[i][0] for i in b) // 32) * 32, -(-max(shapes[i][1] for i in b) // 32) * 32)
+                        for b in batches})
     return {
         "regime": name, "images": n_img, "seconds": seconds, "images_per_s": n_img / max(seconds, 1e-9),
-        "mpx_per_s": px / 1e6 / max(seconds, 1e-9), "padding": pad.padding, "peak_gib": peak,
-        "physical_batch": max(len(b) for b in batches), "accumulation": accum,
+        "mpx_per_s": px / 1e6 / max(seconds, 1e-9), "useful_mpx_per_s": useful / 1e6 / max(seconds, 1e-9),
+        "padding": pad, "peak_gib": peak, "physical_batch": physical_batch, "accumulation": accum,
+        "fill": float(np.mean([len(b) for b in batches])) / physical_batch, "distinct_shapes": distinct,
+        "warmup_s": warm_s, "busy": busy.text(),
     }
+
+
+def widest_memory(cfg, device, batches=(1, 4, 8, 16), shape=(640, 12_800)) -> list[str]:
+    """Peak `torch.cuda.max_memory_allocated` of one bf16 AdamW step at the widest log, per batch."""
+    lines = ["| checkpointing | " + " | ".join(f"batch {b}" for b in batches) + " |",
+             "|---|" + "---|" * len(batches)]
+    for ckpt in (False, True):
+        torch.manual_seed(0)
+        model = VeerNet(VeerNetConfig(**{**cfg.__dict__, "checkpointing": ckpt})).to(device)
+        model = model.to(memory_format=torch.channels_last).train()
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        loss_fn = build_loss("sce")
+        cells = []
+        for b in batches:
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(device)
+            try:
+                img = np.full((shape[0], shape[1]), 255, np.uint8)
+                img[::7] = 0
+                mask = (img == 0).astype(np.uint8)
+                mb = to_tensors(pad_collate([img] * b, [mask] * b), device=device, channels_last=True)
+                opt.zero_grad(set_to_none=True)
+                accumulate_gradients(model, loss_fn, [mb], device=device, amp="auto")
+                opt.step()
+                torch.cuda.synchronize(device)
+                cells.append(f"{torch.cuda.max_memory_allocated(device) / 2**30:.1f} GiB")
+                del mb
+            except torch.OutOfMemoryError:
+                cells.append("out of memory")
+                opt.zero_grad(set_to_none=True)
+        lines.append(f"| {'on' if ckpt else 'off'} | " + " | ".join(cells) + " |")
+        del model, opt
+    return lines
 
 
 def main(argv=None) -> int:
@@ -94,7 +163,9 @@ def main(argv=None) -> int:
     p.add_argument("--loss", default="sce")
     p.add_argument("--widths", default=None, help="encoder widths, e.g. 8,16,16,32,32 (default: the model's)")
     p.add_argument("--stem-width", type=int, default=None)
-    p.add_argument("--compile", action="store_true", help="torch.compile the platform model")
+    p.add_argument("--compile", action="store_true", help="also the grid regime compiled (static shapes per cell)")
+    p.add_argument("--epochs", type=int, default=3, help="passes per regime, the first one warm-up (default: 3)")
+    p.add_argument("--widest", action="store_true", help="GPU: peak memory at 640 x 12,800, batches 1/4/8/16")
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--record", action="store_true", help="append the figures to bench/RESULTS.md")
@@ -118,32 +189,52 @@ def main(argv=None) -> int:
     state = {k: v.clone() for k, v in base.state_dict().items()}
     shapes = [im.shape for im, _ in images]
 
-    naive_model = VeerNet(cfg).to(device)
-    naive_model.load_state_dict(state)
-    naive = run_regime("naive: batch 1, fp32, no bucketing", naive_model, images,
-                       plan_batches(shapes, 1, bucketed=False, seed=args.seed), device=device, amp="off",
-                       channels_last=False, effective_batch=args.effective_batch, loss_name=args.loss)
-    del naive_model
-    plat_model = VeerNet(cfg).to(device)
-    plat_model.load_state_dict(state)
+    from veernet_ray.data.shapes import CPU_COST, GPU_COST, plan_grid, choose_grid
+
     on_gpu = device.type == "cuda"
+    precision = "bf16 + channels_last" if on_gpu else "fp32 (CPU)"
+
+    def fresh(channels_last=False):
+        m = VeerNet(cfg).to(device)
+        m.load_state_dict(state)
+        return m.to(memory_format=torch.channels_last) if channels_last else m
+
+    naive_batches = plan_batches(shapes, 1, bucketed=False, seed=args.seed)
+    results = [run_regime("naive: batch 1, fp32, no bucketing", fresh(), images, naive_batches, device=device,
+                          amp="off", channels_last=False, effective_batch=args.effective_batch, loss_name=args.loss,
+                          epochs=args.epochs)]
+    results.append(run_regime(f"buckets: batch {args.batch}, <= 3% padding, {precision}", fresh(on_gpu), images,
+                              plan_batches(shapes, args.batch), device=device, amp="auto", channels_last=on_gpu,
+                              effective_batch=args.effective_batch, loss_name=args.loss, epochs=args.epochs,
+                              physical_batch=args.batch))
+    gp = choose_grid(shapes, args.batch, GPU_COST if on_gpu else CPU_COST, epochs=args.epochs)
+    grid_text = f"{list(gp.grid.heights)} x {list(gp.grid.widths)}"
     if on_gpu:
-        plat_model = plat_model.to(memory_format=torch.channels_last)
+        torch.backends.cudnn.benchmark = True
+    results.append(run_regime(f"grid: batch {args.batch}, {precision}", fresh(on_gpu), images, gp.batches,
+                              pad_to=gp.shapes, device=device, amp="auto", channels_last=on_gpu,
+                              effective_batch=args.effective_batch, loss_name=args.loss, epochs=args.epochs,
+                              physical_batch=args.batch))
     if args.compile:
-        plat_model = torch.compile(plat_model, dynamic=True)
-    platform_ = run_regime(
-        f"platform: bucketed batch {args.batch}, {'bf16 + channels_last' if on_gpu else 'fp32 (CPU)'}"
-        + (", compiled" if args.compile else ""),
-        plat_model, images, plan_batches(shapes, args.batch), device=device, amp="auto",
-        channels_last=on_gpu, effective_batch=args.effective_batch, loss_name=args.loss)
-    ratio = platform_["images_per_s"] / naive["images_per_s"] if naive["images_per_s"] > 0 else float("nan")
+        torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, gp.distinct_shapes + 2)
+        compiled = torch.compile(fresh(on_gpu), dynamic=False)
+        results.append(run_regime(f"grid: batch {args.batch}, {precision}, compiled per cell", compiled, images,
+                                  gp.batches, pad_to=gp.shapes, device=device, amp="auto", channels_last=on_gpu,
+                                  effective_batch=args.effective_batch, loss_name=args.loss, epochs=args.epochs,
+                                  physical_batch=args.batch))
+    naive = results[0]
     dev_name = torch.cuda.get_device_name(device) if on_gpu else f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
-    lines = [f"| regime | images/s | Mpx/s | padding | peak GiB | physical x accum |", "|---|---|---|---|---|---|"]
-    for r in (naive, platform_):
-        lines.append(f"| {r['regime']} | {r['images_per_s']:.3f} | {r['mpx_per_s']:.3f} | {r['padding']:.1%} | "
-                     f"{r['peak_gib']:.2f} | {r['physical_batch']} x {r['accumulation']} |")
-    lines.append(f"\nratio platform / naive: **{ratio:.2f}x** ({args.n} {preset}-preset images, model widths "
-                 f"{cfg.widths}, stem {cfg.stem_width}, loss {args.loss}, device {dev_name})")
+    lines = ["| regime | images/s | useful Mpx/s | padding | fill | shapes | warm-up s | peak GiB | GPU busy | "
+             "physical x accum | vs naive |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        ratio = r["images_per_s"] / naive["images_per_s"] if naive["images_per_s"] > 0 else float("nan")
+        lines.append(f"| {r['regime']} | {r['images_per_s']:.3f} | {r['useful_mpx_per_s']:.3f} | {r['padding']:.1%} | "
+                     f"{r['fill']:.0%} | {r['distinct_shapes']} | {r['warmup_s']:.1f} | {r['peak_gib']:.2f} | "
+                     f"{r['busy']} | {r['physical_batch']} x {r['accumulation']} | {ratio:.2f}x |")
+    lines.append(f"\n{args.n} {preset}-preset images, {args.epochs} passes per regime (the first is warm-up), model "
+                 f"widths {cfg.widths}, stem {cfg.stem_width}, loss {args.loss}, grid {grid_text}, device {dev_name}")
+    if args.widest and on_gpu:
+        lines += ["", "Peak memory, one bf16 AdamW step at 640 x 12,800:", ""] + widest_memory(cfg, device)
     text = "\n".join(lines)
     print(text)
     if args.record and not args.smoke_test:
