@@ -218,6 +218,21 @@ def test_model_stage_pads_to_grid_cells_and_fills_batches(tmp_path, tiny_ckpt):
         assert p.shape == q.shape and np.mean(np.abs(p.astype(float) - q.astype(float))) < 10
 
 
+def test_write_stage_uses_the_pixels_the_model_stage_carried_on(tmp_path, tiny_ckpt):
+    """QC and the overlay read the decoded pixels carried on from decode, not the file again: the
+    write succeeds after the scan's file is gone."""
+    stage = ModelStage(tiny_ckpt.read_bytes(), batch_size=2)
+    row = decode_row(_row(tmp_path, "c1", scan(), SIDECAR))
+    out = stage(_batch([row]))
+    carried = out["image"][0]
+    assert carried.shape == (int(row["height"]), int(row["width"])) and (carried == row["image"]).all()
+    Path(row["path"]).unlink()
+    row.update(probs=out["probs"][0], image=carried, n_forward=1, t_model=0.0)
+    res = write_row(row, provenance={"MODEL": "tiny", "CKPT": "abc"}, output=str(tmp_path / "out"), overlays="all")
+    assert res["status"] == "done", res["message"]
+    assert Path(res["overlay"]).is_file() and "image" not in res  # the write stage's row carries no pixels
+
+
 def test_write_row_writes_las_and_qc_record(tmp_path, tiny_ckpt):
     import lasio
 

@@ -273,7 +273,10 @@ class ModelStage:
             for i in group:
                 t_model[i] = dt
             n_forward[group[0]] = self.forwards - f0
+        # the scans' own pixels go on to the write stage with the probabilities: its QC and overlays read
+        # them there instead of decoding the file again (a whole sheet once per track, for a sheet's tracks)
         out = {k: v for k, v in batch.items() if k != "image"}
+        out["image"] = _objects([batch["image"][i] if status[i] == "ok" else _EMPTY_IMAGE for i in range(n)])
         out.update(status=np.array(status, dtype=object), kind=np.array(kind, dtype=object),
                    message=np.array(message, dtype=object), stage=np.array(stage, dtype=object),
                    probs=_objects(probs), n_forward=np.array(n_forward, np.int64), t_model=np.array(t_model))
@@ -339,8 +342,8 @@ def write_row(row: dict[str, Any], *, provenance: dict[str, Any], output: str, m
         trace = trace_curves(probs, class_ids, wrap_px=wrap)
         log = build_output(trace, image_shape=(h, w), sidecar=sidecar)
         write_digitised_las(row["las_out"], log, provenance)
-        # QC's second opinion reads the scan's own ink (the model stage does not carry pixels on)
-        image = to_canonical_image(read_image(row["path"]), row["orientation"])
+        # QC's second opinion reads the scan's own ink, carried on from decode by the model stage
+        image = canonical_pixels(row)
         signals = curve_signals(trace.rows, trace.confidence, trace.class_ids, probs, image, wrap)
         order = [trace.class_ids.index(c.class_id) for c in log.curves]
         qc = qc_rows(row["id"], log, min_coverage=min_coverage, min_mean_conf=min_confidence,
@@ -366,11 +369,19 @@ def write_row(row: dict[str, Any], *, provenance: dict[str, Any], output: str, m
     return out
 
 
+def canonical_pixels(row: dict[str, Any]) -> np.ndarray:
+    """The row's canonical scan: the pixels the model stage carried on, else decoded from its file again."""
+    image = row.get("image")
+    if isinstance(image, np.ndarray) and image.shape == (int(row["height"]), int(row["width"])):
+        return image
+    return to_canonical_image(read_image(row["path"]), row["orientation"])
+
+
 def write_overlay(path: Path, row: dict[str, Any], probs: np.ndarray, trace) -> Path:
     """The canonical scan with class pixels tinted and traced curves drawn: curve 1 red, curve 2 blue."""
     import cv2
 
-    image = to_canonical_image(read_image(row["path"]), row["orientation"])
+    image = canonical_pixels(row)
     from veernet_ray.visual import COLOURS, overlay
 
     rgb = overlay(image, probs.argmax(0), alpha=0.5)

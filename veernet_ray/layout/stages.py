@@ -159,10 +159,12 @@ def write_any(row: dict[str, Any], *, provenance: dict[str, Any], output: str, m
         trace = trace_curves(probs, class_ids)
         log = build_output(trace, image_shape=(h, w), sidecar=sidecar)
         r0, r1, c0, c1 = json.loads(row["crop"])
-        image = read_image(row["path"])
-        if image.shape[1] > 1.5 * image.shape[0]:
-            image = np.rot90(image, -1)
-        canon = np.ascontiguousarray(np.rot90(image[r0 : r1 + 1, c0:c1], 1))
+        canon = row.get("image")  # the track's pixels, carried on from layout by the model stage
+        if not (isinstance(canon, np.ndarray) and canon.shape == (h, w)):  # else the sheet decoded again
+            image = read_image(row["path"])
+            if image.shape[1] > 1.5 * image.shape[0]:
+                image = np.rot90(image, -1)
+            canon = np.ascontiguousarray(np.rot90(image[r0 : r1 + 1, c0:c1], 1))
         signals = curve_signals(trace.rows, trace.confidence, trace.class_ids, probs, canon, None)
         order = [trace.class_ids.index(c.class_id) for c in log.curves]
         path = Path(output) / ".veernet" / TRACK_DIR / row["sheet_id"] / f"{row['id']}.npz"
