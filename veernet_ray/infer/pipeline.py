@@ -15,8 +15,10 @@ removed at start: do not point two concurrent runs at one output folder).
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
+import re
 import time
 import typing
 from dataclasses import dataclass, fields, replace
@@ -52,8 +54,15 @@ class InferJobError(RuntimeError):
 
 
 def _first_line(exc: BaseException) -> str:
+    """One line for an error: its first, plus the root cause where Ray wrapped a remote traceback
+    (whose last line is "SomeError: message")."""
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    return lines[0][:300] if lines else "(no message)"
+    if not lines:
+        return "(no message)"
+    first, last = lines[0][:300], lines[-1]
+    if len(lines) > 1 and re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt)\b.*:", last):
+        return f"{first} Cause: {last[:300]}"
+    return first
 
 
 @dataclass(frozen=True)
@@ -323,9 +332,23 @@ def _init_ray(opts: InferOptions) -> None:
     from veernet_ray.raycluster import RayUnavailable, init_ray
 
     try:  # a given address must answer within seconds; without one, a private local cluster
-        init_ray(opts.address, include_dashboard=False)
+        # workers' own stderr stays in the Ray session's logs: every scan's failure is an errors.parquet
+        # row and a job's is one line, so Ray's forwarded worker tracebacks would only repeat them
+        init_ray(opts.address, include_dashboard=False, log_to_driver=False)
     except RayUnavailable as exc:
         raise InferError(str(exc)) from exc
+
+
+class _OneLine(logging.Filter):
+    """Ray Data's "an actor died during initialization and will be replaced" warning, without the
+    dead actor's traceback: the replacement is routine, and its cause fits on the same line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            cause = str(record.exc_info[1]).strip().splitlines()
+            record.msg = f"{record.getMessage()} Cause: {cause[-1] if cause else type(record.exc_info[1]).__name__}"
+            record.args, record.exc_info, record.exc_text = (), None, None
+        return True
 
 
 def _plan_resources(opts: InferOptions) -> dict[str, Any]:
@@ -377,6 +400,16 @@ def _run_dataset(opts: InferOptions, items: list[Item], ckpt: Path, provenance: 
     res = _plan_resources(opts)
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = bool(opts.progress)
+    # a model actor that dies while it starts (out of memory under load, a node lost) is replaced up
+    # to MODEL_INIT_DEATHS times in a row before the job fails (Ray Data's default is 0). Set before the
+    # dataset is made: a Dataset copies the current DataContext when it is created.
+    ctx.max_consecutive_actor_init_deaths = MODEL_INIT_DEATHS
+    # an error raised while the model loads is first retried inside the same actor (Ray Data's
+    # actor_init_max_retries, 3): no actor dies, so no Ray task-failure report reaches the terminal
+    ctx.actor_init_retry_on_errors = True
+    pool_log = logging.getLogger("ray.data._internal.execution.operators.actor_pool_map_operator")
+    if not any(isinstance(f, _OneLine) for f in pool_log.filters):
+        pool_log.addFilter(_OneLine())
     ckpt_ref = ray.put(ckpt.read_bytes())  # actors on other nodes need not see the driver's disk
     rows_per_block = max(1, opts.batch_size // 2)
     grid = _shape_grid(opts, items, res["device"], multiple, trained_batching)
@@ -406,9 +439,6 @@ def _run_dataset(opts: InferOptions, items: list[Item], ckpt: Path, provenance: 
                                     "scales": load_scales(opts.scales) if opts.scales else None,
                                     "depth_unit": opts.depth_unit, "overlays": opts.overlays})
         write_fn = write_any
-    # a model actor that dies while loading (out of memory under load, a node lost) is replaced
-    # up to MODEL_INIT_DEATHS times in a row before the job fails (Ray Data's default is 0)
-    ctx.max_consecutive_actor_init_deaths = MODEL_INIT_DEATHS
     ds = ds.map_batches(
         ModelStage,
         fn_constructor_kwargs={"checkpoint": ckpt_ref, "device": res["device"], "batch_size": opts.batch_size,

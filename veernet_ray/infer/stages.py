@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -122,6 +123,7 @@ class ModelStage:
 
         from veernet_ray.model.checkpoint import load_model
 
+        _injected_start_fault()
         if num_threads:
             torch.set_num_threads(max(1, int(num_threads)))
         data = _resolve(checkpoint)
@@ -281,6 +283,29 @@ class ModelStage:
                    message=np.array(message, dtype=object), stage=np.array(stage, dtype=object),
                    probs=_objects(probs), n_forward=np.array(n_forward, np.int64), t_model=np.array(t_model))
         return out
+
+
+#: fault injection for the fault tests (tests/test_hardening_ray.py), the way issue 14 asks for a write
+#: hook that raises ENOSPC: the variable names a file holding a count; each model actor start takes one
+#: from it and, while it was above 0, fails as a model load that ran out of memory would
+FAULT_START_ENV = "VEERNET_FAULT_MODEL_START"
+
+
+def _injected_start_fault() -> None:
+    path = os.environ.get(FAULT_START_ENV)
+    if not path:
+        return
+    import fcntl
+
+    with open(path, "r+", encoding="utf-8") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        left = int(fh.read().strip() or 0)
+        if left <= 0:
+            return
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(left - 1))
+    raise MemoryError(f"injected by ${FAULT_START_ENV}: the model actor failed to start ({left - 1} more to come)")
 
 
 def _model_error(exc: BaseException) -> tuple[str, str, str]:
