@@ -8,10 +8,10 @@ gradient clipping and `AdamW.step()`, on a synthetic batch of the requested
 - `measure_gpu`: peak memory from `torch.cuda.max_memory_allocated` (reset
   before each point, after a warm-up step that creates AdamW's state) and the
   wall clock of each micro-step. Basis "measured".
-- `estimate_cpu`: on a machine with no GPU, activation accounting of the same
-  step: the bytes of every distinct storage autograd saves for backward
-  (`saved_tensors_hooks`), plus a transient allowance for backward, plus 16
-  bytes per parameter. Basis "estimate", never "measured".
+- `estimate_cpu`: on a machine with no GPU, the peak of the same step counted
+  tensor by tensor on the CPU (`plan.memory.LiveBytes`: forward, backward and
+  the optimiser step), plus weights, AdamW state and the input batch. Basis
+  "estimate", never "measured".
 - `time_cpu`: one real step on this CPU, basis "cpu-measured" (a CPU figure,
   not a GPU's).
 """
@@ -36,10 +36,6 @@ from veernet_ray.train.loop import accumulate_gradients  # plan measures the ver
 
 # fp32 weights + fp32 gradients + AdamW's exp_avg and exp_avg_sq: 4 x 4 bytes per parameter.
 STATE_BYTES_PER_PARAM = 16
-# Backward allocates gradients for the activations it is about to free; at its
-# start (the peak) these are the loss's and the last decoder stage's, each about
-# the size of the largest saved tensor. Two of them is the allowance.
-TRANSIENT_LARGEST = 2.0
 
 
 def gpu_amp(cfg: RunConfig) -> str:
@@ -132,60 +128,39 @@ def measure_gpu(cfg: RunConfig, shapes: Sequence[tuple[int, int, int]], *, epoch
     return points, skipped
 
 
-class _StopBeforeBackward(Exception):
-    """Raised by `_ForwardOnly` once the loss is computed: all saved tensors exist by then."""
-
-
-class _ForwardOnly:
-    """The real loss, then a stop: autograd saves tensors only in forward, so the step's backward
-    (slow on a CPU, especially in bf16) adds nothing to the accounting and is skipped."""
-
-    def __init__(self, loss_fn: SegLoss) -> None:
-        self.loss_fn, self.unit = loss_fn, loss_fn.unit
-
-    def __call__(self, *args, **kwargs):
-        self.loss_fn(*args, **kwargs)
-        raise _StopBeforeBackward
-
-
-def saved_bytes(model, loss_fn, mb, *, device, amp: str) -> float:
-    """Bytes autograd keeps for backward in the forward of one real step (`accumulate_gradients`):
-    distinct non-parameter storages, plus the backward transient, plus inputs nothing saved."""
-    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    storages: dict[int, int] = {}
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        s = t.untyped_storage()
-        if s.data_ptr() not in params:
-            storages[s.data_ptr()] = s.nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), contextlib.suppress(_StopBeforeBackward):
-        accumulate_gradients(model, _ForwardOnly(loss_fn), [mb], device=device, amp=amp)
-    inputs = sum(t.untyped_storage().nbytes() for k, t in mb.items()
-                 if k in ("image", "mask", "valid") and t.untyped_storage().data_ptr() not in storages)
-    return sum(storages.values()) + TRANSIENT_LARGEST * max(storages.values(), default=0) + inputs
-
-
 def estimate_cpu(cfg: RunConfig, shapes: Sequence[tuple[int, int, int]] = ((1, 32, 256), (2, 32, 256), (1, 64, 256), (1, 32, 512)), *,
                  epochs: int) -> list[Point]:
-    """Estimated GPU peak memory at each shape from activation accounting of the real step on this CPU.
+    """Estimated GPU peak memory at each shape: the real training step run on this CPU under
+    `LiveBytes`, which counts every tensor alive after every operator of forward, backward and
+    the optimiser step (what `torch.cuda.max_memory_allocated` reports, less allocator rounding).
 
-    Runs at the GPU run's precision (bf16 autocast on the CPU for amp "auto"/"bf16"),
-    so the saved tensors have the dtypes a GPU run would give them. Keep shapes
-    small: bf16 on a CPU is slow, and activations are linear in pixels anyway
-    (the points differ in batch, height and width so the fit's residuals test that).
+    Runs at the GPU run's precision (bf16 autocast for amp "auto"/"bf16"). VeerNet's GroupNorm
+    keeps the same dtypes on every device, so the count is the GPU's: for the model before that
+    GroupNorm, this count (with a GPU's GroupNorm policy) gave 12.0 GiB for one 640 x 12,800
+    log, where an H200 measured about 12 GiB (bench/RESULTS.md). Weights, AdamW's two moments
+    and the input batch exist before the step and are added; gradients are counted inside it.
+    Keep shapes small: bf16 on a CPU is slow, and activations are linear in pixels anyway.
     """
+    from veernet_ray.plan.memory import LiveBytes
+
     dev = torch.device("cpu")
     amp = gpu_amp(cfg)
-    model, _ = build_step(cfg, dev, channels_last=False)
-    fixed = STATE_BYTES_PER_PARAM * count_parameters(model)
+    model, optimizer = build_step(cfg, dev, channels_last=False)
+    fixed = (STATE_BYTES_PER_PARAM - 4) * count_parameters(model)  # weights + AdamW moments; grads counted live
     losses = [loss for loss, _ in loss_weights(cfg, epochs)]
     points = []
     for b, h, w in shapes:
         mb = synthetic_batch(b, h, w, cfg.train.num_classes, device=dev, channels_last=False)
-        act = max(saved_bytes(model, loss_fn, mb, device=dev, amp=amp) for loss_fn in losses)
-        points.append(Point(b, h, w, float(fixed + act)))
+        inputs = sum(t.untyped_storage().nbytes() for k, t in mb.items() if k in ("image", "mask", "valid"))
+        peak = 0
+        for loss_fn in losses:
+            train_step(model, optimizer, loss_fn, mb, device=dev, amp=amp, grad_clip=cfg.train.grad_clip)  # AdamW state
+            optimizer.zero_grad(set_to_none=True)
+            with LiveBytes() as live:
+                train_step(model, optimizer, loss_fn, mb, device=dev, amp=amp, grad_clip=cfg.train.grad_clip)
+            optimizer.zero_grad(set_to_none=True)
+            peak = max(peak, live.peak)
+        points.append(Point(b, h, w, float(fixed + inputs + peak)))
     return points
 
 
