@@ -44,15 +44,24 @@ from veernet_ray.model import VeerNet, VeerNetConfig  # noqa: E402
 from veernet_ray.train.loop import accumulate_gradients  # noqa: E402
 
 
-def make_images(n: int, preset: str, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def _render(args):
     from veernet_ray.synth import SynthConfig, render_sample
 
-    cfg = SynthConfig.from_preset(preset)
-    out = []
-    for i in range(n):
-        s = render_sample(seed, i, cfg)
-        out.append((s.image, s.mask))
-    return out
+    seed, i, preset = args
+    s = render_sample(seed, i, SynthConfig.from_preset(preset))
+    return s.image, s.mask
+
+
+def make_images(n: int, preset: str, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """`n` generated (image, mask) pairs, rendered on up to 8 processes (deterministic per index)."""
+    import multiprocessing as mp
+
+    jobs = [(seed, i, preset) for i in range(n)]
+    workers = max(1, min(8, (mp.cpu_count() or 1) // 2, n))
+    if workers == 1:
+        return [_render(j) for j in jobs]
+    with mp.get_context("spawn").Pool(workers) as pool:
+        return pool.map(_render, jobs)
 
 
 def run_regime(name, model, images, batches, *, device, amp, channels_last, effective_batch, loss_name,
