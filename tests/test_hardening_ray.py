@@ -243,6 +243,46 @@ def test_model_actor_start_failures_are_retried_then_reported_in_one_line(env_ba
         assert failures - int(counter.read_text()) > MODEL_INIT_DEATHS + 1  # retried and replaced first
 
 
+def test_fuzzed_inputs_through_a_real_job(ray_head, env_base, tmp_path):
+    """Issue 14's fuzz test as a job: 200 random mutations of a valid TIFF and sidecar go through
+    `veernet infer` on the cluster. The job finishes, every input ends as exactly one LAS or one
+    error row (or a blank skip), and nothing is written outside OUT.
+    (tests/test_hardening.py runs the same mutations through each stage in-process.)"""
+    from tests.test_hardening import _mutate, _sidecar, scan
+    from veernet_ray.infer.cli import tiny_checkpoint
+    from veernet_ray.io import write_tiff
+
+    rng = np.random.default_rng(14)
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    write_tiff(tmp_path / "valid.tif", scan(64, 128))
+    tif = (tmp_path / "valid.tif").read_bytes()
+    side = json.dumps(_sidecar()).encode()
+    for i in range(200):
+        (src / f"f{i:03d}.tif").write_bytes(_mutate(tif, rng) if i % 10 else tif)
+        if i % 2:
+            (src / f"f{i:03d}.json").write_bytes(_mutate(side, rng) if i % 3 else side)
+    ckpt = tiny_checkpoint(tmp_path / "model")
+    before = {p for p in tmp_path.rglob("*") if out not in p.parents and p != out}
+    args = ["--input", str(src), "--output", str(out), "--checkpoint", str(ckpt), "--no-tracking", "--no-progress",
+            "--overlays", "none", "--decode-cpus", "0.25", "--write-cpus", "0.25"]
+    res = subprocess.run(_driver(ray_head, env_base, args), capture_output=True, text=True, env=env_base, cwd=ROOT,
+                         timeout=300)
+    log = res.stdout + res.stderr
+    assert res.returncode == 0 and "Traceback" not in log, log[-3000:]
+    summary = json.loads((out / ".veernet" / "last_summary.json").read_text())
+    assert summary["done"] + summary["errors"] + summary["skipped"] == 200, summary
+    assert summary["done"] >= 10  # the unmutated tenth at least
+    qc = pd.read_parquet(out / "qc.parquet")
+    errors = pd.read_parquet(out / "errors.parquet")
+    las_inputs = set(qc["path"])
+    assert not las_inputs & set(errors["path"]) and not errors.duplicated("path").any()
+    assert len(las_inputs) == summary["done"] == len(list(out.glob("*.las")))
+    after = {p for p in tmp_path.rglob("*") if out not in p.parents and p != out}
+    assert after == before, sorted(map(str, after ^ before))[:5]  # nothing written outside OUT
+    assert not list(out.rglob("*.part"))
+
+
 def _mount_tmpfs(path: Path, size: str) -> bool:
     path.mkdir(parents=True, exist_ok=True)
     return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
