@@ -190,7 +190,7 @@ def main(argv=None) -> int:
         kw["stem_width"] = args.stem_width
     if args.smoke_test:
         args.n, kw = 4, {"widths": (8, 16, 16, 32, 32), "stem_width": 8, "attn_heads": 2}
-        args.batch, args.effective_batch = 2, 4
+        args.batch, args.effective_batch, args.epochs = 2, 4, 2
     cfg = VeerNetConfig(num_classes=3, **kw)
     images = make_images(args.n, preset, args.seed)
     torch.manual_seed(args.seed)

@@ -130,12 +130,13 @@ def test_rank_recommend_and_table():
 
 
 # ----------------------------------------------------------------- end to end
-SWEPT = ("sce", "tversky", "sce->lovasz")  # pixel unit, image unit, a schedule: a subset of LOSS_SWEEP
+SWEPT = ("tversky", "sce->lovasz")  # an image-unit loss, and a schedule from a pixel-unit one: a subset of LOSS_SWEEP
 
 def test_smoke_loss_sweep_against_mlflow_server(mlflow_server, demo_data, env_base, tmp_path, capsys):
-    """3 losses on CPU (a pixel loss, an image loss and a schedule; each once, priced for both tiers) ->
-    3 finished child runs -> a 6-row compare table. `veernet tune losses --smoke` runs all seven; three
-    keep the suite inside its time budget and still cover both loss units and a schedule switch."""
+    """2 losses on CPU (an image-unit loss, and a schedule switching from a pixel-unit loss; each once,
+    priced for both tiers) -> 2 finished child runs -> a 4-row compare table. `veernet tune losses
+    --smoke` runs all seven; two keep the suite inside its time budget and still cover both loss
+    units and a schedule switch."""
     import mlflow
 
     experiment = "tune-smoke-test"
