@@ -292,21 +292,28 @@ def _mutate(data: bytes, rng: np.random.Generator) -> bytes:
     return bytes(b)
 
 
+def make_fuzz_inputs(tmp_path: Path, n: int = 200) -> Path:
+    """`tmp_path/in`: n seeded random mutations of a small valid TIFF (every 10th left intact), half
+    with a sidecar (every 3rd of those intact). Also writes `tmp_path/valid.tif`. Returns the folder."""
+    rng = np.random.default_rng(14)
+    src = tmp_path / "in"
+    src.mkdir()
+    write_tiff(tmp_path / "valid.tif", scan(64, 128))  # small: 200 of them run through every stage
+    tif = (tmp_path / "valid.tif").read_bytes()
+    side = json.dumps(_sidecar()).encode()
+    for i in range(n):
+        (src / f"f{i:03d}.tif").write_bytes(_mutate(tif, rng) if i % 10 else tif)
+        if i % 2:
+            (src / f"f{i:03d}.json").write_bytes(_mutate(side, rng) if i % 3 else side)
+    return src
+
+
 def test_fuzzed_tiffs_and_sidecars_never_stop_the_job_or_escape(tmp_path):
     """200 random mutations of a valid TIFF and sidecar run through every stage of the job."""
     from veernet_ray.infer.cli import tiny_checkpoint
     from veernet_ray.infer.stages import ModelStage, _objects, decode_row, write_row
 
-    rng = np.random.default_rng(14)
-    src, out = tmp_path / "in", tmp_path / "out"
-    src.mkdir()
-    write_tiff(tmp_path / "valid.tif", scan(64, 128))  # small: 200 of them run through every stage
-    tif = (tmp_path / "valid.tif").read_bytes()
-    side = json.dumps(_sidecar()).encode()
-    for i in range(200):
-        (src / f"f{i:03d}.tif").write_bytes(_mutate(tif, rng) if i % 10 else tif)
-        if i % 2:
-            (src / f"f{i:03d}.json").write_bytes(_mutate(side, rng) if i % 3 else side)
+    src, out = make_fuzz_inputs(tmp_path), tmp_path / "out"
     ckpt = tiny_checkpoint(tmp_path / "model")
     before = {p for p in tmp_path.rglob("*") if out not in p.parents}
 

@@ -248,20 +248,10 @@ def test_fuzzed_inputs_through_a_real_job(ray_head, env_base, tmp_path):
     `veernet infer` on the cluster. The job finishes, every input ends as exactly one LAS or one
     error row (or a blank skip), and nothing is written outside OUT.
     (tests/test_hardening.py runs the same mutations through each stage in-process.)"""
-    from tests.test_hardening import _mutate, _sidecar, scan
+    from tests.test_hardening import make_fuzz_inputs
     from veernet_ray.infer.cli import tiny_checkpoint
-    from veernet_ray.io import write_tiff
 
-    rng = np.random.default_rng(14)
-    src, out = tmp_path / "in", tmp_path / "out"
-    src.mkdir()
-    write_tiff(tmp_path / "valid.tif", scan(64, 128))
-    tif = (tmp_path / "valid.tif").read_bytes()
-    side = json.dumps(_sidecar()).encode()
-    for i in range(200):
-        (src / f"f{i:03d}.tif").write_bytes(_mutate(tif, rng) if i % 10 else tif)
-        if i % 2:
-            (src / f"f{i:03d}.json").write_bytes(_mutate(side, rng) if i % 3 else side)
+    src, out = make_fuzz_inputs(tmp_path), tmp_path / "out"
     ckpt = tiny_checkpoint(tmp_path / "model")
     before = {p for p in tmp_path.rglob("*") if out not in p.parents and p != out}
     args = ["--input", str(src), "--output", str(out), "--checkpoint", str(ckpt), "--no-tracking", "--no-progress",
