@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from veernet_ray.data.buckets import PaddingStats, plan_batches, plan_padding
+from veernet_ray.data.buckets import PaddingStats, plan_batches
 from veernet_ray.data.collate import pad_collate, round_up
 from veernet_ray.data.shapes import DeviceCost, ShapeGrid, plan_grid
 
@@ -101,19 +101,18 @@ def plan_split(
 
         gp = plan_grid(shapes, grid, physical_batch, cost or GPU_COST, seed=seed)
         batches, pad_to = gp.batches, gp.shapes
-        if num_workers > 1 and batches and len(batches) % num_workers:
-            extra = num_workers - len(batches) % num_workers
-            batches, pad_to = batches + batches[:extra], pad_to + pad_to[:extra]
-        real = sum(shapes[i][0] * shapes[i][1] for b in batches for i in b)
-        rounded = sum(round_up(shapes[i][0], multiple) * round_up(shapes[i][1], multiple) for b in batches for i in b)
-        computed = sum(len(b) * h * w for b, (h, w) in zip(batches, pad_to))
-        return BatchPlan(batches, PaddingStats(real, rounded, computed), pad_to, grid)
-    batches = plan_batches(shapes, physical_batch, multiple=multiple, bucketed=bucketed, max_padding=max_padding, seed=seed)
+    else:
+        batches = plan_batches(shapes, physical_batch, multiple=multiple, bucketed=bucketed, max_padding=max_padding,
+                               seed=seed)
+        pad_to = [(round_up(max(shapes[i][0] for i in b), multiple), round_up(max(shapes[i][1] for i in b), multiple))
+                  for b in batches]
     if num_workers > 1 and batches and len(batches) % num_workers:
-        batches = batches + batches[: num_workers - len(batches) % num_workers]
-    pad_to = [(round_up(max(shapes[i][0] for i in b), multiple), round_up(max(shapes[i][1] for i in b), multiple))
-              for b in batches]
-    return BatchPlan(batches, plan_padding(shapes, batches, multiple), pad_to)
+        extra = num_workers - len(batches) % num_workers
+        batches, pad_to = batches + batches[:extra], pad_to + pad_to[:extra]
+    real = sum(shapes[i][0] * shapes[i][1] for b in batches for i in b)
+    rounded = sum(round_up(shapes[i][0], multiple) * round_up(shapes[i][1], multiple) for b in batches for i in b)
+    computed = sum(len(b) * h * w for b, (h, w) in zip(batches, pad_to))
+    return BatchPlan(batches, PaddingStats(real, rounded, computed), pad_to, grid)
 
 
 def decode_batch(row: dict[str, Any], *, binary: bool, with_truth: bool, multiple: int) -> dict[str, Any]:
