@@ -2,8 +2,11 @@
 # Issue 13's GPU measurements in one device call: everything a lent H100/H200 session needs to
 # measure, writing its logs under $OUT (the device tool brings them back). Prepare here first:
 #   ../shared/tools/device-wheels .whl && echo .whl >> .git/info/exclude
-# then, through the device tool (carry .whl), in two calls (one call may run at most 600 s):
-#   bash bench/gpu_session.sh train      # about 6 minutes: memory at the widest log, training regimes
+# then, through the device tool (carry .whl), in one call (a session has 15 minutes of device time):
+#   bash bench/gpu_session.sh all        # about 9 minutes: training regimes, widest-log memory,
+#                                        # inference over 256 seed scans, the compiled grid
+# or in two (one call may run at most 600 s):
+#   bash bench/gpu_session.sh train      # about 7 minutes: memory at the widest log, training regimes
 #   bash bench/gpu_session.sh infer      # about 5 minutes: inference over 256 seed scans
 # OUT is set by the device tool.
 # Each step has its own time limit, so one slow step cannot eat the session; every step's output
@@ -14,7 +17,7 @@ OUT=${OUT:-/tmp/veernet-gpu}
 mkdir -p "$OUT"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
   > "$OUT/install.log" 2>&1
-export PYTHONPATH=/tmp/site:$PWD
+export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
 nvidia-smi > "$OUT/nvidia-smi.log" 2>&1
 python3 -c "import torch, ray; print(torch.__version__, ray.__version__, torch.cuda.get_device_name(0))" > "$OUT/versions.log" 2>&1
 
@@ -25,14 +28,24 @@ step() {  # step NAME SECONDS COMMAND...
   timeout "$limit" "$@" > "$OUT/$name.log" 2>&1
   echo "   rc $? in $(( $(date +%s) - t0 )) s" | tee -a "$OUT/steps.log"
 }
-if [ "$PART" = train ]; then
+if [ "$PART" = all ]; then
+  # the whole issue-13 measurement in one call (about 9 minutes), most valuable first, so a slow
+  # step leaves the earlier ones' figures: each regime's row is printed as it finishes
+  step train 170 python3 bench/train_throughput.py --preset seed --n 128 --batch 16 --effective-batch 16 \
+    --epochs 3 --regimes naive,grid,widest
+  label=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
+  step infer_grid 150 python3 bench/infer_throughput.py --n 256 --preset seed --batch-size 16 --naive-n 32 \
+    --batching grid --device-label "$label"
+  step train_compile ${COMPILE_S:-190} python3 bench/train_throughput.py --preset seed --n 128 --batch 16 \
+    --effective-batch 16 --epochs 3 --regimes grid,compiled,buckets
+elif [ "$PART" = train ]; then
   # memory at the widest log (640 x 12,800), batches 1/4/8/16, checkpointing off/on; then naive,
   # buckets and grid over seed-size logs (warm-up pass reported apart)
   step train 200 python3 bench/train_throughput.py --preset seed --n 128 --batch 16 --effective-batch 16 \
-    --epochs 3 --widest
+    --epochs 3 --regimes naive,grid,widest,buckets
   # the same with the grid compiled, one static-shape graph per cell (compile time = its warm-up pass)
   step train_compile 220 python3 bench/train_throughput.py --preset seed --n 64 --batch 16 --effective-batch 16 \
-    --epochs 2 --compile
+    --epochs 2 --regimes grid,compiled
 else
   # inference end to end, 256 seed scans: the naive loop (timed on 64) against the Ray Data pipeline
   label=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)

@@ -3,9 +3,9 @@
     PYTHONPATH=. .venv/bin/python bench/infer_throughput.py --n 4 --preset seed
     PYTHONPATH=. .venv/bin/python bench/infer_throughput.py --smoke-test
 
-Both sides digitise the same N generated scans with the same checkpoint (a
-fixed-seed tiny VeerNet unless --checkpoint is given: throughput does not
-depend on the weights) and write LAS files:
+Both sides digitise the same N generated scans with the same checkpoint (the
+shipped weights unless --checkpoint names another, or `tiny` for a fixed-seed
+tiny VeerNet) and write LAS files:
 - naive: one process; decode, infer at batch 1 in float32, trace, write; one scan at a time;
 - pipeline: `run_inference` on Ray Data (decode tasks, model actor pool, write tasks).
 Reported: scans/s each, with and without start-up (Ray start, actor and model
@@ -75,7 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--preset", default="seed", choices=("seed", "demo"),
                    help="scan size: seed = 3200-12800 x 480-640 px, demo = 640-2560 x 96-128 (default: %(default)s)")
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--checkpoint", help="checkpoint to use (default: a fixed-seed tiny VeerNet)")
+    p.add_argument("--checkpoint", default="shipped",
+                   help="checkpoint to use: shipped (the package's weights), tiny (a fixed-seed tiny VeerNet: "
+                        "stem 8, widths 8-16-16-32-32) or a path (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--naive-n", type=int, help="time the naive loop on the first N scans only (its rate is per "
                    "scan; default: all)")
@@ -92,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--smoke-test", action="store_true", help="2 demo-size scans, for the test suite")
     args = p.parse_args(argv)
     if args.smoke_test:
-        args.n, args.preset = 2, "demo"
+        args.n, args.preset, args.checkpoint = 2, "demo", "tiny"
 
     import ray
     import torch
@@ -108,7 +110,16 @@ def main(argv: list[str] | None = None) -> int:
                                     workers=max(1, min(8, (os.cpu_count() or 1) // 2)),
                                     progress=False, split=(1.0, 0.0, 0.0))
         items = load_items(manifest, "train")
-        ckpt = Path(args.checkpoint) if args.checkpoint else tiny_checkpoint(work / "model")
+        if args.checkpoint == "tiny":
+            ckpt, ckpt_text = tiny_checkpoint(work / "model"), "fixed-seed tiny VeerNet (stem 8, widths 8-16-16-32-32)"
+        elif args.checkpoint == "shipped":
+            from veernet_ray.weights import shipped_checkpoint
+
+            ckpt, ckpt_text = shipped_checkpoint(), "the shipped weights"
+            if ckpt is None:
+                p.error("this build ships no weights: give --checkpoint tiny or a checkpoint path")
+        else:
+            ckpt, ckpt_text = Path(args.checkpoint), f"`{args.checkpoint}`"
         cores = os.cpu_count() or 1
         gpu = torch.cuda.is_available()
 
@@ -142,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         ]
         lines = [
             f"- Scans: {len(items)} generated `{args.preset}`-size scans ({mpx:.1f} Mpx in all), "
-            f"checkpoint {'given' if args.checkpoint else 'fixed-seed tiny VeerNet (stem 8, widths 8-16-16-32-32)'}",
+            f"checkpoint {ckpt_text}",
             "",
             "| path | scans/s | wall s | scans/s per core |",
             "|---|---|---|---|",

@@ -173,6 +173,10 @@ def main(argv=None) -> int:
     p.add_argument("--widths", default=None, help="encoder widths, e.g. 8,16,16,32,32 (default: the model's)")
     p.add_argument("--stem-width", type=int, default=None)
     p.add_argument("--compile", action="store_true", help="also the grid regime compiled (static shapes per cell)")
+    p.add_argument("--regimes", default=None,
+                   help="comma-separated, run in this order, each row printed as it finishes: naive, buckets, grid, "
+                        "compiled, widest (default: naive,buckets,grid, then compiled with --compile and widest "
+                        "with --widest)")
     p.add_argument("--epochs", type=int, default=3, help="passes per regime, the first one warm-up (default: 3)")
     p.add_argument("--widest", action="store_true", help="GPU: peak memory at 640 x 12,800, batches 1/4/8/16")
     p.add_argument("--device", default="auto")
@@ -191,6 +195,11 @@ def main(argv=None) -> int:
     if args.smoke_test:
         args.n, kw = 4, {"widths": (8, 16, 16, 32, 32), "stem_width": 8, "attn_heads": 2}
         args.batch, args.effective_batch, args.epochs = 2, 4, 2
+    regimes = (args.regimes.split(",") if args.regimes else
+               ["naive", "buckets", "grid"] + (["compiled"] if args.compile else []) + (["widest"] if args.widest else []))
+    unknown = set(regimes) - {"naive", "buckets", "grid", "compiled", "widest"}
+    if unknown:
+        p.error(f"unknown regime(s) {sorted(unknown)}: choose from naive, buckets, grid, compiled, widest")
     cfg = VeerNetConfig(num_classes=3, **kw)
     images = make_images(args.n, preset, args.seed)
     torch.manual_seed(args.seed)
@@ -208,44 +217,63 @@ def main(argv=None) -> int:
         m.load_state_dict(state)
         return m.to(memory_format=torch.channels_last) if channels_last else m
 
-    naive_batches = plan_batches(shapes, 1, bucketed=False, seed=args.seed)
-    results = [run_regime("naive: batch 1, fp32, no bucketing", fresh(), images, naive_batches, device=device,
-                          amp="off", channels_last=False, effective_batch=args.effective_batch, loss_name=args.loss,
-                          epochs=args.epochs)]
-    results.append(run_regime(f"buckets: batch {args.batch}, <= 3% padding, {precision}", fresh(on_gpu), images,
-                              plan_batches(shapes, args.batch), device=device, amp="auto", channels_last=on_gpu,
-                              effective_batch=args.effective_batch, loss_name=args.loss, epochs=args.epochs,
-                              physical_batch=args.batch))
     gp = choose_grid(shapes, args.batch, GPU_COST if on_gpu else CPU_COST, epochs=args.epochs)
     grid_text = f"{list(gp.grid.heights)} x {list(gp.grid.widths)}"
-    if on_gpu:
-        torch.backends.cudnn.benchmark = True
-    results.append(run_regime(f"grid: batch {args.batch}, {precision}", fresh(on_gpu), images, gp.batches,
-                              pad_to=gp.shapes, device=device, amp="auto", channels_last=on_gpu,
-                              effective_batch=args.effective_batch, loss_name=args.loss, epochs=args.epochs,
-                              physical_batch=args.batch))
-    if args.compile:
-        torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, gp.distinct_shapes + 2)
-        compiled = torch.compile(fresh(on_gpu), dynamic=False)
-        results.append(run_regime(f"grid: batch {args.batch}, {precision}, compiled per cell", compiled, images,
-                                  gp.batches, pad_to=gp.shapes, device=device, amp="auto", channels_last=on_gpu,
-                                  effective_batch=args.effective_batch, loss_name=args.loss, epochs=args.epochs,
-                                  physical_batch=args.batch))
-    naive = results[0]
     dev_name = torch.cuda.get_device_name(device) if on_gpu else f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
-    lines = ["| regime | images/s | useful Mpx/s | padding | fill | shapes | warm-up s | peak GiB | GPU busy | "
-             "physical x accum | vs naive |", "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in results:
-        ratio = r["images_per_s"] / naive["images_per_s"] if naive["images_per_s"] > 0 else float("nan")
-        lines.append(f"| {r['regime']} | {r['images_per_s']:.3f} | {r['useful_mpx_per_s']:.3f} | {r['padding']:.1%} | "
-                     f"{r['fill']:.0%} | {r['distinct_shapes']} | {r['warmup_s']:.1f} | {r['peak_gib']:.2f} | "
-                     f"{r['busy']} | {r['physical_batch']} x {r['accumulation']} | {ratio:.2f}x |")
+    header = ["| regime | images/s | useful Mpx/s | padding | fill | shapes | warm-up s | peak GiB | GPU busy | "
+              "physical x accum | vs naive |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    print(f"{args.n} {preset}-preset images, {args.epochs} passes per regime (the first is warm-up), model widths "
+          f"{cfg.widths}, stem {cfg.stem_width}, loss {args.loss}, grid {grid_text}, device {dev_name}", flush=True)
+    print("\n".join(header), flush=True)
+    results: list[dict] = []
+    rows: list[str] = []
+    extra: list[str] = []
+
+    def row(r: dict) -> str:
+        naive = next((x for x in results if x["regime"].startswith("naive")), None)
+        ratio = (f"{r['images_per_s'] / naive['images_per_s']:.2f}x" if naive and naive["images_per_s"] > 0
+                 else "n/a")
+        return (f"| {r['regime']} | {r['images_per_s']:.3f} | {r['useful_mpx_per_s']:.3f} | {r['padding']:.1%} | "
+                f"{r['fill']:.0%} | {r['distinct_shapes']} | {r['warmup_s']:.1f} | {r['peak_gib']:.2f} | "
+                f"{r['busy']} | {r['physical_batch']} x {r['accumulation']} | {ratio} |")
+
+    common = dict(device=device, effective_batch=args.effective_batch, loss_name=args.loss, epochs=args.epochs)
+    for regime in regimes:
+        if regime == "naive":
+            r = run_regime("naive: batch 1, fp32, no bucketing", fresh(), images,
+                           plan_batches(shapes, 1, bucketed=False, seed=args.seed), amp="off",
+                           channels_last=False, **common)
+        elif regime == "buckets":
+            torch.backends.cudnn.benchmark = False
+            r = run_regime(f"buckets: batch {args.batch}, <= 3% padding, {precision}", fresh(on_gpu), images,
+                           plan_batches(shapes, args.batch), amp="auto", channels_last=on_gpu,
+                           physical_batch=args.batch, **common)
+        elif regime in ("grid", "compiled"):
+            torch.backends.cudnn.benchmark = on_gpu
+            model = fresh(on_gpu)
+            name = f"grid: batch {args.batch}, {precision}"
+            if regime == "compiled":
+                torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit,
+                                                            gp.distinct_shapes + 2)
+                model, name = torch.compile(model, dynamic=False), name + ", compiled per cell"
+            r = run_regime(name, model, images, gp.batches, pad_to=gp.shapes, amp="auto", channels_last=on_gpu,
+                           physical_batch=args.batch, **common)
+        elif regime == "widest":
+            if on_gpu:
+                extra.extend(["", "Peak memory, one bf16 AdamW step at 640 x 12,800:", ""])
+                for line in widest_memory(cfg, device):
+                    extra.append(line)
+                    print(line, flush=True)
+            continue
+        results.append(r)
+        rows.append(row(r))
+        print(rows[-1], flush=True)
+    lines = header + rows
     lines.append(f"\n{args.n} {preset}-preset images, {args.epochs} passes per regime (the first is warm-up), model "
                  f"widths {cfg.widths}, stem {cfg.stem_width}, loss {args.loss}, grid {grid_text}, device {dev_name}")
-    if args.widest and on_gpu:
-        lines += ["", "Peak memory, one bf16 AdamW step at 640 x 12,800:", ""] + widest_memory(cfg, device)
+    lines += extra
     text = "\n".join(lines)
-    print(text)
+    print("\n" + text)
     if args.record and not args.smoke_test:
         cmd = "python bench/train_throughput.py " + " ".join(argv if argv is not None else sys.argv[1:])
         with open(ROOT / "bench" / "RESULTS.md", "a") as f:

@@ -112,7 +112,9 @@ def grid_for(shapes: Sequence[tuple[int, int]], h_step: int, w_step: int, multip
 
     def axis(lo: int, hi: int, step: int) -> tuple[int, ...]:
         step = round_up(step, multiple)
-        return tuple(range(round_up(lo, multiple), hi + step, step))  # the last one is the first >= hi
+        top = round_up(hi, multiple)
+        # on the step from the smallest; the largest cell ends at the largest shape, not a step beyond it
+        return tuple(v for v in range(round_up(lo, multiple), top, step)) + (top,)
 
     return ShapeGrid(axis(int(hs.min()), int(hs.max()), h_step), axis(int(ws.min()), int(ws.max()), w_step))
 
