@@ -29,15 +29,17 @@ step() {  # step NAME SECONDS COMMAND...
   echo "   rc $? in $(( $(date +%s) - t0 )) s" | tee -a "$OUT/steps.log"
 }
 if [ "$PART" = all ]; then
-  # the whole issue-13 measurement in one call (about 9 minutes), most valuable first, so a slow
+  # the whole issue-13 measurement in one call (about 8 minutes), most valuable first, so a slow
   # step leaves the earlier ones' figures: each regime's row is printed as it finishes
-  step train 170 python3 bench/train_throughput.py --preset seed --n 128 --batch 16 --effective-batch 16 \
+  step train 160 python3 bench/train_throughput.py --preset seed --n 128 --batch 16 --effective-batch 16 \
     --epochs 3 --regimes naive,grid,widest
   label=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
-  step infer_grid 150 python3 bench/infer_throughput.py --n 256 --preset seed --batch-size 16 --naive-n 32 \
+  step infer_grid 105 python3 bench/infer_throughput.py --n 256 --preset seed --batch-size 16 --naive-n 24 \
     --batching grid --device-label "$label"
-  step train_compile ${COMPILE_S:-190} python3 bench/train_throughput.py --preset seed --n 128 --batch 16 \
-    --effective-batch 16 --epochs 3 --regimes grid,compiled,buckets
+  step infer_grid_2actors 95 python3 bench/infer_throughput.py --n 256 --preset seed --batch-size 16 --naive-n 24 \
+    --batching grid --model-actors 2 --device-label "$label"
+  step train_compile ${COMPILE_S:-110} python3 bench/train_throughput.py --preset seed --n 128 --batch 16 \
+    --effective-batch 16 --epochs 3 --regimes grid,compiled
 elif [ "$PART" = train ]; then
   # memory at the widest log (640 x 12,800), batches 1/4/8/16, checkpointing off/on; then naive,
   # buckets and grid over seed-size logs (warm-up pass reported apart)

@@ -155,9 +155,13 @@ def widest_memory(cfg, device, batches=(1, 4, 8, 16), shape=(640, 12_800)) -> li
                 torch.cuda.synchronize(device)
                 cells.append(f"{torch.cuda.max_memory_allocated(device) / 2**30:.1f} GiB")
                 del mb
-            except torch.OutOfMemoryError:
-                cells.append("out of memory")
+            except (torch.OutOfMemoryError, RuntimeError) as exc:  # OOM, or a kernel's own size limit
+                oom = isinstance(exc, torch.OutOfMemoryError)
+                cells.append("out of memory" if oom else f"failed: {str(exc).splitlines()[0][:120]}")
                 opt.zero_grad(set_to_none=True)
+                import gc
+
+                gc.collect()
         lines.append(f"| {'on' if ckpt else 'off'} | " + " | ".join(cells) + " |")
         del model, opt
     return lines

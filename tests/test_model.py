@@ -187,3 +187,26 @@ def test_model_info_meta_shapes(capsys):
     assert "parameters:" in out and "(1, 2, 64, 128)" in out
     assert info_main(["--height", "100"]) == 2
     assert "pad to (128, 12800)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_upsample_broadcast_path_matches_interpolate(channels_last):
+    """The broadcast form taken past 2**31 output elements (a batch of 16 widest logs on a GPU)
+    computes F.interpolate's nearest x2 and its gradient, in the same memory format."""
+    import torch.nn.functional as F
+
+    from veernet_ray.model.veernet import upsample2x
+
+    torch.manual_seed(1)
+    x = torch.randn(2, 5, 7, 9, dtype=torch.float64)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+    ya, yb = F.interpolate(a, scale_factor=2.0, mode="nearest"), upsample2x(b, broadcast=True)
+    g = torch.randn_like(ya)
+    ya.backward(g)
+    yb.backward(g)
+    assert torch.equal(ya, yb)
+    assert torch.allclose(a.grad, b.grad, rtol=0, atol=1e-12)
+    assert yb.is_contiguous(memory_format=torch.channels_last) == channels_last
+    assert upsample2x(x).shape == ya.shape  # small: the interpolate path

@@ -46,8 +46,9 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument("--model-actors", type=int, help="model actors (default: one per GPU, or CPUs // 8)")
     p.add_argument("--model-cpus", type=float, help="CPUs per model actor (default: 1 with a GPU, else about half "
                    "the cluster's CPUs over the actors)")
-    p.add_argument("--max-width", type=int, default=8192,
-                   help="scans wider than this (px along depth) run in overlapping tiles (default: %(default)s)")
+    p.add_argument("--max-width", type=int, default=None,
+                   help="scans wider than this (px along depth) run in overlapping tiles (default: 8192 on a "
+                        "CPU, 16384 on a GPU)")
     p.add_argument("--tile-overlap", type=int, default=256, help="tile overlap in px (default: %(default)s)")
     p.add_argument("--max-height", type=int, default=4096,
                    help="refuse scans taller than this across the value axis (default: %(default)s)")

@@ -86,7 +86,7 @@ class InferOptions:
     write_cpus: float = 0.5  # CPUs per trace/write task
     model_actors: int | None = None  # default: one per GPU, or CPUs // 8 (at least 1)
     model_cpus: float | None = None  # CPUs per model actor; default 1 with a GPU, else half the CPUs / actors
-    max_width: int = 8192  # wider scans run in overlapping tiles along depth
+    max_width: int | None = None  # wider scans run in overlapping tiles along depth; None: MAX_WIDTH per device
     tile_overlap: int = 256
     max_height: int = 4096
     max_pixels: int = 64 * 2**20  # listing.MAX_PIXELS
@@ -289,7 +289,7 @@ def _check(opts: InferOptions) -> None:
         raise InferError(f"--orientation must be auto, landscape or portrait; got {opts.orientation!r}")
     if opts.batch_size < 1:
         raise InferError(f"--batch-size must be >= 1; got {opts.batch_size}")
-    if opts.max_width < 512:
+    if opts.max_width is not None and opts.max_width < 512:
         raise InferError(f"--max-width must be >= 512 columns; got {opts.max_width}")
     if opts.max_height < MIN_SIDE_PX or opts.max_pixels < MIN_SIDE_PX ** 2:
         raise InferError(f"--max-height must be >= {MIN_SIDE_PX} and --max-pixels >= {MIN_SIDE_PX ** 2}")
@@ -297,7 +297,7 @@ def _check(opts: InferOptions) -> None:
         raise InferError("--min-coverage and --min-confidence must lie in [0, 1]")
     if opts.model_cpus is not None and not opts.model_cpus > 0:
         raise InferError(f"--model-cpus must be > 0; got {opts.model_cpus}")
-    if not 0 <= opts.tile_overlap < opts.max_width // 2:
+    if not 0 <= opts.tile_overlap < (opts.max_width or min(MAX_WIDTH.values())) // 2:
         raise InferError(f"--tile-overlap must lie in [0, max_width / 2); got {opts.tile_overlap}")
     for name in ("decode_cpus", "write_cpus"):
         if not getattr(opts, name) > 0:
@@ -351,6 +351,17 @@ class _OneLine(logging.Filter):
         return True
 
 
+#: the widest scan run whole, per device: wider ones go through overlapping tiles. A GPU runs every
+#: seed-size log (up to 12,800 px) whole, in the shape grid; tiled, on an H200, half of them went one
+#: at a time through new tile shapes, each autotuned (bench/RESULTS.md, 2026-11-27)
+MAX_WIDTH = {"cpu": 8192, "cuda": 16384}
+
+
+def max_width(opts: InferOptions, device: str) -> int:
+    """`--max-width`, or the device's default."""
+    return opts.max_width or MAX_WIDTH[device]
+
+
 def _plan_resources(opts: InferOptions) -> dict[str, Any]:
     """Actor count, CPUs and GPUs per model actor, from the cluster and the options."""
     import ray
@@ -367,9 +378,13 @@ def _plan_resources(opts: InferOptions) -> dict[str, Any]:
         # CPU inference: about half the cores run the model, the rest decode and write
         actors = opts.model_actors or max(1, int(cpus // 8))
         model_cpus = opts.model_cpus or max(1.0, float(int(cpus * 0.5 // actors)))
-        model_cpus = min(model_cpus, max(0.25, cpus - opts.decode_cpus - opts.write_cpus))
+        # every actor holds its CPUs for the whole job: leave one decode and one write task room to run
+        model_cpus = min(model_cpus, max(0.25, (cpus - opts.decode_cpus - opts.write_cpus) / actors))
+    # more actors than GPUs share them (Ray's fractional GPUs): one actor's host work (collate, copies)
+    # then overlaps another's kernels
+    model_gpus = (1.0 if actors <= gpus else gpus / actors) if use_gpu else 0
     return {"device": "cuda" if use_gpu else "cpu", "model_actors": int(actors), "model_cpus": float(model_cpus),
-            "model_gpus": 1 if use_gpu else 0, "cluster_cpus": cpus, "cluster_gpus": gpus}
+            "model_gpus": model_gpus, "cluster_cpus": cpus, "cluster_gpus": gpus}
 
 
 def _shape_grid(opts: InferOptions, items: list[Item], device: str, multiple: int, trained_batching: str):
@@ -382,7 +397,7 @@ def _shape_grid(opts: InferOptions, items: list[Item], device: str, multiple: in
     """
     batching = opts.batching if opts.batching != "auto" else (
         "grid" if device == "cuda" and trained_batching == "grid" else "buckets")
-    shapes = [(it.height, it.width) for it in items if it.width <= opts.max_width]
+    shapes = [(it.height, it.width) for it in items if it.width <= max_width(opts, device)]
     if batching != "grid" or not shapes:
         return None
     from veernet_ray.data.shapes import CPU_COST, GPU_COST, choose_grid
@@ -411,8 +426,9 @@ def _run_dataset(opts: InferOptions, items: list[Item], ckpt: Path, provenance: 
     if not any(isinstance(f, _OneLine) for f in pool_log.filters):
         pool_log.addFilter(_OneLine())
     ckpt_ref = ray.put(ckpt.read_bytes())  # actors on other nodes need not see the driver's disk
-    rows_per_block = max(1, opts.batch_size // 2)
     grid = _shape_grid(opts, items, res["device"], multiple, trained_batching)
+    # blocks of one grid cell's scans make whole model batches; height buckets mix more, so half
+    rows_per_block = max(1, opts.batch_size if grid is not None else opts.batch_size // 2)
     if grid is not None:  # scans of one grid cell side by side, so the actor's batches fill
         def cell(it: Item) -> tuple[int, int]:
             try:
@@ -442,7 +458,7 @@ def _run_dataset(opts: InferOptions, items: list[Item], ckpt: Path, provenance: 
     ds = ds.map_batches(
         ModelStage,
         fn_constructor_kwargs={"checkpoint": ckpt_ref, "device": res["device"], "batch_size": opts.batch_size,
-                               "max_width": opts.max_width, "overlap": opts.tile_overlap,
+                               "max_width": max_width(opts, res["device"]), "overlap": opts.tile_overlap,
                                "num_threads": max(1, int(res["model_cpus"])),
                                "grid": (grid.heights, grid.widths) if grid is not None else None},
         compute=ray.data.ActorPoolStrategy(size=res["model_actors"]), batch_size=opts.batch_size,

@@ -272,6 +272,27 @@ class Bottleneck(nn.Module):
         return self.norm(tokens).transpose(1, 2).reshape(B, D, h, w)
 
 
+#: CUDA's channels-last nearest-upsample kernels index with 32-bit integers: on an H200 the backward
+#: of a batch of 16 widest logs (16 x 24 x 640 x 11,424 elements) raised "upsample_nearest_nhwc only
+#: supports grad_output tensors with less than INT_MAX elements"
+INT32_ELEMENTS = 2**31 - 1
+
+
+def upsample2x(x: torch.Tensor, broadcast: bool | None = None) -> torch.Tensor:
+    """x2 nearest upsample. Past INT32_ELEMENTS output elements (or with `broadcast=True`) it is the
+    same copy written as a broadcast, whose backward is a sum that PyTorch splits for 32-bit indexing;
+    the memory format (channels-last or not) is kept."""
+    n, c, h, w = x.shape
+    if broadcast is None:
+        broadcast = 4 * x.numel() > INT32_ELEMENTS
+    if not broadcast:
+        return F.interpolate(x, scale_factor=2.0, mode="nearest")
+    if c > 1 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        y = x.permute(0, 2, 3, 1)[:, :, None, :, None, :].expand(n, h, 2, w, 2, c)
+        return y.reshape(n, 2 * h, 2 * w, c).permute(0, 3, 1, 2)
+    return x[:, :, :, None, :, None].expand(n, c, h, 2, w, 2).reshape(n, c, 2 * h, 2 * w)
+
+
 class UpStage(nn.Module):
     """x2 nearest upsample, concatenate the U-Net skip, two conv3x3-GN-SiLU.
 
@@ -288,7 +309,7 @@ class UpStage(nn.Module):
         self.convs = nn.Sequential(ConvNormAct(cin + cskip, cout), ConvNormAct(cout, cout))
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+        x = upsample2x(x)
         # conv(cat(x, skip)) as conv(x) + conv(skip) over the two slices of the one weight: the
         # same function and parameters, but autograd keeps x and the skip (which the encoder
         # keeps anyway) instead of a new full-size concatenation
