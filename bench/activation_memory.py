@@ -13,10 +13,12 @@ at batches 1, 4, 8 and 16. The variants:
 - before: torch's GroupNorm then SiLU under a GPU autocast's policy (GroupNorm
   in float32, `cuda_autocast_groupnorm`), and the decoder's concatenation, as
   the model was before issue 13;
-- after: VeerNet's GroupNorm (float32 arithmetic, bf16 in and out, SiLU fused,
-  only its input kept) and the split concatenation;
-- after + checkpointing: the same with `model.checkpointing` (stem, encoder
-  blocks, every decoder stage but the last).
+- after: VeerNet's GroupNorm (bf16 in and out, SiLU fused, only its input kept)
+  and the split concatenation, with either kernel: "sliced" (float32 arithmetic
+  in PyTorch operators over channel slices) or "native" (torch's GroupNorm
+  kernels, the default: far fewer bytes moved, bench/step_floor.py);
+- + checkpointing: the same with `model.checkpointing` (stem, encoder blocks,
+  every decoder stage but the last).
 
 What each variant computes is the same function; the test suite checks the
 outputs and gradients agree (tests/test_memory.py). These are counts of live
@@ -86,18 +88,24 @@ def main(argv: list[str] | None = None) -> int:
     m = net_cfg.multiple
     sizes = ((m, 4 * m), (2 * m, 8 * m)) if args.smoke_test else ((2 * m, 16 * m), (4 * m, 32 * m))
     torch.manual_seed(0)
-    variants = {
-        "before (torch GroupNorm+SiLU in fp32, concat)": reference(VeerNet(net_cfg).train()),
-        "after (bf16 GroupNorm, fused SiLU, split concat)": VeerNet(net_cfg).train(),
-        "after + checkpointing": VeerNet(type(net_cfg)(**{**net_cfg.__dict__, "checkpointing": True})).train(),
+    ckpt_cfg = type(net_cfg)(**{**net_cfg.__dict__, "checkpointing": True})
+    variants = {  # name: (model, VeerNet's GroupNorm kernel)
+        "before (torch GroupNorm+SiLU in fp32, concat)": (reference(VeerNet(net_cfg).train()), "native"),
+        "after, sliced fp32 GroupNorm (split concat)": (VeerNet(net_cfg).train(), "sliced"),
+        "after, native GroupNorm kernels (split concat)": (VeerNet(net_cfg).train(), "native"),
+        "after, sliced + checkpointing": (VeerNet(ckpt_cfg).train(), "sliced"),
+        "after, native + checkpointing": (VeerNet(ckpt_cfg).train(), "native"),
     }
     px = WIDEST[0] * WIDEST[1]
-    print(f"model {args.config} ({count_parameters(variants['after + checkpointing']) / 1e6:.2f} M parameters), "
+    print(f"model {args.config} ({count_parameters(variants['after, native + checkpointing'][0]) / 1e6:.2f} M parameters), "
           f"amp {args.amp}, sizes {sizes[0]} and {sizes[1]}; widest log {WIDEST[0]} x {WIDEST[1]}")
     print("| variant | bytes / pixel | GiB / widest image | " + " | ".join(f"batch {b}" for b in BATCHES) + " | vs before |")
     print("|---|---|---|" + "---|" * len(BATCHES) + "---|")
     base = None
-    for name, model in variants.items():
+    from veernet_ray.model import veernet
+
+    for name, (model, kernel) in variants.items():
+        veernet.NORM_KERNEL = kernel
         slope, fixed = per_pixel(model, sizes, net_cfg.num_classes, args.amp)
         base = base or slope
         gib = [(slope * px * b + max(fixed, 0)) / 2**30 for b in BATCHES]

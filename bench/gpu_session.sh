@@ -3,7 +3,7 @@
 # measure, writing its logs under $OUT (the device tool brings them back). Prepare here first:
 #   ../shared/tools/device-wheels .whl && echo .whl >> .git/info/exclude
 # then, through the device tool (carry .whl), in one call (a session has 15 minutes of device time):
-#   bash bench/gpu_session.sh all        # about 9 minutes: training regimes, widest-log memory,
+#   bash bench/gpu_session.sh all        # about 8 minutes: widest-log memory, training regimes,
 #                                        # inference over 256 seed scans, the compiled grid
 # or in two (one call may run at most 600 s):
 #   bash bench/gpu_session.sh train      # about 7 minutes: memory at the widest log, training regimes
@@ -30,16 +30,15 @@ step() {  # step NAME SECONDS COMMAND...
 }
 if [ "$PART" = all ]; then
   # the whole issue-13 measurement in one call (about 8 minutes), most valuable first, so a slow
-  # step leaves the earlier ones' figures: each regime's row is printed as it finishes
-  step train 160 python3 bench/train_throughput.py --preset seed --n 128 --batch 16 --effective-batch 16 \
-    --epochs 3 --regimes naive,grid,widest
+  # step leaves the earlier ones' figures: each regime's row is printed as it finishes.
+  # 2026-11-27's two H200 runs: bench/gpu-logs/ and bench/RESULTS.md; what they asked next: bench/NOTES.md
+  step train 230 python3 bench/train_throughput.py --preset seed --n 128 --naive-n 48 --batch 16 \
+    --effective-batch 16 --epochs 3 --regimes widest,naive,grid,grid_sliced
   label=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
-  step infer_grid 105 python3 bench/infer_throughput.py --n 256 --preset seed --batch-size 16 --naive-n 24 \
+  step infer_grid 100 python3 bench/infer_throughput.py --n 256 --preset seed --batch-size 16 --naive-n 24 \
     --batching grid --device-label "$label"
-  step infer_grid_2actors 95 python3 bench/infer_throughput.py --n 256 --preset seed --batch-size 16 --naive-n 24 \
-    --batching grid --model-actors 2 --device-label "$label"
-  step train_compile ${COMPILE_S:-110} python3 bench/train_throughput.py --preset seed --n 128 --batch 16 \
-    --effective-batch 16 --epochs 3 --regimes grid,compiled
+  step train_compile ${COMPILE_S:-140} python3 bench/train_throughput.py --preset seed --n 64 --batch 16 \
+    --effective-batch 16 --epochs 3 --regimes compiled,grid
 elif [ "$PART" = train ]; then
   # memory at the widest log (640 x 12,800), batches 1/4/8/16, checkpointing off/on; then naive,
   # buckets and grid over seed-size logs (warm-up pass reported apart)

@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from veernet_ray.data.buckets import accumulation_steps, plan_batches, plan_padding  # noqa: E402
 from veernet_ray.data.collate import pad_collate, to_tensors  # noqa: E402
 from veernet_ray.losses import build_loss  # noqa: E402
-from veernet_ray.model import VeerNet, VeerNetConfig  # noqa: E402
+from veernet_ray.model import VeerNet, VeerNetConfig, veernet  # noqa: E402
 from veernet_ray.train.loop import accumulate_gradients  # noqa: E402
 
 
@@ -179,8 +179,10 @@ def main(argv=None) -> int:
     p.add_argument("--compile", action="store_true", help="also the grid regime compiled (static shapes per cell)")
     p.add_argument("--regimes", default=None,
                    help="comma-separated, run in this order, each row printed as it finishes: naive, buckets, grid, "
-                        "compiled, widest (default: naive,buckets,grid, then compiled with --compile and widest "
-                        "with --widest)")
+                        "grid_sliced (the grid with the sliced float32 GroupNorm), compiled, widest (default: "
+                        "naive,buckets,grid, then compiled with --compile and widest with --widest)")
+    p.add_argument("--naive-n", type=int, help="the naive regime on the first N images only (its rate is per "
+                   "image; default: all)")
     p.add_argument("--epochs", type=int, default=3, help="passes per regime, the first one warm-up (default: 3)")
     p.add_argument("--widest", action="store_true", help="GPU: peak memory at 640 x 12,800, batches 1/4/8/16")
     p.add_argument("--device", default="auto")
@@ -201,9 +203,10 @@ def main(argv=None) -> int:
         args.batch, args.effective_batch, args.epochs = 2, 4, 2
     regimes = (args.regimes.split(",") if args.regimes else
                ["naive", "buckets", "grid"] + (["compiled"] if args.compile else []) + (["widest"] if args.widest else []))
-    unknown = set(regimes) - {"naive", "buckets", "grid", "compiled", "widest"}
+    unknown = set(regimes) - {"naive", "buckets", "grid", "grid_sliced", "compiled", "widest"}
     if unknown:
-        p.error(f"unknown regime(s) {sorted(unknown)}: choose from naive, buckets, grid, compiled, widest")
+        p.error(f"unknown regime(s) {sorted(unknown)}: choose from naive, buckets, grid, grid_sliced, compiled, "
+                "widest")
     cfg = VeerNetConfig(num_classes=3, **kw)
     images = make_images(args.n, preset, args.seed)
     torch.manual_seed(args.seed)
@@ -244,24 +247,29 @@ def main(argv=None) -> int:
     common = dict(device=device, effective_batch=args.effective_batch, loss_name=args.loss, epochs=args.epochs)
     for regime in regimes:
         if regime == "naive":
-            r = run_regime("naive: batch 1, fp32, no bucketing", fresh(), images,
-                           plan_batches(shapes, 1, bucketed=False, seed=args.seed), amp="off",
+            sub = images[: args.naive_n] if args.naive_n else images
+            r = run_regime("naive: batch 1, fp32, no bucketing" + (f" ({len(sub)} of the images)" if len(sub) <
+                           len(images) else ""), fresh(), sub,
+                           plan_batches([im.shape for im, _ in sub], 1, bucketed=False, seed=args.seed), amp="off",
                            channels_last=False, **common)
         elif regime == "buckets":
             torch.backends.cudnn.benchmark = False
             r = run_regime(f"buckets: batch {args.batch}, <= 3% padding, {precision}", fresh(on_gpu), images,
                            plan_batches(shapes, args.batch), amp="auto", channels_last=on_gpu,
                            physical_batch=args.batch, **common)
-        elif regime in ("grid", "compiled"):
+        elif regime in ("grid", "compiled", "grid_sliced"):
             torch.backends.cudnn.benchmark = on_gpu
             model = fresh(on_gpu)
             name = f"grid: batch {args.batch}, {precision}"
+            if regime == "grid_sliced":  # issue 13's first GroupNorm: float32 arithmetic in operators
+                veernet.NORM_KERNEL, name = "sliced", name + ", sliced GroupNorm"
             if regime == "compiled":
                 torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit,
                                                             gp.distinct_shapes + 2)
                 model, name = torch.compile(model, dynamic=False), name + ", compiled per cell"
             r = run_regime(name, model, images, gp.batches, pad_to=gp.shapes, amp="auto", channels_last=on_gpu,
                            physical_batch=args.batch, **common)
+            veernet.NORM_KERNEL = "native"
         elif regime == "widest":
             if on_gpu:
                 extra.extend(["", "Peak memory, one bf16 AdamW step at 640 x 12,800:", ""])

@@ -218,6 +218,23 @@ def test_model_stage_pads_to_grid_cells_and_fills_batches(tmp_path, tiny_ckpt):
         assert p.shape == q.shape and np.mean(np.abs(p.astype(float) - q.astype(float))) < 10
 
 
+def test_model_stage_gpu_batching_fills_cells_with_blank_rows_and_runs_channels_last(tmp_path, tiny_ckpt):
+    """What a GPU actor does (fill a cell's partial batch with blank rows, so the device sees one
+    shape per cell; channels-last tensors), switched on here on the CPU: the scans' probabilities
+    are the same as without, and the blank rows never reach the output."""
+    rows = [decode_row(_row(tmp_path, f"b{i}", scan(64, w, i))) for i, w in enumerate((272, 300, 480))]
+    plain = ModelStage(tiny_ckpt.read_bytes(), batch_size=8, grid=((64,), (512,)))
+    ref = plain(_batch(rows))
+    gpu_like = ModelStage(tiny_ckpt.read_bytes(), batch_size=8, grid=((64,), (512,)))
+    gpu_like.fill_batches = gpu_like.channels_last = True
+    gpu_like.model = gpu_like.model.to(memory_format=torch.channels_last)
+    out = gpu_like(_batch(rows))
+    assert gpu_like.shapes_seen == {(8, 64, 512)} and plain.shapes_seen == {(3, 64, 512)}
+    assert list(out["status"]) == ["ok"] * 3
+    for p, q in zip(out["probs"], ref["probs"]):
+        assert p.shape == q.shape and np.abs(p.astype(int) - q.astype(int)).max() <= 1
+
+
 def test_write_stage_uses_the_pixels_the_model_stage_carried_on(tmp_path, tiny_ckpt):
     """QC and the overlay read the decoded pixels carried on from decode, not the file again: the
     write succeeds after the scan's file is gone."""

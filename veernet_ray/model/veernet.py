@@ -111,13 +111,61 @@ class _GroupNormAct(torch.autograd.Function):
         return gx, gw.to(weight.dtype), gb.to(bias.dtype), None, None, None
 
 
+class _NativeGroupNormAct(torch.autograd.Function):
+    """GroupNorm (+ SiLU) on a bf16/fp16 input through torch's own GroupNorm kernels, only the
+    input kept for backward.
+
+    `_GroupNormAct` spells the float32 arithmetic out in PyTorch operators: one training step of
+    the seed model then moves about 27 KB per pixel, mostly that arithmetic's elementwise
+    temporaries (`bench/step_floor.py`), and an H200 ran it at 73 computed Mpx/s. The native
+    kernels keep float32 statistics and arithmetic inside one kernel per direction and read and
+    write the input's dtype: about 4.8 KB per pixel. The affine parameters enter in the input's
+    dtype (the kernels take one dtype); their gradients are returned in float32. Backward
+    recomputes the normalised value with one more forward kernel, so the SiLU's input is not kept.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, groups: int, eps: float, act: bool):
+        N, C = x.shape[:2]
+        hw = x.numel() // max(1, N * C)
+        w, b = weight.to(x.dtype), bias.to(x.dtype)
+        y, mean, rstd = torch.ops.aten.native_group_norm(x, w, b, N, C, hw, groups, eps)
+        ctx.save_for_backward(x, w, b, mean, rstd)
+        ctx.meta = (groups, eps, act, weight.dtype)
+        return (F.silu(y) if act else y).contiguous(memory_format=_format(x))
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, w, b, mean, rstd = ctx.saved_tensors
+        groups, eps, act, pdtype = ctx.meta
+        N, C = x.shape[:2]
+        hw = x.numel() // max(1, N * C)
+        if act:
+            y = torch.ops.aten.native_group_norm(x, w, b, N, C, hw, groups, eps)[0]
+            grad = torch.ops.aten.silu_backward(grad.contiguous(memory_format=_format(y)), y)
+            del y
+        gx, gw, gb = torch.ops.aten.native_group_norm_backward(
+            grad.contiguous(memory_format=_format(x)), x, mean, rstd, w, N, C, hw, groups, [True, True, True])
+        return gx.contiguous(memory_format=_format(x)), gw.to(pdtype), gb.to(pdtype), None, None, None
+
+
+def _format(t: torch.Tensor) -> torch.memory_format:
+    return torch.channels_last if t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last) \
+        and not t.is_contiguous() else torch.contiguous_format
+
+
+#: which GroupNorm runs in low-precision training: "native" (`_NativeGroupNormAct`) or "sliced"
+#: (`_GroupNormAct`, float32 arithmetic in PyTorch operators); bench/train_throughput.py --norm
+NORM_KERNEL = "native"
+
+
 class GroupNorm(nn.GroupNorm):
     """`nn.GroupNorm` with groups = min(C // 2, 16) and, when `act`, the SiLU after it.
 
-    Statistics per image, so batch 1 is fine. In training on a bf16/fp16 input
-    (autocast) it runs `_GroupNormAct`: float32 arithmetic, output in the input's
-    dtype, only the input kept for backward. Otherwise (float32, inference) it is
-    torch's GroupNorm and SiLU. Parameters and state-dict keys are `nn.GroupNorm`'s,
+    Statistics per image, so batch 1 is fine. On a bf16/fp16 input (autocast) it
+    runs `_NativeGroupNormAct` (or, with NORM_KERNEL "sliced", `_GroupNormAct` in
+    training): float32 statistics and arithmetic, output in the input's dtype,
+    only the input kept for backward. On float32 it is torch's GroupNorm and SiLU. Parameters and state-dict keys are `nn.GroupNorm`'s,
     so checkpoints load either way.
     """
 
@@ -126,8 +174,11 @@ class GroupNorm(nn.GroupNorm):
         self.act = act
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dtype in LOW_PRECISION and torch.is_grad_enabled() and x.device.type != "meta":
-            return _GroupNormAct.apply(x, self.weight, self.bias, self.num_groups, self.eps, self.act)
+        if x.dtype in LOW_PRECISION and x.device.type != "meta":
+            if NORM_KERNEL == "native":  # training and inference: bf16 in and out, float32 inside the kernel
+                return _NativeGroupNormAct.apply(x, self.weight, self.bias, self.num_groups, self.eps, self.act)
+            if torch.is_grad_enabled():
+                return _GroupNormAct.apply(x, self.weight, self.bias, self.num_groups, self.eps, self.act)
         y = F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
         return (F.silu(y) if self.act else y).to(x.dtype)
 
