@@ -32,12 +32,13 @@ if [ "$PART" = all ]; then
   # the whole issue-13 measurement in one call (about 8 minutes), most valuable first, so a slow
   # step leaves the earlier ones' figures: each regime's row is printed as it finishes.
   # 2026-11-27's two H200 runs: bench/gpu-logs/ and bench/RESULTS.md; what they asked next: bench/NOTES.md
+  step profile 60 python3 bench/gpu_profile.py --top 12   # where a step's and the actor's time goes
   step train 230 python3 bench/train_throughput.py --preset seed --n 128 --naive-n 48 --batch 16 \
     --effective-batch 16 --epochs 3 --regimes widest,naive,grid,grid_sliced
   label=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
   step infer_grid 100 python3 bench/infer_throughput.py --n 256 --preset seed --batch-size 16 --naive-n 24 \
     --batching grid --device-label "$label"
-  step train_compile ${COMPILE_S:-140} python3 bench/train_throughput.py --preset seed --n 64 --batch 16 \
+  step train_compile ${COMPILE_S:-120} python3 bench/train_throughput.py --preset seed --n 64 --batch 16 \
     --effective-batch 16 --epochs 3 --regimes compiled,grid
 elif [ "$PART" = train ]; then
   # memory at the widest log (640 x 12,800), batches 1/4/8/16, checkpointing off/on; then naive,

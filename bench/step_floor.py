@@ -116,10 +116,13 @@ def main(argv: list[str] | None = None) -> int:
                    help="VeerNet's GroupNorm kernel on bf16 (model.veernet.NORM_KERNEL): torch's native GroupNorm "
                         "kernels, or float32 arithmetic in PyTorch operators over channel slices (default: "
                         "%(default)s)")
+    p.add_argument("--smoke-test", action="store_true", help="tiny model and size: the code path only")
     p.add_argument("--measured-train-mpx", type=float, help="a measured training rate to compare, computed Mpx/s")
     p.add_argument("--measured-infer-mpx", type=float, help="a measured inference rate to compare, computed Mpx/s")
     args = p.parse_args(argv)
     kw = {}
+    if args.smoke_test:
+        args.height, args.width, args.widths, args.stem_width = 64, 256, "8,16,16,32,32", 8
     if args.widths:
         kw["widths"] = tuple(int(w) for w in args.widths.split(","))
     if args.stem_width:
