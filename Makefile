@@ -55,7 +55,7 @@ demo: $(STAMP)
 	$(VENV)/bin/veernet demo
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 clean-demo:
 	rm -rf runs/demo
