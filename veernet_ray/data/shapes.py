@@ -14,7 +14,7 @@ together:
 
 and the score is *useful* pixels (the images' own) per second. Padding is one
 input, no longer the objective. The constants are per device (`DeviceCost`);
-the GPU defaults come from the H200 figures in issue 13 and are meant to be
+the GPU defaults are an H200's measured figures (2026-11-27), meant to be
 replaced by `veernet plan`'s measurement on the device at hand.
 
 Pure NumPy over shapes from the manifest; never reads pixels.
@@ -50,9 +50,11 @@ class DeviceCost:
             raise ValueError(f"px_per_s must be a positive number, got {self.px_per_s!r}")
 
 
-#: issue 13's H200 figures: a repeat step 0.6 s where a new shape took 4 s; ~33 Mpx/s in fp32 at batch 1,
-#: so a batched bf16 step is taken at 4x that; 20 ms host overhead per step
-GPU_COST = DeviceCost(step_overhead_s=0.02, px_per_s=130e6, warmup_s=3.4)
+#: measured on an H200, 2026-11-27 (bench/RESULTS.md, "Issue 13 on a GPU"): the grid regime at batch 16
+#: computed 72.9 Mpx/s (seed model, bf16, channels_last, the sliced GroupNorm), and its warm-up pass took
+#: 47.8 s more than a timed pass over 8 shapes, 6.0 s a shape (cuDNN autotuning forward and backward);
+#: 20 ms host overhead per step. Re-measure with bench/gpu_session.sh after a kernel change.
+GPU_COST = DeviceCost(step_overhead_s=0.02, px_per_s=73e6, warmup_s=6.0)
 #: a CPU has no per-shape warm-up worth the name; its cost is the pixels
 CPU_COST = DeviceCost(step_overhead_s=0.01, px_per_s=1.5e6, warmup_s=0.0)
 
