@@ -138,6 +138,14 @@ def test_blank_reason():
     assert blank_reason(np.full((64, 64), 0, np.uint8))  # an all-black no-data frame
     assert blank_reason(np.random.default_rng(0).integers(200, 256, (64, 64)).astype(np.uint8))  # no ink
     assert blank_reason(scan()) == ""
+    # a faded, low-contrast scan (paper ~225, ink no darker than ~142, as the generator draws some) has
+    # ink: no absolute gray level decides that, only the contrast against its own paper
+    faded = np.full((64, 256), 225, np.uint8)
+    faded[30:33, :] = 142
+    assert blank_reason(faded) == ""
+    dark_paper = np.full((64, 256), 90, np.uint8)
+    dark_paper[10:12, :] = 20
+    assert blank_reason(dark_paper) == ""
 
 
 def _row(tmp_path: Path, name: str, image: np.ndarray, sidecar: dict | None = None) -> dict:

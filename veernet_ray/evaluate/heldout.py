@@ -97,7 +97,7 @@ def evaluate_sets(checkpoint: str | os.PathLike | None, sets: list[tuple[str, Pa
                 "crossing": bool(r.crossing), "curve2_style": r.curve2_style}
         if stage is not None:
             t0 = time.perf_counter()
-            probs = stage.infer([image])[0].astype(np.float32) / 255.0
+            probs = np.divide(stage.infer([image])[0], np.float32(255.0), dtype=np.float32)
             t1 = time.perf_counter()
             nc = stage.num_classes
             pred = probs.argmax(0)

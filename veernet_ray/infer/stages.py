@@ -30,8 +30,10 @@ from veernet_ray.las.sidecar import Sidecar, to_canonical_image
 
 #: a scan whose gray levels vary by less than this is blank paper or a no-data frame
 BLANK_STD = 2.0
-#: ink is darker than this; a scan with no pixel below it has nothing to trace
-DARK_LEVEL = 128
+#: ink is at least this many gray levels darker than the paper (the scan's median); a scan with no
+#: pixel that dark has nothing to trace. Relative, not absolute: a faded or low-contrast scan (paper
+#: 225, ink 142) has ink no darker than 128, and an absolute level of 128 refused it as "no ink"
+INK_CONTRAST = 48
 #: tile width floor after repeated out-of-memory halving (smaller tiles lose too much context)
 MIN_TILE = 512
 
@@ -49,8 +51,11 @@ def blank_reason(image: np.ndarray) -> str:
     std = _std_uint8(image)
     if std < BLANK_STD:
         return f"blank or no-data scan: gray-level spread {std:.2f} < {BLANK_STD}"
-    if int(image.min()) >= DARK_LEVEL:
-        return f"no ink: no pixel darker than {DARK_LEVEL}"
+    paper = float(np.median(image[:: max(1, image.shape[0] // 64)]))  # rows spread over the scan
+    darkest = int(image.min())
+    if paper - darkest < INK_CONTRAST:
+        return (f"no ink: no pixel {INK_CONTRAST} gray levels darker than the paper ({paper:.0f}); the darkest "
+                f"is {darkest}")
     return ""
 
 
@@ -362,7 +367,7 @@ def write_row(row: dict[str, Any], *, provenance: dict[str, Any], output: str, m
     if row["status"] != "ok":
         return out
     try:
-        probs = np.asarray(row["probs"]).astype(np.float32) / 255.0
+        probs = np.divide(np.asarray(row["probs"]), np.float32(255.0), dtype=np.float32)  # one pass, no copy first
         h, w = int(row["height"]), int(row["width"])
         if probs.shape[1:] != (h, w):
             raise ValueError(f"probabilities have shape {probs.shape[1:]}, the scan is {(h, w)}")
@@ -435,5 +440,5 @@ def write_overlay(path: Path, row: dict[str, Any], probs: np.ndarray, trace) -> 
     return path
 
 
-__all__ = ["BLANK_STD", "DARK_LEVEL", "ModelStage", "blank_reason", "decode_row", "is_oom", "write_row",
+__all__ = ["BLANK_STD", "INK_CONTRAST", "ModelStage", "blank_reason", "decode_row", "is_oom", "write_row",
            "write_overlay"]

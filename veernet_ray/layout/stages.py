@@ -149,7 +149,7 @@ def write_any(row: dict[str, Any], *, provenance: dict[str, Any], output: str, m
     if row["status"] != "ok":
         return out
     try:
-        probs = np.asarray(row["probs"]).astype(np.float32) / 255.0
+        probs = np.divide(np.asarray(row["probs"]), np.float32(255.0), dtype=np.float32)
         h, w = int(row["height"]), int(row["width"])
         sidecar = None
         if row["sidecar_json"]:

@@ -153,9 +153,7 @@ def _resolve_shared_ink(result: "TraceResult", probs: np.ndarray, class_ids: tup
             for d in range(-SHARED_HALF, SHARED_HALF + 1):
                 rr = (owner_rows + d).astype(np.int64) % height
                 chan[rr, cols] = 0.0
-            patched = probs.copy() if probs.dtype == np.float32 else probs.astype(np.float32)
-            patched[class_ids[loser]] = chan
-            redo = _trace(patched, (class_ids[loser],), periods[[loser]], *args)
+            redo = _trace(chan[None], (0,), periods[[loser]], *args)  # only the loser's channel, patched
             rows_new, conf_new, bridged_new = result.rows.copy(), result.confidence.copy(), result.bridged.copy()
             rows_new[loser], conf_new[loser], bridged_new[loser] = redo.rows[0], redo.confidence[0], redo.bridged[0]
             result = TraceResult(rows_new, conf_new, result.class_ids, bridged_new, height)
