@@ -210,3 +210,17 @@ def test_upsample_broadcast_path_matches_interpolate(channels_last):
     assert torch.allclose(a.grad, b.grad, rtol=0, atol=1e-12)
     assert yb.is_contiguous(memory_format=torch.channels_last) == channels_last
     assert upsample2x(x).shape == ya.shape  # small: the interpolate path
+
+
+def test_bf16_inference_runs_the_native_groupnorm_in_channels_last():
+    """A GPU actor's path on the CPU: inference mode, bf16 autocast, channels_last. The bf16
+    GroupNorm (torch's native kernels, no autograd graph) keeps the layout and stays near float32."""
+    m = tiny().eval().to(memory_format=torch.channels_last)
+    x = torch.rand(2, 1, 64, 256).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        ref = m(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = m(x)
+    assert y.dtype == torch.bfloat16 and y.shape == ref.shape
+    assert y.is_contiguous(memory_format=torch.channels_last)
+    assert ((y.float() - ref).norm() / ref.norm()).item() < 0.05
