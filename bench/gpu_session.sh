@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue 13's GPU measurements in one device call: everything a lent H100/H200 session needs to
 # measure, writing its logs under $OUT (the device tool brings them back). Prepare here first:
-#   ../shared/tools/device-wheels .whl && echo .whl >> .git/info/exclude
+#   NO_MLFLOW=1 ../shared/tools/device-wheels .whl && echo /.whl/ >> .git/info/exclude   # 43 MB
 # then, through the device tool (carry .whl), in one call (a session has 15 minutes of device time):
 #   bash bench/gpu_session.sh all        # about 8 minutes: widest-log memory, training regimes,
 #                                        # inference over 256 seed scans, the compiled grid
@@ -12,7 +12,7 @@
 # Each step has its own time limit, so one slow step cannot eat the session; every step's output
 # lands in $OUT/<step>.log whatever happens to the next.
 set -uo pipefail
-PART=${1:-train}
+PART=${1:-all}
 OUT=${OUT:-/tmp/veernet-gpu}
 mkdir -p "$OUT"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
