@@ -133,7 +133,12 @@ def normalize_image(image: torch.Tensor) -> torch.Tensor:
 
 
 def _as_tensor(a: np.ndarray | torch.Tensor) -> torch.Tensor:
-    return a if isinstance(a, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(a))
+    if isinstance(a, torch.Tensor):
+        return a
+    a = np.ascontiguousarray(a)
+    # a block from Ray's object store is read-only; torch would share it with a warning (and a later
+    # in-place op would write into the store), so it gets its own copy
+    return torch.from_numpy(a if a.flags.writeable else a.copy())
 
 
 def to_tensors(
