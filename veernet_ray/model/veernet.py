@@ -154,8 +154,9 @@ def _format(t: torch.Tensor) -> torch.memory_format:
         and not t.is_contiguous() else torch.contiguous_format
 
 
-#: which GroupNorm runs in low-precision training: "native" (`_NativeGroupNormAct`) or "sliced"
-#: (`_GroupNormAct`, float32 arithmetic in PyTorch operators); bench/train_throughput.py --norm
+#: VeerNet's GroupNorm on a bf16/fp16 input: "native" (`_NativeGroupNormAct`, training and inference) or
+#: "sliced" (`_GroupNormAct`, float32 arithmetic in PyTorch operators, training only), kept to compare:
+#: bench/train_throughput.py's grid_sliced regime, bench/step_floor.py and bench/gpu_profile.py --norm
 NORM_KERNEL = "native"
 
 
@@ -165,8 +166,8 @@ class GroupNorm(nn.GroupNorm):
     Statistics per image, so batch 1 is fine. On a bf16/fp16 input (autocast) it
     runs `_NativeGroupNormAct` (or, with NORM_KERNEL "sliced", `_GroupNormAct` in
     training): float32 statistics and arithmetic, output in the input's dtype,
-    only the input kept for backward. On float32 it is torch's GroupNorm and SiLU. Parameters and state-dict keys are `nn.GroupNorm`'s,
-    so checkpoints load either way.
+    only the input kept for backward. On float32 it is torch's GroupNorm and SiLU.
+    Parameters and state-dict keys are `nn.GroupNorm`'s, so checkpoints load either way.
     """
 
     def __init__(self, channels: int, act: bool = False) -> None:
@@ -338,7 +339,7 @@ def upsample2x(x: torch.Tensor, broadcast: bool | None = None) -> torch.Tensor:
         broadcast = 4 * x.numel() > INT32_ELEMENTS
     if not broadcast:
         return F.interpolate(x, scale_factor=2.0, mode="nearest")
-    if c > 1 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+    if _format(x) is torch.channels_last:
         y = x.permute(0, 2, 3, 1)[:, :, None, :, None, :].expand(n, h, 2, w, 2, c)
         return y.reshape(n, 2 * h, 2 * w, c).permute(0, 3, 1, 2)
     return x[:, :, :, None, :, None].expand(n, c, h, 2, w, 2).reshape(n, c, 2 * h, 2 * w)
