@@ -15,8 +15,8 @@ import pytest
 from tests.conftest import BIN, ROOT, _stop_cluster, free_port, run
 from veernet_ray.layout.calibrate import fit_depth, guess_unit, parse_value
 from veernet_ray.layout.detect import find_layout, find_rules, ink_mask, label_boxes, pick_borders, ruled_blocks
-from veernet_ray.layout.digits import read_digits, split_touching
-from veernet_ray.layout.sheet import ScalesError, analyse_sheet, check_scales, to_portrait
+from veernet_ray.layout.digits import read_digits, split_glyphs, split_touching
+from veernet_ray.layout.sheet import ScalesError, analyse_sheet, check_scales, read_labels, to_portrait, trailing_zeros
 from veernet_ray.las.sidecar import Sidecar
 from veernet_ray.synth.sheet import SheetConfig, SheetTruth, render_sheet, text_patch, write_sheet
 
@@ -149,6 +149,32 @@ def test_touching_digits_are_cut_at_the_gap():
     parts = split_touching(g, 20, 2)
     assert [p.shape[1] for p in parts] == [13, 13] or sum(p.shape[1] for p in parts) == 26
     assert len(parts) == 2 and all(p.any() for p in parts)
+
+
+def _printed(text: str, size: int = 30) -> np.ndarray:
+    from PIL import Image, ImageDraw, ImageFont
+    import matplotlib
+
+    font = ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts/ttf/DejaVuSans.ttf"), size)
+    im = Image.new("L", (size * len(text), int(size * 1.5)), 255)
+    ImageDraw.Draw(im).text((6, 4), text, fill=0, font=font)
+    return np.asarray(im)
+
+
+def test_a_thousands_comma_is_not_a_glyph():
+    glyphs = split_glyphs(_printed("10,000") < 128)
+    assert len(glyphs) == 5
+    assert read_digits(_printed("10,000")).text == "10000"
+
+
+def test_a_lone_rotated_label_is_turned_the_way_that_ends_in_zeros():
+    label = np.rot90(_printed("1000"), -1)  # printed top to bottom; upside down it reads "0001"
+    sheet = np.full((label.shape[0] + 20, label.shape[1] + 20), 255, np.uint8)
+    sheet[10:-10, 10:-10] = label
+    ys, xs = np.nonzero(sheet < 128)
+    box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1, True)
+    assert trailing_zeros("1000") == 3 and trailing_zeros("0001") == 0 and trailing_zeros("10a0") == 0
+    assert read_labels(sheet, [box], read_digits)[0][0] == "1000"
 
 
 # ------------------------------------------------------------------ scales and sidecars

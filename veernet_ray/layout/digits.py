@@ -11,13 +11,17 @@ Model: a 2-layer perceptron, 401 -> 96 -> 10 (ReLU), on a glyph scaled so its
 longer side is GLYPH px, centred on a GLYPH x GLYPH canvas, plus its aspect
 ratio (a "1" and a "7" differ mostly in width). Inference is NumPy only.
 
-Training data (`train`, deterministic from its seed): the digits 0-9 drawn
-with the six OpenCV Hershey print fonts (plain and italic) and the DejaVu,
-STIX and Computer Modern TrueType faces shipped with matplotlib, 9-44 px
-high, stroke 1-3 px, then degraded the way scans degrade them: a random
-threshold (1-bit), blur, erosion or dilation, a small rotation, speckle.
+Training data (`train`, deterministic from its seed and the fonts installed):
+the digits 0-9 drawn with the six OpenCV Hershey print fonts (plain and
+italic), the DejaVu, STIX and Computer Modern TrueType faces shipped with
+matplotlib and, where the Debian font packages are installed, the Liberation
+and condensed/light DejaVu faces (SYSTEM_FONTS), 9-44 px high, then degraded
+the way real depth columns are (bench/RESULTS.md, issue 12): a heavier or
+lighter pen, blur, slant, a low-resolution or JPEG scan, a random threshold
+(1-bit), erosion or dilation, a small rotation, speckle.
 Retrain with `python -m veernet_ray.layout.digits --train` (about a minute
-on two cores); the weights file is ~80 KB.
+on one core); the weights file is ~76 KB. Nothing is downloaded, at training
+or at run time.
 """
 
 from __future__ import annotations
@@ -60,12 +64,17 @@ def glyph_features(glyph: np.ndarray) -> np.ndarray:
     return np.concatenate([canvas.ravel(), [w / h]]).astype(np.float32)
 
 
+#: a glyph whose top is this share of the median glyph's height below the median glyph top is a
+#: comma or a period (commas of real labels are up to ~0.7 digit high, but start near mid-height)
+MARK_TOP = 0.4
+
+
 def split_glyphs(binary: np.ndarray) -> list[np.ndarray]:
     """Upright binary label (ink True) -> glyph crops left to right.
 
     Connected components, with the components that overlap in columns merged
     (a broken "5" or the dot of a "i" belongs to one glyph); specks under 3%
-    of the label's ink are dropped.
+    of the label's ink are dropped, and so are commas and periods (MARK_TOP).
     """
     b = binary.astype(np.uint8)
     n, lab, stats, _ = cv2.connectedComponentsWithStats(b, connectivity=8)
@@ -83,12 +92,17 @@ def split_glyphs(binary: np.ndarray) -> list[np.ndarray]:
                 groups[-1] = [min(gx0, x0), max(gx1, x1), ids + [i]]
                 continue
         groups.append([x0, x1, [i]])
-    out = []
+    boxes = []
     for gx0, gx1, ids in groups:
         m = np.isin(lab[:, gx0:gx1], ids)
         rows = np.nonzero(m.any(axis=1))[0]
-        out.append(m[rows[0] : rows[-1] + 1])  # tight: widths and heights compare ink to ink
-    return out
+        boxes.append((rows[0], rows[-1] + 1, m[rows[0] : rows[-1] + 1]))  # tight: ink to ink
+    if not boxes:  # speckle only: every component is under 3%
+        return []
+    # a thousands comma or a period ("10,000") starts low on the line, where no digit starts
+    top = float(np.median([r0 for r0, _, _ in boxes]))
+    height = float(np.median([r1 - r0 for r0, r1, _ in boxes]))
+    return [m for r0, _, m in boxes if r0 <= top + MARK_TOP * height]
 
 
 #: printed digits are at most about this wide for their height ("0" or "4" in a wide face);
@@ -191,6 +205,17 @@ def get_reader(name: str):
 
 
 # ------------------------------------------------------------------ training
+#: faces of the Debian font packages (fonts-liberation, fonts-dejavu-core/-extra), used for training
+#: when installed: Liberation Sans is the Arial/Helvetica look of many real logs (a "1" with no foot,
+#: which the matplotlib faces lack), Narrow and Condensed its tight spacing, ExtraLight thin pens
+SYSTEM_FONTS = ("liberation/LiberationSans-Regular.ttf", "liberation/LiberationSans-Bold.ttf",
+                "liberation/LiberationSansNarrow-Regular.ttf", "liberation/LiberationSansNarrow-Bold.ttf",
+                "liberation/LiberationSerif-Regular.ttf", "liberation/LiberationSerif-Bold.ttf",
+                "liberation/LiberationMono-Regular.ttf", "liberation/LiberationMono-Bold.ttf",
+                "dejavu/DejaVuSansCondensed.ttf", "dejavu/DejaVuSansCondensed-Bold.ttf",
+                "dejavu/DejaVuSans-ExtraLight.ttf", "dejavu/DejaVuSerifCondensed-Bold.ttf")
+
+
 def _ttf_fonts() -> list[Path]:
     import matplotlib
 
@@ -198,11 +223,18 @@ def _ttf_fonts() -> list[Path]:
     names = ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSansMono.ttf", "DejaVuSerif.ttf",
              "DejaVuSerif-Bold.ttf", "DejaVuSans-Oblique.ttf", "STIXGeneral.ttf", "STIXGeneralBol.ttf",
              "cmr10.ttf", "cmss10.ttf", "cmtt10.ttf")
-    return [root / n for n in names if (root / n).is_file()]
+    system = Path("/usr/share/fonts/truetype")
+    return [root / n for n in names if (root / n).is_file()] + [system / n for n in SYSTEM_FONTS
+                                                                 if (system / n).is_file()]
 
 
 def render_digit(rng: np.random.Generator, digit: str, fonts: list) -> np.ndarray:
-    """One degraded rendering of `digit` (bool ink mask), from a random font, size and scan."""
+    """One degraded rendering of `digit` (bool ink mask), from a random font, size and scan.
+
+    The degradations are the ones seen on real depth columns (bench/RESULTS.md, issue 12): pens from
+    hairline to bold, ink spread and blur that fill a "9" or an "8", low-resolution and JPEG scans,
+    slant, and a threshold anywhere from faint to heavy.
+    """
     from veernet_ray.synth.sheet import LABEL_FONTS, text_patch
 
     px = float(rng.uniform(9, 44))
@@ -217,12 +249,29 @@ def render_digit(rng: np.random.Generator, digit: str, fonts: list) -> np.ndarra
         im = Image.new("L", (int(px * 3), int(px * 3)), 0)
         ImageDraw.Draw(im).text((int(px * 0.5), int(px * 0.3)), digit, fill=255, font=f)
         patch = np.asarray(im)
-    patch = np.pad(patch, 3)
+    patch = np.pad(patch, max(3, int(px * 0.2)))
+    if rng.random() < 0.25:  # a heavier or lighter pen than the face's own, up to ~px/8 either way
+        r = int(rng.integers(1, max(2, int(px / 8) + 1)))
+        op = cv2.dilate if rng.random() < 0.7 else cv2.erode
+        patch = op(patch, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
     if rng.random() < 0.5:
-        patch = cv2.GaussianBlur(patch, (0, 0), rng.uniform(0.3, 1.0))
+        sigma = rng.uniform(0.3, 1.0)
+        if px > 20 and rng.random() < 0.3:  # a blur that fills the loops of a large bold "8" or "9"
+            sigma *= 2.5
+        patch = cv2.GaussianBlur(patch, (0, 0), sigma)
     ang = rng.uniform(-4, 4)
     m = cv2.getRotationMatrix2D((patch.shape[1] / 2, patch.shape[0] / 2), ang, 1.0)
+    if rng.random() < 0.2:  # slant (italic-looking or a skewed scan)
+        m[0, 1] += rng.uniform(-0.2, 0.2)
     patch = cv2.warpAffine(patch, m, (patch.shape[1], patch.shape[0]))
+    if rng.random() < 0.25 and px > 14:  # scanned at low resolution, seen at full size
+        h, w = patch.shape
+        f = rng.uniform(0.35, 0.7)
+        small = cv2.resize(patch, (max(1, int(w * f)), max(1, int(h * f))), interpolation=cv2.INTER_AREA)
+        patch = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    if rng.random() < 0.25:
+        _, buf = cv2.imencode(".jpg", 255 - patch, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(15, 60))])
+        patch = 255 - cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
     ink = patch > rng.uniform(60, 190)
     if rng.random() < 0.2:
         op = cv2.erode if rng.random() < 0.5 else cv2.dilate

@@ -149,15 +149,24 @@ def read_label(image: np.ndarray, box, rotated: bool, reader, turn: int = -1) ->
     return r.text, r.confidence
 
 
+def trailing_zeros(text: str) -> int:
+    """How many "0"s end a reading: depth labels are printed every 10, 50 or 100 units, so they end
+    in zeros, and turned upside down those zeros lead ("1000" reads "0001", "0900" reads "0060")."""
+    return len(text) - len(text.rstrip("0")) if parse_value(text) is not None else 0
+
+
 def read_labels(image: np.ndarray, boxes: list, reader) -> list[tuple[str, float]]:
-    """Read every label box of a sheet. Rotated labels are read turned both ways, and the way that
-    reads surer over ALL of them wins: one sheet prints its labels one way, and per label the
-    wrong way can read as well ("6000" upside down is a confident "0009")."""
+    """Read every label box of a sheet. Rotated labels are read turned both ways, and one way wins
+    for ALL of them (one sheet prints its labels one way): the way whose readings end in more zeros
+    (trailing_zeros), then the way that reads surer. Confidence alone cannot decide, least of all
+    for a sheet with one or two labels: the wrong way can read as surely ("6000" upside down is a
+    confident "0009")."""
     upright = [read_label(image, b[:4], False, reader) if not b[4] else None for b in boxes]
     if not any(b[4] for b in boxes):
         return upright
     ways = {t: [read_label(image, b[:4], True, reader, t) if b[4] else None for b in boxes] for t in (-1, 1)}
-    score = {t: sum(r[1] for r in rs if r is not None and parse_value(r[0]) is not None) for t, rs in ways.items()}
+    score = {t: (sum(trailing_zeros(r[0]) for r in rs if r is not None),
+                 sum(r[1] for r in rs if r is not None and parse_value(r[0]) is not None)) for t, rs in ways.items()}
     best = ways[-1] if score[-1] >= score[1] else ways[1]
     return [u if u is not None else best[k] for k, u in enumerate(upright)]
 
