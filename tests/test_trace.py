@@ -191,6 +191,59 @@ def test_candidate_viterbi_matches_brute_force(seed):
                 assert shift[ci, t] == 0
 
 
+def _block_peaks_numpy(x, block, nb, rbits):
+    """The candidate search's block keys as whole-array NumPy: the reference for the compiled pass."""
+    h, w = x.shape
+    mass = x.copy()
+    if h > 1:
+        mass[1:] = x[:-1] + x[1:]
+        mass[0] = x[0] + x[1]
+        mass[1:-1] += x[2:]
+    ge = np.ones((h, w), bool)
+    gt = np.ones((h, w), bool)
+    ge[1:] = mass[1:] >= mass[:-1]
+    gt[:-1] = mass[:-1] > mass[1:]
+    score = np.zeros((nb * block, w), np.float32)
+    score[:h] = mass * (ge & gt)
+    keys = score.view(np.int32) & np.int32(~((1 << rbits) - 1))
+    keys |= (np.arange(nb * block, dtype=np.int32) % block)[:, None]
+    return keys.reshape(nb, block, w).max(axis=1), mass
+
+
+@pytest.mark.parametrize("h, w", [(1, 7), (2, 9), (5, 40), (37, 50), (100, 33), (131, 64)])
+def test_candidate_search_matches_whole_array_numpy(h, w):
+    """The compiled one-pass block search equals the whole-array formulation, plateaus and padding included,
+    and the mass returned with each candidate row is that row's 3-row mass."""
+    from veernet_ray.trace.tracer import CAND_BLOCK, N_CANDIDATES, _block_peaks, _candidates
+
+    rng = np.random.default_rng(h * 1000 + w)
+    x = (np.round(rng.uniform(0, 1, (h, w)) * 8) / 8).astype(np.float32)  # coarse levels: many ties
+    x[:, : w // 4] = 0.0  # ink-free columns
+    block = max(1, min(CAND_BLOCK, h // (2 * N_CANDIDATES)))
+    nb = -(-h // block)
+    rbits = (block - 1).bit_length()
+    want, mass = _block_peaks_numpy(x, block, nb, rbits)
+    assert np.array_equal(_block_peaks(x, block, nb, rbits), want)
+    rows, m = _candidates(x, N_CANDIDATES)
+    assert rows.shape == (w, min(N_CANDIDATES, nb)) and rows.min() >= 0 and rows.max() < h
+    assert np.array_equal(m, mass[rows, np.arange(w)[:, None]])
+
+
+def test_row_median_at_and_top_percentile_equal_the_whole_image_versions():
+    """QC's sparse reads equal the dense functions they replace."""
+    from veernet_ray.trace.ink import ROW_WINDOW, row_median, row_median_at, top_percentile
+
+    rng = np.random.default_rng(3)
+    for h, w in [(1, 1), (7, 100), (60, ROW_WINDOW), (60, 3 * ROW_WINDOW + 17)]:
+        ink = (rng.uniform(0, 1, (h, w)) ** 8).astype(np.float32)
+        rows, cols = rng.integers(0, h, 300), rng.integers(0, w, 300)
+        assert np.array_equal(row_median_at(ink, rows, cols), row_median(ink)[rows, cols])
+        assert top_percentile(ink, 99.9) == pytest.approx(float(np.percentile(ink, 99.9)), rel=1e-6, abs=1e-7)
+    sparse = np.zeros((50, 400), np.float32)
+    sparse[rng.integers(0, 50, 30), rng.integers(0, 400, 30)] = 1.0  # fewer ink pixels than the bound expects
+    assert top_percentile(sparse, 99.9) == pytest.approx(float(np.percentile(sparse, 99.9)), abs=1e-7)
+
+
 @pytest.mark.parametrize(
     "probs, ids, match",
     [

@@ -79,13 +79,10 @@ def curve_signals(
     probs: (C, H, W) float probabilities. image: the canonical uint8 scan (H, W),
     or None (ink and grid signals are then NaN and never flag).
     """
-    from veernet_ray.trace.ink import darkness, row_median
+    from veernet_ray.trace.ink import darkness, row_median_at
 
     c, h, w = probs.shape
-    ink = rowdark = None
-    if image is not None:
-        ink = darkness(image)
-        rowdark = row_median(ink)
+    ink = darkness(image) if image is not None else None
     out = []
     for k, cid in enumerate(class_ids):
         r = rows[k]
@@ -117,7 +114,7 @@ def curve_signals(
         if ink is not None:
             sig["ink"] = float(np.mean(ink[win, cols[:, None]].max(axis=1) > INK_LEVEL))
             on_grid = np.zeros(w, bool)
-            on_grid[cols] = rowdark[rr, cols] > GRID_LEVEL
+            on_grid[cols] = row_median_at(ink, rr, cols) > GRID_LEVEL
             sig["grid"] = float(long_runs(on_grid, RIDE_COLUMNS)[cols].mean())
         else:
             sig["ink"], sig["grid"] = np.nan, np.nan

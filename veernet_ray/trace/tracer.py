@@ -16,13 +16,12 @@ Costs (negative log-likelihood style, smaller is better):
   or the wrapped distance when the class has a backup period (cyclic rows);
 - switching between on and absent: switch_cost (each way).
 
-Speed: the DP is sequential over columns, so its cost is the number of NumPy calls
-per column, not the arithmetic. All transition + emission costs are built for every
-column at once as a (W, K, n+1, n+1) array (n candidates + absent), and a column
-step is then three calls (add, argmin, min) on a (K, n+1, n+1) block for all traced
-classes together; backtracking is a scalar loop over a bytes buffer. The candidate
-search is a few elementwise passes over each (H, W) channel (into buffers reused by
-the classes) plus work on (H / CAND_BLOCK, W).
+Speed: the DP is sequential over columns, with (n+1)**2 transitions per column and
+class. As NumPy calls per column it was bound by call overhead (~8 us a column); it is
+compiled with Numba instead (`_viterbi_states`, cached on disk after the first call of
+a process), with the same arithmetic in the same order, so the paths are the ones the
+NumPy version found. The candidate search is a few elementwise passes over each (H, W)
+channel (into buffers reused by the classes) plus work on (H / CAND_BLOCK, W).
 Written by hand because no NumPy/SciPy routine does this Viterbi (STYLE.md practice 10).
 
 After the DP: sub-pixel rows are probability-weighted centroids in a +-2 row
@@ -38,6 +37,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 #: floor on the emission probability: a column with no ink costs -log(0.01) = 4.6
@@ -185,10 +185,9 @@ def _trace(probs: np.ndarray, class_ids: tuple[int, ...], periods: np.ndarray, j
     # per class: candidate rows (local maxima of the 3-row mass) and the mass there;
     # each class channel is read in place (a (H, W) slice of probs, no stacked copy)
     cand_rows, cand_mass, chans = [], [], []
-    scratch: dict[str, np.ndarray] = {}
     for cid in class_ids:
         x = probs[cid].astype(np.float32, copy=False)
-        rows_c, mass_c = _candidates(x, N_CANDIDATES, scratch)
+        rows_c, mass_c = _candidates(x, N_CANDIDATES)
         cand_rows.append(rows_c)
         cand_mass.append(mass_c)
         chans.append(x)
@@ -231,43 +230,25 @@ def _trace(probs: np.ndarray, class_ids: tuple[int, ...], periods: np.ndarray, j
 
 
 # ---------------------------------------------------------------- candidates
-def _candidates(x: np.ndarray, n_max: int, scratch: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def _candidates(x: np.ndarray, n_max: int) -> tuple[np.ndarray, np.ndarray]:
     """Candidate rows of one class channel. x: (H, W) float32.
 
     Returns rows (W, n) int64 and the 3-row mass m[r] = x[r-1] + x[r] + x[r+1] there
     (W, n) float32, n = min(n_max, number of row blocks). Candidates are local maxima of
     the mass (m[r] >= m[r-1] and m[r] > m[r+1]: one row per plateau): the best one in
-    each block of CAND_BLOCK rows, then the n blocks with the largest. A column with
-    fewer maxima than n fills up with arbitrary rows (harmless: they only offer the DP
-    more states at the P_FLOOR cost). `scratch` holds (H, W) buffers shared by the
-    classes of one call (fresh large arrays cost page faults on every pass).
+    each block of CAND_BLOCK rows (`_block_peaks`), then the n blocks with the largest.
+    A column with fewer maxima than n fills up with arbitrary rows (harmless: they only
+    offer the DP more states at the P_FLOOR cost).
     """
     h, w = x.shape
     block = max(1, min(CAND_BLOCK, h // (2 * n_max)))
     nb = -(-h // block)
-    if "mass" not in scratch:
-        scratch["mass"] = np.empty((h, w), np.float32)
-        scratch["score"] = np.zeros((nb * block, w), np.float32)  # rows past h stay 0
-        scratch["ge"] = np.ones((h, w), bool)  # row 0 stays True
-        scratch["gt"] = np.ones((h, w), bool)  # row h-1 stays True
-    mass, score, ge, gt = scratch["mass"], scratch["score"], scratch["ge"], scratch["gt"]
-    mass[0] = x[0]
-    if h > 1:
-        np.add(x[:-1], x[1:], out=mass[1:])
-        mass[:-1] += x[1:]
-        np.greater_equal(mass[1:], mass[:-1], out=ge[1:])
-        np.greater(mass[:-1], mass[1:], out=gt[:-1])
-        ge &= gt
-    np.multiply(mass, ge, out=score[:h])  # mass at local maxima, 0 elsewhere
     # sort keys: non-negative float32 bits order like the floats, so the low mantissa
     # bits can carry the row within the block (and below, the block): one int32 max per
     # block and one partition per column then give both the value order and the row
     rbits = (block - 1).bit_length()
     bbits = max(1, (nb - 1).bit_length())
-    keys = score.view(np.int32)
-    keys &= np.int32(~((1 << rbits) - 1))
-    keys |= (np.arange(nb * block, dtype=np.int32) % block)[:, None]
-    peak = keys.reshape(nb, block, w).max(axis=1)  # (nb, W)
+    peak = _block_peaks(np.ascontiguousarray(x, dtype=np.float32), block, nb, rbits)  # (nb, W)
     low = np.int32((1 << (rbits + bbits)) - 1)
     peak = (peak & ~low) | (peak & np.int32((1 << rbits) - 1)) | (np.arange(nb, dtype=np.int32) << rbits)[:, None]
     n = min(n_max, nb)
@@ -277,7 +258,65 @@ def _candidates(x: np.ndarray, n_max: int, scratch: dict[str, np.ndarray]) -> tu
     rows = (top >> rbits) * block + (top & np.int32((1 << rbits) - 1))  # (W, n)
     cols = np.arange(w)[:, None]
     rows = np.minimum(rows, h - 1).astype(np.int64)  # a pad row only wins an all-zero block
-    return rows, mass[rows, cols]
+    # the mass there, added in the order `_block_peaks` added it (0 beyond the edges)
+    up = np.where(rows > 0, x[np.maximum(rows - 1, 0), cols], np.float32(0))
+    down = np.where(rows < h - 1, x[np.minimum(rows + 1, h - 1), cols], np.float32(0))
+    return rows, (up + x[rows, cols]) + down
+
+
+@numba.njit(cache=True, nogil=True)
+def _block_peaks(x, block, nb, rbits):  # pragma: no cover - compiled
+    """(nb, W) int32: per block of `block` rows and column, the largest sort key of its rows.
+
+    A row's key is the float32 bits of its 3-row mass where the mass is a local maximum
+    down the column (else 0), with the low `rbits` bits replaced by the row within the
+    block; rows past H (padding of the last block) count with mass 0. One pass down the
+    rows with a rolling three-row window: the (H, W) mass, comparison and key arrays
+    NumPy needed cost more in fresh pages than in arithmetic.
+    """
+    h, w = x.shape
+    keep = np.int32(~((1 << rbits) - 1))
+    peak = np.zeros((nb, w), np.int32)
+    prev = np.zeros(w, np.float32)
+    cur = np.zeros(w, np.float32)
+    nxt = np.zeros(w, np.float32)
+    score = np.zeros(w, np.float32)
+    bits = score.view(np.int32)
+    zero = np.float32(0.0)
+    _mass_row(x, 0, cur)
+    for r in range(h):
+        if r + 1 < h:
+            _mass_row(x, r + 1, nxt)
+        b = r // block
+        sub = np.int32(r % block)
+        for c in range(w):
+            m = cur[c]
+            is_max = (r == 0 or m >= prev[c]) and (r == h - 1 or m > nxt[c])
+            score[c] = m if is_max else zero
+            key = (bits[c] & keep) | sub
+            if key > peak[b, c]:
+                peak[b, c] = key
+        prev, cur, nxt = cur, nxt, prev
+    for r in range(h, nb * block):
+        b = r // block
+        sub = np.int32(r % block)
+        for c in range(w):
+            if sub > peak[b, c]:
+                peak[b, c] = sub
+    return peak
+
+
+@numba.njit(cache=True, nogil=True)
+def _mass_row(x, r, out):  # pragma: no cover - compiled
+    """out[:] = x[r-1] + x[r] + x[r+1] in float32, added left to right, 0 beyond the edges."""
+    h, w = x.shape
+    for c in range(w):
+        m = x[r, c]
+        if r > 0:
+            m = x[r - 1, c] + m
+        if r + 1 < h:
+            m = m + x[r + 1, c]
+        out[c] = m
 
 
 # ------------------------------------------------------------------- Viterbi
@@ -286,69 +325,99 @@ def _viterbi(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Best state sequence over candidate rows. cand: (K, W, n) rows; emit_on: (K, W, n).
 
-    States per column: the n candidates and "absent" (index n). All transition costs
-    (jump, wrapped jump, switch) plus the target's emission are built for every column
-    at once as a (W, K, n+1, n+1) array; the sequential pass is then three NumPy calls
-    per column (add, argmin, min) on a (K, n+1, n+1) block.
+    States per column: the n candidates and "absent" (index n). The forward pass and the
+    backtrack run in `_viterbi_states`, compiled; the wrap crossing each step took is then
+    recovered here for the wrapped classes.
 
     Returns state (K, W) int (n = absent) and path_shift (K, W) int in {-1, 0, 1}: the
     wrap crossing taken into each column (unwrap offset += shift * P).
     """
     k, width, n = cand.shape
-    s = n + 1
-    wrapped = np.flatnonzero(np.isfinite(periods))
-    cand_t = cand.transpose(1, 0, 2).astype(np.float64)  # (W, K, n)
-    emit_t = emit_on.transpose(1, 0, 2)  # (W, K, n)
-    # cost[t, c, j, i]: from state i at t-1 to state j at t, plus j's emission at t
-    # (source last: the per-column min/argmin then reduce over the contiguous axis)
-    cost = np.empty((width, k, s, s))
-    jump = cand_t[1:, :, :, None] - cand_t[:-1, :, None, :]  # (W-1, K, cur, prev) = r_t - r_{t-1}
-    alts = [np.abs(jump[:, ci] + sh * periods[ci]) for ci in wrapped for sh in (1, -1)]
-    np.abs(jump, out=jump)
-    for i, ci in enumerate(wrapped):
-        # the step may cross the wrap: source near r_t + sP (the shift is recovered on the path)
-        np.minimum(jump[:, ci], alts[2 * i], out=jump[:, ci])
-        np.minimum(jump[:, ci], alts[2 * i + 1], out=jump[:, ci])
-    jump *= pen
-    jump += emit_t[1:, :, :, None]
-    cost[1:, :, :n, :n] = jump
-    np.add(switch, emit_t, out=cost[:, :, :n, n])
-    cost[:, :, n, :n] = switch + emit_abs
-    cost[:, :, n, n] = emit_abs
-
-    v = np.empty((k, 1, s))
-    v2 = v[:, 0, :]
-    v2[:, :n] = emit_on[:, 0]
-    v2[:, n] = emit_abs
-    buf = np.empty((k, s, s))
-    bp = np.zeros((width, k, s), np.intp)
-    add, vmin = np.add, np.minimum.reduce
-    for c_t, bp_t in zip(cost[1:], bp[1:]):
-        add(v, c_t, out=buf)
-        buf.argmin(axis=2, out=bp_t)
-        vmin(buf, axis=2, out=v2)
-
-    state = np.empty((k, width), np.int64)
+    cand = np.ascontiguousarray(cand, dtype=np.int64)
+    state = _viterbi_states(cand, np.ascontiguousarray(emit_on, dtype=np.float64), float(emit_abs),
+                            np.ascontiguousarray(periods, dtype=np.float64), float(pen), float(switch))
     path_shift = np.zeros((k, width), np.int64)
-    for ci in range(k):
-        best = int(v2[ci, :n].argmin())
-        st = best if v2[ci, best] < v2[ci, n] else n
-        back = bp[:, ci, :].astype(np.uint8).tobytes()  # bytes index to int: a fast scalar loop
-        path = [0] * width
-        for t in range(width - 1, 0, -1):
-            path[t] = st
-            st = back[t * s + st]
-        path[0] = st
-        state[ci] = path
-        if ci in wrapped:
-            # the wrap crossing of each on -> on step: argmin over s of |r_t + sP - r_{t-1}|,
-            # ties to 0 then +1 (the order the costs above were minimised in)
-            tt = np.flatnonzero((state[ci, :-1] < n) & (state[ci, 1:] < n)) + 1
-            r = cand[ci, np.arange(width), np.minimum(state[ci], n - 1)].astype(np.float64)
-            d = r[tt] - r[tt - 1]
-            opts = np.abs(d[:, None] + np.array([0.0, 1.0, -1.0]) * periods[ci])
-            path_shift[ci, tt] = np.array([0, 1, -1])[opts.argmin(axis=1)]
+    for ci in np.flatnonzero(np.isfinite(periods)):
+        # the wrap crossing of each on -> on step: argmin over s of |r_t + sP - r_{t-1}|,
+        # ties to 0 then +1 (the order the DP minimised its jump costs in)
+        tt = np.flatnonzero((state[ci, :-1] < n) & (state[ci, 1:] < n)) + 1
+        r = cand[ci, np.arange(width), np.minimum(state[ci], n - 1)].astype(np.float64)
+        d = r[tt] - r[tt - 1]
+        opts = np.abs(d[:, None] + np.array([0.0, 1.0, -1.0]) * periods[ci])
+        path_shift[ci, tt] = np.array([0, 1, -1])[opts.argmin(axis=1)]
     return state, path_shift
+
+
+@numba.njit(cache=True, nogil=True)
+def _viterbi_states(cand, emit_on, emit_abs, periods, pen, switch):  # pragma: no cover - compiled
+    """The DP itself, per class: (K, W) best states (n = absent).
+
+    Column t's cost of reaching candidate j from candidate i is pen * |r_j - r_i| (the
+    shorter way round a wrapped class's period) + emit_on[t, j]; entering or leaving
+    "absent" costs `switch`, being absent `emit_abs`. Ties go to the lowest source state.
+    A loop over columns that no NumPy or SciPy routine does (STYLE.md practice 10): as
+    NumPy calls it cost ~8 us per column in call overhead alone, compiled ~0.2 us.
+    """
+    k, width, n = cand.shape
+    s = n + 1
+    state = np.empty((k, width), np.int64)
+    back = np.zeros((width, s), np.uint8)
+    v = np.empty(s)
+    nxt = np.empty(s)
+    for ci in range(k):
+        period = periods[ci]
+        wrapped = np.isfinite(period)
+        for j in range(n):
+            v[j] = emit_on[ci, 0, j]
+        v[n] = emit_abs
+        for t in range(1, width):
+            for j in range(n):
+                e = emit_on[ci, t, j]
+                rj = float(cand[ci, t, j])
+                best = np.inf
+                arg = 0
+                for i in range(n):
+                    d = rj - float(cand[ci, t - 1, i])
+                    a = abs(d)
+                    if wrapped:
+                        a = min(a, abs(d + period))
+                        a = min(a, abs(d - period))
+                    val = v[i] + (a * pen + e)
+                    if val < best:
+                        best = val
+                        arg = i
+                val = v[n] + (switch + e)
+                if val < best:
+                    best = val
+                    arg = n
+                nxt[j] = best
+                back[t, j] = arg
+            best = np.inf
+            arg = 0
+            leave = switch + emit_abs
+            for i in range(n):
+                val = v[i] + leave
+                if val < best:
+                    best = val
+                    arg = i
+            val = v[n] + emit_abs
+            if val < best:
+                best = val
+                arg = n
+            nxt[n] = best
+            back[t, n] = arg
+            v, nxt = nxt, v
+        st = 0
+        for j in range(1, n):
+            if v[j] < v[st]:
+                st = j
+        if not v[st] < v[n]:
+            st = n
+        for t in range(width - 1, 0, -1):
+            state[ci, t] = st
+            st = back[t, st]
+        state[ci, 0] = st
+    return state
 
 
 # ------------------------------------------------------------ post-processing
