@@ -52,9 +52,11 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
+	@$(PY) -m veernet_ray.trace
 	$(VENV)/bin/veernet demo
 
 test: $(STAMP)
+	@$(PY) -m veernet_ray.trace
 	$(PY) -m pytest -q --durations=15
 
 clean-demo:

@@ -5,7 +5,7 @@
 
 N generated seed-size scans go once through the model actor's code on this CPU (shipped
 weights, batch 1; not timed). Then `write_row`, the stage's own function, runs on each,
-timed whole and in its parts (probabilities to float, `trace_curves`, the LAS, QC's
+timed whole and in its parts (`trace_curves` on the uint8 probabilities, the LAS, QC's
 `curve_signals`) on one thread. Reported: seconds per scan and per megapixel, and the
 scans/s that 16 and 64 cores of trace-and-write could sustain. On a GPU node the write
 tasks must keep up with the model actor; this is their ceiling (issue 13).
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         if not rows:
             raise SystemExit(f"no scan reached the write stage: {skipped[:3]}")
         prov = {"CKPT": ("bench", "", "")}
-        parts = {"probs to float": 0.0, "trace_curves": 0.0, "LAS": 0.0, "QC signals": 0.0}
+        parts = {"trace_curves": 0.0, "LAS": 0.0, "QC signals": 0.0}
         whole = []
         mpx = sum(int(r["height"]) * int(r["width"]) for r in rows) / 1e6
         # a write task pays its compiled kernels' load (or, on a fresh install, their compile) once
@@ -83,9 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             whole.append(time.perf_counter() - t0)
             assert res["status"] == "done", res["message"]
             # the same work in its parts (no sidecar: every class traced)
-            t = time.perf_counter()
-            probs = np.divide(np.asarray(r["probs"]), np.float32(255.0), dtype=np.float32)
-            parts["probs to float"] += time.perf_counter() - t
+            probs = np.asarray(r["probs"])  # uint8 p * 255, as write_row passes it
             t = time.perf_counter()
             trace = trace_curves(probs, tuple(range(1, probs.shape[0])))
             parts["trace_curves"] += time.perf_counter() - t

@@ -223,32 +223,75 @@ def test_candidate_search_matches_whole_array_numpy(h, w):
     nb = -(-h // block)
     rbits = (block - 1).bit_length()
     want, mass = _block_peaks_numpy(x, block, nb, rbits)
-    assert np.array_equal(_block_peaks(x, block, nb, rbits), want)
+    assert np.array_equal(_block_peaks(x, np.float32(1.0), block, nb, rbits), want)
     rows, m = _candidates(x, N_CANDIDATES)
     assert rows.shape == (w, min(N_CANDIDATES, nb)) and rows.min() >= 0 and rows.max() < h
     assert np.array_equal(m, mass[rows, np.arange(w)[:, None]])
+    q = np.round(x * 255).astype(np.uint8)  # quantised probabilities read as they are: float32(q) / 255
+    rows_q, m_q = _candidates(q, N_CANDIDATES)
+    rows_f, m_f = _candidates(np.divide(q, np.float32(255), dtype=np.float32), N_CANDIDATES)
+    assert np.array_equal(rows_q, rows_f) and np.array_equal(m_q, m_f)
 
 
-def test_row_median_at_and_top_percentile_equal_the_whole_image_versions():
-    """QC's sparse reads equal the dense functions they replace."""
-    from veernet_ray.trace.ink import ROW_WINDOW, row_median, row_median_at, top_percentile
+def test_uint8_probabilities_trace_as_their_float32_division():
+    """The model stage's quantised uint8 probabilities give the traces and QC of float32(q) / 255,
+    shared-ink retrace included (two traces forced onto one line)."""
+    from veernet_ray.trace.qc import curve_signals
+
+    one, two = 30 + 10 * np.sin(COLS / 25), 70 + 8 * np.cos(COLS / 40)
+    probs = render([one, two], H, W, sigma=1.0, noise=0.05, seed=4)
+    span = slice(100, 300)  # curve 2's class also on curve 1's ink, its own ink faint: traced, erased, retraced
+    probs[2][:, span] = np.maximum(probs[1][:, span], 0.8 * probs[2][:, span])
+    probs[0] = 1 - probs[1:].sum(axis=0)
+    q = np.round(np.clip(probs, 0, 1) * 255).astype(np.uint8)
+    f = np.divide(q, np.float32(255), dtype=np.float32)
+    a, b = trace_curves(q, (1, 2)), trace_curves(f, (1, 2))
+    for x, y in ((a.rows, b.rows), (a.confidence, b.confidence), (a.bridged, b.bridged)):
+        assert np.array_equal(x, y, equal_nan=True)
+    ok = np.isfinite(a.rows[1])
+    assert ok.mean() > 0.9 and np.abs(a.rows[1][ok] - two[ok]).max() < 2  # the retrace found curve 2's own ink
+    image = np.full((H, W), 230, np.uint8)
+    image[np.round(one).astype(int), COLS] = 20
+    assert curve_signals(a.rows, a.confidence, (1, 2), q, image) == curve_signals(b.rows, b.confidence, (1, 2), f, image)
+
+
+def test_ink_map_reads_equal_the_whole_image_versions():
+    """QC's sparse ink reads (`InkMap`) equal the dense darkness map and its row medians; the
+    normaliser is NumPy's 99.9th percentile; the paper level is NumPy's 90th, bit for bit."""
+    from veernet_ray.trace.ink import ROW_WINDOW, InkMap, column_percentile, darkness, row_median
 
     rng = np.random.default_rng(3)
-    for h, w in [(1, 1), (7, 100), (60, ROW_WINDOW), (60, 3 * ROW_WINDOW + 17)]:
-        ink = (rng.uniform(0, 1, (h, w)) ** 8).astype(np.float32)
+    for h, w in [(1, 1), (7, 100), (60, ROW_WINDOW), (60, 3 * ROW_WINDOW + 17), (300, 700)]:
+        scan = np.clip(rng.normal(215, 12, (h, w)), 0, 255).astype(np.uint8)
+        scan[rng.integers(0, h, 3 * w), rng.integers(0, w, 3 * w)] = rng.integers(0, 120, 3 * w)  # ink
+        scan[h // 2] = 150  # a grid line
+        ink, inkmap = darkness(scan), InkMap(scan)
         rows, cols = rng.integers(0, h, 300), rng.integers(0, w, 300)
-        assert np.array_equal(row_median_at(ink, rows, cols), row_median(ink)[rows, cols])
-        assert top_percentile(ink, 99.9) == pytest.approx(float(np.percentile(ink, 99.9)), rel=1e-6, abs=1e-7)
-    sparse = np.zeros((50, 400), np.float32)
-    sparse[rng.integers(0, 50, 30), rng.integers(0, 400, 30)] = 1.0  # fewer ink pixels than the bound expects
-    assert top_percentile(sparse, 99.9) == pytest.approx(float(np.percentile(sparse, 99.9)), abs=1e-7)
+        assert np.array_equal(inkmap.at(rows, cols), ink[rows, cols])
+        assert np.array_equal(inkmap.row_median_at(rows, cols), row_median(ink)[rows, cols])
+        paper = np.percentile(scan[:: max(1, h // 128)].astype(np.float32), 90, axis=0)
+        raw = np.clip((paper - scan.astype(np.float32)) / np.maximum(paper, 1.0), 0.0, 1.0)
+        assert float(inkmap.norm) == pytest.approx(max(float(np.percentile(raw, 99.9)), 1e-3), rel=1e-6)
+    for h, w in [(1, 5), (3, 2), (129, 40), (600, 300)]:  # the paper level: uint8 scans, sampled rows
+        scan = np.clip(rng.normal(200, 40, (h, w)), 0, 255).astype(np.uint8)
+        for sample in (scan, scan[:: max(1, h // 128)]):
+            want = np.percentile(sample.astype(np.float32), 90, axis=0)
+            assert np.array_equal(column_percentile(sample, 90), want) and want.dtype == np.float32
+    # ink only on the pixels the normaliser's sample reads (every 10th of 704,000): the sample's bound
+    # lets fewer values through than the percentile needs, and every value is taken instead
+    sparse = np.full((640, 1100), 220, np.uint8)
+    flat = sparse.reshape(-1)
+    flat[rng.choice(np.arange(0, flat.size, 10), 700, replace=False)] = rng.integers(0, 120, 700)
+    paper = np.percentile(sparse.astype(np.float32), 90, axis=0)
+    raw = np.clip((paper - sparse.astype(np.float32)) / np.maximum(paper, 1.0), 0.0, 1.0)
+    assert float(InkMap(sparse).norm) == pytest.approx(max(float(np.percentile(raw, 99.9)), 1e-3), rel=1e-6)
 
 
 @pytest.mark.parametrize(
     "probs, ids, match",
     [
         (np.zeros((3, 10)), (1,), "shape"),
-        (np.zeros((3, 10, 10), dtype=np.uint8), (1,), "dtype"),
+        (np.zeros((3, 10, 10), dtype=np.int32), (1,), "dtype"),
         (np.zeros((1, 10, 10)), (1,), "at least 2"),
         (np.full((3, 10, 10), np.nan), (1,), "NaN"),
         (np.zeros((3, 10, 10)), (3,), "out of range"),

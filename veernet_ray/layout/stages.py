@@ -149,7 +149,7 @@ def write_any(row: dict[str, Any], *, provenance: dict[str, Any], output: str, m
     if row["status"] != "ok":
         return out
     try:
-        probs = np.divide(np.asarray(row["probs"]), np.float32(255.0), dtype=np.float32)
+        probs = np.asarray(row["probs"])  # uint8 p * 255, read as it is (as `infer.stages.write_row` does)
         h, w = int(row["height"]), int(row["width"])
         sidecar = None
         if row["sidecar_json"]:

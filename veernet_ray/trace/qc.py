@@ -76,13 +76,14 @@ def curve_signals(
     """Signals per traced curve (see the module docstring).
 
     rows, confidence: (K, W) from `trace_curves` (rows unwrapped, NaN = no value).
-    probs: (C, H, W) float probabilities. image: the canonical uint8 scan (H, W),
+    probs: (C, H, W) float probabilities, or uint8 ones (p * 255). image: the canonical uint8 scan (H, W),
     or None (ink and grid signals are then NaN and never flag).
     """
-    from veernet_ray.trace.ink import darkness, row_median_at
+    from veernet_ray.trace.ink import InkMap
+    from veernet_ray.trace.tracer import as_probability
 
     c, h, w = probs.shape
-    ink = darkness(image) if image is not None else None
+    ink = InkMap(image) if image is not None else None
     out = []
     for k, cid in enumerate(class_ids):
         r = rows[k]
@@ -98,10 +99,10 @@ def curve_signals(
         cols = np.flatnonzero(have)
         rr = np.round(r[cols]).astype(np.int64) % h
         win = np.clip(rr[:, None] + np.arange(-1, 2)[None, :], 0, h - 1)
-        own = probs[cid][win, cols[:, None]].max(axis=1)
+        own = as_probability(probs[cid][win, cols[:, None]]).max(axis=1)
         others = [o for o in class_ids if o != cid]
         if others:
-            other = np.max([probs[o][win, cols[:, None]].max(axis=1) for o in others], axis=0)
+            other = np.max([as_probability(probs[o][win, cols[:, None]]).max(axis=1) for o in others], axis=0)
             sig["margin"] = float(np.mean(own - other))
             near = np.zeros(cols.size, bool)
             for j, o in enumerate(class_ids):
@@ -112,9 +113,9 @@ def curve_signals(
         else:
             sig["margin"], sig["shared"] = float(np.mean(own)), 0.0
         if ink is not None:
-            sig["ink"] = float(np.mean(ink[win, cols[:, None]].max(axis=1) > INK_LEVEL))
+            sig["ink"] = float(np.mean(ink.at(win, cols[:, None]).max(axis=1) > INK_LEVEL))
             on_grid = np.zeros(w, bool)
-            on_grid[cols] = row_median_at(ink, rr, cols) > GRID_LEVEL
+            on_grid[cols] = ink.row_median_at(rr, cols) > GRID_LEVEL
             sig["grid"] = float(long_runs(on_grid, RIDE_COLUMNS)[cols].mean())
         else:
             sig["ink"], sig["grid"] = np.nan, np.nan

@@ -93,7 +93,9 @@ def trace_curves(
 ) -> TraceResult:
     """Trace each class in `class_ids` through a (C, H, W) probability map.
 
-    probs: (C, H, W) floating probabilities (softmax output, class 0 background).
+    probs: (C, H, W) floating probabilities (softmax output, class 0 background), or
+        uint8 quantised ones (p * 255, as the model stage ships them): read as
+        float32(q) / 255 where needed, never converted whole.
     wrap_px: class_id -> backup period in pixels (sidecar: wrap.period *
         CurveAxis.track_px), or None/absent for no wrap.
     jump_penalty: cost per pixel of row change between adjacent columns.
@@ -117,12 +119,16 @@ def trace_curves(
         raise ValueError(f"min_confidence must lie in [0, 1], got {min_confidence!r}")
     max_jump = 0.5 * height if max_jump is None else float(max_jump)
     args = (jump_penalty, switch_cost, presence, min_confidence, max_gap, max_jump)
-    result = _trace(probs, class_ids, periods, *args)
-    return _resolve_shared_ink(result, probs, class_ids, periods, args)
+    if not class_ids:
+        empty = np.zeros((0, width))
+        return TraceResult(empty, empty.copy(), (), np.zeros((0, width), bool), height)
+    chans = [_Channel.of(probs[cid]) for cid in class_ids]
+    result = _trace(chans, class_ids, periods, *args)
+    return _resolve_shared_ink(result, probs, chans, class_ids, periods, args)
 
 
-def _resolve_shared_ink(result: "TraceResult", probs: np.ndarray, class_ids: tuple[int, ...],
-                        periods: np.ndarray, args: tuple) -> "TraceResult":
+def _resolve_shared_ink(result: "TraceResult", probs: np.ndarray, chans: list["_Channel"],
+                        class_ids: tuple[int, ...], periods: np.ndarray, args: tuple) -> "TraceResult":
     """Keep two traces from following the same ink.
 
     Each class is traced on its own channel, so when a weak model puts some
@@ -145,15 +151,12 @@ def _resolve_shared_ink(result: "TraceResult", probs: np.ndarray, class_ids: tup
                 continue
             cols = np.flatnonzero(shared)
             ria = np.clip(np.round(ra[cols]).astype(np.int64) % height, 0, height - 1)
-            pa = probs[class_ids[a], ria, cols].mean()
-            pb = probs[class_ids[b], ria, cols].mean()
+            pa = as_probability(probs[class_ids[a], ria, cols]).mean()
+            pb = as_probability(probs[class_ids[b], ria, cols]).mean()
             loser = b if pa >= pb else a
-            chan = np.array(probs[class_ids[loser]], dtype=np.float32, copy=True)
-            owner_rows = np.round(result.rows[a if loser == b else b][cols])
-            for d in range(-SHARED_HALF, SHARED_HALF + 1):
-                rr = (owner_rows + d).astype(np.int64) % height
-                chan[rr, cols] = 0.0
-            redo = _trace(chan[None], (0,), periods[[loser]], *args)  # only the loser's channel, patched
+            owner_rows = np.round(result.rows[a if loser == b else b][cols]).astype(np.int64)
+            patched = chans[loser].without(cols, owner_rows)
+            redo = _trace([patched], (class_ids[loser],), periods[[loser]], *args)  # only the loser, patched
             rows_new, conf_new, bridged_new = result.rows.copy(), result.confidence.copy(), result.bridged.copy()
             rows_new[loser], conf_new[loser], bridged_new[loser] = redo.rows[0], redo.confidence[0], redo.bridged[0]
             result = TraceResult(rows_new, conf_new, result.class_ids, bridged_new, height)
@@ -173,26 +176,58 @@ def long_runs(mask: np.ndarray, min_len: int) -> np.ndarray:
     return out
 
 
-def _trace(probs: np.ndarray, class_ids: tuple[int, ...], periods: np.ndarray, jump_penalty: float,
+@dataclass(frozen=True)
+class _Channel:
+    """One class channel as the DP reads it: the (H, W) map, its candidates and column means.
+
+    `zeroed` = (cols, centres): in those columns the rows centre +- SHARED_HALF read as 0.
+    The shared-ink retrace removes the other trace's ink that way, kept beside the map
+    instead of in a patched copy of it, so only the patched columns are searched again
+    (the candidates, the column means and the values are all per column).
+    """
+
+    x: np.ndarray  # (H, W) float32 probabilities, or uint8 quantised ones (p * 255)
+    rows: np.ndarray  # (W, n) int64 candidate rows
+    mass: np.ndarray  # (W, n) float32 3-row mass there
+    col_mean: np.ndarray  # (W,) float64
+    zeroed: tuple[np.ndarray, np.ndarray] | None = None
+
+    @classmethod
+    def of(cls, chan: np.ndarray) -> "_Channel":
+        # a slice of float32 or uint8 probs is read in place
+        x = chan if chan.dtype == np.uint8 else chan.astype(np.float32, copy=False)
+        rows, mass = _candidates(x, N_CANDIDATES)
+        return cls(x, rows, mass, _col_mean(np.ascontiguousarray(x), _scale(x)))
+
+    def without(self, cols: np.ndarray, centres: np.ndarray) -> "_Channel":
+        """This channel with rows centres +- SHARED_HALF of columns `cols` set to 0."""
+        h = self.x.shape[0]
+        sub = self.x[:, cols]  # a (H, len(cols)) copy
+        for d in range(-SHARED_HALF, SHARED_HALF + 1):
+            sub[(centres + d) % h, np.arange(cols.size)] = 0.0
+        rows, mass, col_mean = self.rows.copy(), self.mass.copy(), self.col_mean.copy()
+        rows[cols], mass[cols] = _candidates(sub, N_CANDIDATES)
+        col_mean[cols] = _col_mean(sub, _scale(sub))
+        return _Channel(self.x, rows, mass, col_mean, (cols, centres))
+
+    def values(self, win: np.ndarray) -> np.ndarray:
+        """x[win[c, j], c] for (W, m) rows `win`, patched rows reading 0."""
+        v = as_probability(self.x[win, np.arange(win.shape[0])[:, None]])
+        if self.zeroed is not None:
+            cols, centres = self.zeroed
+            h = self.x.shape[0]
+            off = (win[cols] - centres[:, None]) % h
+            v[cols] = np.where((off <= SHARED_HALF) | (off >= h - SHARED_HALF), 0.0, v[cols])
+        return v
+
+
+def _trace(chans: list[_Channel], class_ids: tuple[int, ...], periods: np.ndarray, jump_penalty: float,
            switch_cost: float, presence: float, min_confidence: float, max_gap: int, max_jump: float) -> "TraceResult":
     """One independent trace per class (the body of `trace_curves`, inputs already checked)."""
-    n_classes, height, width = probs.shape
     k = len(class_ids)
-    if k == 0:
-        empty = np.zeros((0, width))
-        return TraceResult(empty, empty.copy(), (), np.zeros((0, width), bool), height)
-
-    # per class: candidate rows (local maxima of the 3-row mass) and the mass there;
-    # each class channel is read in place (a (H, W) slice of probs, no stacked copy)
-    cand_rows, cand_mass, chans = [], [], []
-    for cid in class_ids:
-        x = probs[cid].astype(np.float32, copy=False)
-        rows_c, mass_c = _candidates(x, N_CANDIDATES)
-        cand_rows.append(rows_c)
-        cand_mass.append(mass_c)
-        chans.append(x)
-    cand = np.stack(cand_rows)  # (K, W, n) int64
-    cmass = np.stack(cand_mass).astype(np.float64)  # (K, W, n)
+    height, width = chans[0].x.shape
+    cand = np.stack([c.rows for c in chans])  # (K, W, n) int64
+    cmass = np.stack([c.mass for c in chans]).astype(np.float64)  # (K, W, n)
     emit_on = -np.log(np.clip(cmass, P_FLOOR, 1.0))
     emit_abs = -math.log(presence)
     state, path_shift = _viterbi(cand, emit_on, emit_abs, periods, float(jump_penalty), float(switch_cost))
@@ -200,15 +235,13 @@ def _trace(probs: np.ndarray, class_ids: tuple[int, ...], periods: np.ndarray, j
     on = state < n  # (K, W); state n = absent
     pick = np.minimum(state, n - 1)[:, :, None]
     rr = np.take_along_axis(cand, pick, axis=2)[:, :, 0]  # (K, W) fine row on the path
-    conf = np.take_along_axis(cmass, pick, axis=2)[:, :, 0]
 
     # sub-pixel centroid in a +-CENTROID_HALF window (clipped to the image)
     offs = np.arange(-CENTROID_HALF, CENTROID_HALF + 1)
     win = rr[:, :, None] + offs  # (K, W, 2h+1)
     inside = (win >= 0) & (win < height)
     winc = np.clip(win, 0, height - 1)
-    ww = np.arange(width)[:, None]
-    pw = np.stack([np.where(inside[ci], chans[ci][winc[ci], ww], 0.0) for ci in range(k)]).astype(np.float64)
+    pw = np.stack([np.where(inside[ci], chans[ci].values(winc[ci]), 0.0) for ci in range(k)]).astype(np.float64)
     tot = pw.sum(axis=2)
     centroid = np.where(tot > 0, (pw * win).sum(axis=2) / np.where(tot > 0, tot, 1.0), rr)
     # confidence = contrast of the trace against its column: the best two adjacent rows'
@@ -217,7 +250,7 @@ def _trace(probs: np.ndarray, class_ids: tuple[int, ...], periods: np.ndarray, j
     # background scores ~1; a lukewarm map (an untrained or confused model, ~0.33
     # everywhere) scores ~0, so QC flags it instead of reading the mass as certainty.
     pair = (pw[:, :, :-1] + pw[:, :, 1:]).max(axis=2) if pw.shape[2] > 1 else pw[:, :, 0]
-    col_mean = np.stack([chans[ci].mean(axis=0, dtype=np.float64) for ci in range(k)])  # (K, W)
+    col_mean = np.stack([c.col_mean for c in chans])  # (K, W)
     conf = np.where(on, np.clip(pair - 2.0 * col_mean, 0.0, 1.0), 0.0)
 
     offset = np.cumsum(path_shift * np.nan_to_num(periods)[:, None], axis=1)
@@ -231,7 +264,7 @@ def _trace(probs: np.ndarray, class_ids: tuple[int, ...], periods: np.ndarray, j
 
 # ---------------------------------------------------------------- candidates
 def _candidates(x: np.ndarray, n_max: int) -> tuple[np.ndarray, np.ndarray]:
-    """Candidate rows of one class channel. x: (H, W) float32.
+    """Candidate rows of one class channel. x: (H, W) float32, or uint8 (p * 255).
 
     Returns rows (W, n) int64 and the 3-row mass m[r] = x[r-1] + x[r] + x[r+1] there
     (W, n) float32, n = min(n_max, number of row blocks). Candidates are local maxima of
@@ -248,7 +281,7 @@ def _candidates(x: np.ndarray, n_max: int) -> tuple[np.ndarray, np.ndarray]:
     # block and one partition per column then give both the value order and the row
     rbits = (block - 1).bit_length()
     bbits = max(1, (nb - 1).bit_length())
-    peak = _block_peaks(np.ascontiguousarray(x, dtype=np.float32), block, nb, rbits)  # (nb, W)
+    peak = _block_peaks(np.ascontiguousarray(x), _scale(x), block, nb, rbits)  # (nb, W)
     low = np.int32((1 << (rbits + bbits)) - 1)
     peak = (peak & ~low) | (peak & np.int32((1 << rbits) - 1)) | (np.arange(nb, dtype=np.int32) << rbits)[:, None]
     n = min(n_max, nb)
@@ -259,64 +292,93 @@ def _candidates(x: np.ndarray, n_max: int) -> tuple[np.ndarray, np.ndarray]:
     cols = np.arange(w)[:, None]
     rows = np.minimum(rows, h - 1).astype(np.int64)  # a pad row only wins an all-zero block
     # the mass there, added in the order `_block_peaks` added it (0 beyond the edges)
-    up = np.where(rows > 0, x[np.maximum(rows - 1, 0), cols], np.float32(0))
-    down = np.where(rows < h - 1, x[np.minimum(rows + 1, h - 1), cols], np.float32(0))
-    return rows, (up + x[rows, cols]) + down
+    up = np.where(rows > 0, as_probability(x[np.maximum(rows - 1, 0), cols]), np.float32(0))
+    down = np.where(rows < h - 1, as_probability(x[np.minimum(rows + 1, h - 1), cols]), np.float32(0))
+    return rows, (up + as_probability(x[rows, cols])) + down
+
+
+def as_probability(values: np.ndarray) -> np.ndarray:
+    """uint8 quantised probabilities (p * 255, as the model stage ships them) as float32 p;
+    floating values as they are. float32(q) / 255 is the division the kernels below do too."""
+    if values.dtype == np.uint8:
+        return np.divide(values, np.float32(255.0), dtype=np.float32)
+    return values
+
+
+def _scale(x: np.ndarray) -> np.float32:
+    return np.float32(255.0 if x.dtype == np.uint8 else 1.0)
 
 
 @numba.njit(cache=True, nogil=True)
-def _block_peaks(x, block, nb, rbits):  # pragma: no cover - compiled
+def _block_peaks(x, scale, block, nb, rbits):  # pragma: no cover - compiled
     """(nb, W) int32: per block of `block` rows and column, the largest sort key of its rows.
 
     A row's key is the float32 bits of its 3-row mass where the mass is a local maximum
     down the column (else 0), with the low `rbits` bits replaced by the row within the
-    block; rows past H (padding of the last block) count with mass 0. One pass down the
+    block; rows past H (padding of the last block) count with mass 0. x is read as
+    float32(x) / scale (255 for uint8 probabilities, 1 for float32). One pass down the
     rows with a rolling three-row window: the (H, W) mass, comparison and key arrays
     NumPy needed cost more in fresh pages than in arithmetic.
     """
     h, w = x.shape
     keep = np.int32(~((1 << rbits) - 1))
     peak = np.zeros((nb, w), np.int32)
-    prev = np.zeros(w, np.float32)
-    cur = np.zeros(w, np.float32)
-    nxt = np.zeros(w, np.float32)
+    # probabilities of rows r-1, r, r+1, r+2 (0 beyond the edges: (0 + a) + b == a + b exactly)
+    p0, p1, p2, p3 = np.zeros(w, np.float32), np.zeros(w, np.float32), np.zeros(w, np.float32), np.zeros(w, np.float32)
+    _prob_row(x, scale, 0, p1)
+    _prob_row(x, scale, 1, p2)
+    below = np.full(w, -np.inf, np.float32)  # the mass "above row 0" and "below row H-1": never >= a mass
+    prev, cur, nxt = below.copy(), np.empty(w, np.float32), np.empty(w, np.float32)
+    for c in range(w):
+        cur[c] = (p0[c] + p1[c]) + p2[c]
     score = np.zeros(w, np.float32)
     bits = score.view(np.int32)
     zero = np.float32(0.0)
-    _mass_row(x, 0, cur)
     for r in range(h):
         if r + 1 < h:
-            _mass_row(x, r + 1, nxt)
+            _prob_row(x, scale, r + 2, p3)
+            for c in range(w):
+                nxt[c] = (p1[c] + p2[c]) + p3[c]
+        else:
+            nxt[:] = below
+        for c in range(w):  # a local maximum down the column keeps its mass, else 0
+            m = cur[c]
+            score[c] = m if (m >= prev[c]) & (m > nxt[c]) else zero
         b = r // block
         sub = np.int32(r % block)
         for c in range(w):
-            m = cur[c]
-            is_max = (r == 0 or m >= prev[c]) and (r == h - 1 or m > nxt[c])
-            score[c] = m if is_max else zero
-            key = (bits[c] & keep) | sub
-            if key > peak[b, c]:
-                peak[b, c] = key
+            peak[b, c] = max(peak[b, c], (bits[c] & keep) | sub)
         prev, cur, nxt = cur, nxt, prev
+        p0, p1, p2, p3 = p1, p2, p3, p0
     for r in range(h, nb * block):
         b = r // block
         sub = np.int32(r % block)
         for c in range(w):
-            if sub > peak[b, c]:
-                peak[b, c] = sub
+            peak[b, c] = max(peak[b, c], sub)
     return peak
 
 
 @numba.njit(cache=True, nogil=True)
-def _mass_row(x, r, out):  # pragma: no cover - compiled
-    """out[:] = x[r-1] + x[r] + x[r+1] in float32, added left to right, 0 beyond the edges."""
+def _prob_row(x, scale, r, out):  # pragma: no cover - compiled
+    """out[:] = float32(x[r]) / scale, or 0 for a row beyond the edges."""
     h, w = x.shape
+    if r >= h:
+        out[:] = 0.0
+        return
     for c in range(w):
-        m = x[r, c]
-        if r > 0:
-            m = x[r - 1, c] + m
-        if r + 1 < h:
-            m = m + x[r + 1, c]
-        out[c] = m
+        out[c] = np.float32(x[r, c]) / scale
+
+
+@numba.njit(cache=True, nogil=True)
+def _col_mean(x, scale):  # pragma: no cover - compiled
+    """(W,) float64 mean down each column of float32(x) / scale, summed row by row as
+    NumPy's `mean(axis=0, dtype=float64)` sums a C-ordered array."""
+    h, w = x.shape
+    acc = np.zeros(w)
+    for r in range(h):
+        for c in range(w):
+            acc[c] += np.float64(np.float32(x[r, c]) / scale)
+    return acc / h
 
 
 # ------------------------------------------------------------------- Viterbi
@@ -462,13 +524,15 @@ def _check_probs(probs: np.ndarray) -> np.ndarray:
         raise ValueError(f"probs must be a NumPy array, got {type(probs).__name__}")
     if probs.ndim != 3:
         raise ValueError(f"probs must have shape (C, H, W), got ndim {probs.ndim} shape {probs.shape}")
-    if not np.issubdtype(probs.dtype, np.floating):
-        raise ValueError(f"probs must be floating-point probabilities, got dtype {probs.dtype}")
+    if probs.dtype != np.uint8 and not np.issubdtype(probs.dtype, np.floating):
+        raise ValueError(f"probs must be floating-point probabilities (or uint8 p * 255), got dtype {probs.dtype}")
     c, h, w = probs.shape
     if c < 2:
         raise ValueError(f"probs needs at least 2 classes (background + a curve), got C={c}")
     if h < 1 or w < 1:
         raise ValueError(f"probs has no pixels: shape {probs.shape}")
+    if probs.dtype == np.uint8:  # quantised p * 255: in range by construction
+        return probs
     lo, hi = float(probs.min()), float(probs.max())  # min/max propagate NaN: no isfinite pass
     if not (math.isfinite(lo) and math.isfinite(hi)):
         raise ValueError("probs contains NaN or infinite values")
