@@ -19,7 +19,10 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upg
   > "$OUT/install.log" 2>&1
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
 nvidia-smi > "$OUT/nvidia-smi.log" 2>&1
-python3 -c "import torch, ray; print(torch.__version__, ray.__version__, torch.cuda.get_device_name(0))" > "$OUT/versions.log" 2>&1
+python3 -c "import torch, ray, numba; print(torch.__version__, ray.__version__, numba.__version__, torch.cuda.get_device_name(0))" \
+  > "$OUT/versions.log" 2>&1
+# the tracer's Numba kernels compile once into trace/__pycache__ (~10 s), not in every write task at once
+python3 -m veernet_ray.trace >> "$OUT/versions.log" 2>&1
 
 step() {  # step NAME SECONDS COMMAND...
   local name=$1 limit=$2; shift 2
