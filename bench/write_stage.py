@@ -1,6 +1,7 @@
 """The inference write stage per scan on one core: trace, LAS, QC; the ceiling it sets on a node.
 
     PYTHONPATH=. .venv/bin/python bench/write_stage.py --n 8
+    PYTHONPATH=. .venv/bin/python bench/write_stage.py --n 8 --against 3fe505d   # side by side with a revision
     PYTHONPATH=. .venv/bin/python bench/write_stage.py --smoke-test
 
 N generated seed-size scans go once through the model actor's code on this CPU (shipped
@@ -9,6 +10,10 @@ timed whole and in its parts (`trace_curves` on the uint8 probabilities, the LAS
 `curve_signals`) on one thread. Reported: seconds per scan and per megapixel, and the
 scans/s that 16 and 64 cores of trace-and-write could sustain. On a GPU node the write
 tasks must keep up with the model actor; this is their ceiling (issue 13).
+
+`--against REV` runs the same bench on a git revision too (a temporary worktree, its own
+package), alternating the two for `--rounds` rounds in one call, and prints the ratio of
+`write_row`'s seconds per scan: on a noisy machine only such a side-by-side ratio counts.
 """
 
 from __future__ import annotations
@@ -23,7 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+REPO = Path(__file__).resolve().parent.parent
+# --root: the tree whose package is measured (the --against run points it at a worktree)
+_root = sys.argv[sys.argv.index("--root") + 1] if "--root" in sys.argv[:-1] else str(REPO)
+sys.path.insert(0, _root)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,9 +40,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--preset", default="seed", choices=("seed", "demo"))
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--smoke-test", action="store_true", help="2 demo-size scans, tiny model")
+    p.add_argument("--against", metavar="REV", help="also measure git revision REV, alternating with this tree")
+    p.add_argument("--rounds", type=int, default=2, help="rounds of the two, with --against (default: %(default)s)")
+    p.add_argument("--root", default=str(REPO), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.smoke_test:
         args.n, args.preset = 2, "demo"
+    if args.against:
+        return compare(args)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
     import torch
@@ -84,6 +97,10 @@ def main(argv: list[str] | None = None) -> int:
             assert res["status"] == "done", res["message"]
             # the same work in its parts (no sidecar: every class traced)
             probs = np.asarray(r["probs"])  # uint8 p * 255, as write_row passes it
+            try:
+                trace_curves(probs[:, :2, :2], (1,))
+            except ValueError:  # a revision from before the tracer read uint8: what its write_row did
+                probs = np.divide(probs, np.float32(255.0), dtype=np.float32)
             t = time.perf_counter()
             trace = trace_curves(probs, tuple(range(1, probs.shape[0])))
             parts["trace_curves"] += time.perf_counter() - t
@@ -107,8 +124,38 @@ def main(argv: list[str] | None = None) -> int:
         print(f"- First call of the process (not counted above; loads or compiles the tracer's kernels): {first:.2f} s")
         print(f"- Ceiling of trace-and-write: {1 / per:.1f} scans/s per core; 16 cores {16 / per:.0f} scans/s, "
               f"64 cores {64 / per:.0f} scans/s")
+        print(f"WRITE_ROW_S_PER_SCAN {per:.6f}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def compare(args: argparse.Namespace) -> int:
+    """This tree and revision `args.against`, alternating, each in its own process."""
+    import subprocess
+
+    tree = Path(tempfile.mkdtemp(prefix="veernet-bench-rev-")) / "tree"
+    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "-q", str(tree), args.against], check=True)
+    runs: dict[str, list[float]] = {args.against: [], "this tree": []}
+    try:
+        for rnd in range(args.rounds):
+            for name, root in ((args.against, tree), ("this tree", REPO)):
+                cmd = [sys.executable, __file__, "--n", str(args.n), "--preset", args.preset, "--seed", str(args.seed),
+                       "--root", str(root)]
+                res = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(root)))
+                print(f"== {name}, round {rnd + 1}\n{res.stdout.strip()}", flush=True)
+                line = [ln for ln in res.stdout.splitlines() if ln.startswith("WRITE_ROW_S_PER_SCAN")]
+                if res.returncode or not line:
+                    raise SystemExit(f"the bench failed on {name}:\n{res.stderr[-2000:]}")
+                runs[name].append(float(line[0].split()[1]))
+    finally:
+        subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)], check=False)
+        shutil.rmtree(tree.parent, ignore_errors=True)
+    old, new = runs[args.against], runs["this tree"]
+    print(f"\n| round | {args.against} s/scan | this tree s/scan | ratio |\n|---|---|---|---|")
+    for i, (a, b) in enumerate(zip(old, new)):
+        print(f"| {i + 1} | {a:.3f} | {b:.3f} | {a / b:.2f}x |")
+    print(f"| median | {np.median(old):.3f} | {np.median(new):.3f} | {np.median(old) / np.median(new):.2f}x |")
     return 0
 
 
