@@ -116,7 +116,7 @@ def _ink_at_least(image, paper, div, bound):  # pragma: no cover - compiled
     limit = np.full(w, -1, np.int32)
     for c in range(w):
         for v in range(256):
-            if min(max((paper[c] - np.float32(v)) / div[c], np.float32(0.0)), np.float32(1.0)) >= bound:
+            if _raw_ink(paper[c], div[c], v) >= bound:
                 limit[c] = v
             else:
                 break
@@ -129,9 +129,15 @@ def _ink_at_least(image, paper, div, bound):  # pragma: no cover - compiled
     for r in range(h):
         for c in range(w):
             if np.int32(image[r, c]) <= limit[c]:
-                out[k] = min(max((paper[c] - np.float32(image[r, c])) / div[c], np.float32(0.0)), np.float32(1.0))
+                out[k] = _raw_ink(paper[c], div[c], image[r, c])
                 k += 1
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _raw_ink(paper, div, value):  # pragma: no cover - compiled
+    """One pixel's unnormalised ink, in float32: (paper - value) / div, clipped to [0, 1]."""
+    return min(max((paper - np.float32(value)) / div, np.float32(0.0)), np.float32(1.0))
 
 
 def column_percentile(sample: np.ndarray, q: float) -> np.ndarray:

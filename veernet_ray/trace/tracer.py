@@ -20,8 +20,9 @@ Speed: the DP is sequential over columns, with (n+1)**2 transitions per column a
 class. As NumPy calls per column it was bound by call overhead (~8 us a column); it is
 compiled with Numba instead (`_viterbi_states`, cached on disk after the first call of
 a process), with the same arithmetic in the same order, so the paths are the ones the
-NumPy version found. The candidate search is a few elementwise passes over each (H, W)
-channel (into buffers reused by the classes) plus work on (H / CAND_BLOCK, W).
+NumPy version found. The candidate search is one compiled pass down each channel's rows
+(`_block_peaks`) plus NumPy work on (H / CAND_BLOCK, W). uint8 probabilities are read
+as they are, never converted whole.
 Written by hand because no NumPy/SciPy routine does this Viterbi (STYLE.md practice 10).
 
 After the DP: sub-pixel rows are probability-weighted centroids in a +-2 row
@@ -195,9 +196,9 @@ class _Channel:
     @classmethod
     def of(cls, chan: np.ndarray) -> "_Channel":
         # a slice of float32 or uint8 probs is read in place
-        x = chan if chan.dtype == np.uint8 else chan.astype(np.float32, copy=False)
+        x = np.ascontiguousarray(chan if chan.dtype == np.uint8 else chan.astype(np.float32, copy=False))
         rows, mass = _candidates(x, N_CANDIDATES)
-        return cls(x, rows, mass, _col_mean(np.ascontiguousarray(x), _scale(x)))
+        return cls(x, rows, mass, _col_mean(x, _scale(x)))
 
     def without(self, cols: np.ndarray, centres: np.ndarray) -> "_Channel":
         """This channel with rows centres +- SHARED_HALF of columns `cols` set to 0."""
