@@ -21,16 +21,6 @@ from pathlib import Path
 import numpy as np
 
 
-def cached_probs(stage, ckpt_hash: str, family: str, scan_id: str, image: np.ndarray, cache: Path) -> np.ndarray:
-    f = cache / ckpt_hash / family / f"{scan_id}.npy"
-    if f.is_file():
-        return np.load(f)
-    probs = stage.infer([image])[0]
-    f.parent.mkdir(parents=True, exist_ok=True)
-    np.save(f, probs)
-    return probs
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--set", dest="set_name", default="train-style")
@@ -45,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from veernet_ray.data.manifest import read_manifest
     from veernet_ray.evaluate import normalised
-    from veernet_ray.evaluate.heldout import ensure_set, load_scan
+    from veernet_ray.evaluate.heldout import ensure_set, load_scan, model_probs
     from veernet_ray.infer.pipeline import model_provenance, resolve_checkpoint
     from veernet_ray.infer.stages import ModelStage
     from veernet_ray.metrics.curves import curve_metrics
@@ -74,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         for r in read_manifest(manifest).itertuples(index=False):
             image, truth, class_ids, wrap = load_scan(root, r)
             h = image.shape[0]
-            probs = cached_probs(stage, ckpt_hash, family, r.id, image, cache).astype(np.float32) / 255.0
+            probs = model_probs(stage, image, cache / ckpt_hash / family / f"{r.id}.npy").astype(np.float32) / 255.0
             for name, (fn, _) in DECODERS.items():
                 t0 = time.perf_counter()
                 res = fn(probs, class_ids, wrap_px=wrap or None, image=image)

@@ -22,7 +22,8 @@ import numpy as np
 
 GRIDS = {
     "min_confidence": np.linspace(0.2, 0.8, 13),
-    "min_margin": np.linspace(-0.2, 0.8, 21),
+    "min_margin": np.r_[-1.0, np.linspace(-0.2, 0.8, 21)],  # -1: off
+    "min_pen": np.r_[-1.0, np.linspace(-0.3, 0.5, 17)],  # -1: off
     "max_shared": np.linspace(0.02, 0.6, 30),
     "min_ink": np.linspace(0.1, 0.9, 17),
     "max_grid": np.linspace(0.05, 0.8, 16),
@@ -43,16 +44,20 @@ def rates(df, t) -> tuple[float, float]:
             float(flagged[good].mean()) if good.any() else float("nan"))
 
 
-def search(df, max_good: float, rounds: int = 4):
+def search(df, max_good: float, rounds: int = 4, min_bad: float | None = None):
     """Coordinate ascent on: bad curves flagged, minus 2x every point of good curves flagged above max_good.
 
     The penalty (not a hard limit) lets the search walk from defaults that flag too many good
     curves towards ones that do not; ties go to the threshold flagging fewer good curves.
+    With min_bad, the objective is instead: fewest good curves flagged while at least min_bad of
+    the bad ones are (2x every point of bad recall short of it as the penalty).
     """
     from veernet_ray.trace.qc import QCThresholds
 
     def score(rates_: tuple[float, float]) -> tuple[float, float]:
         bad, good = rates_
+        if min_bad is not None:
+            return -good - 2.0 * max(0.0, min_bad - bad), bad
         return bad - 2.0 * max(0.0, good - max_good), -good
 
     t = QCThresholds()
@@ -74,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("curves", nargs="?", help="curves.parquet of a `veernet evaluate` run on a tuning set")
     p.add_argument("--max-good", type=float, default=0.10, help="most good curves QC may flag on the tuning set")
+    p.add_argument("--min-bad", type=float, default=None,
+                   help="instead: flag the fewest good curves while flagging at least this share of bad ones")
     p.add_argument("--smoke-test", action="store_true", help="a small made-up signal table (checks the search runs)")
     args = p.parse_args(argv)
     if args.smoke_test:
@@ -81,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         n = 60
         r2 = rng.uniform(-1, 1, n)
         df = pd.DataFrame({"r2": r2, "qc_coverage": 0.9, "qc_confidence": 0.4 + 0.5 * (r2 > 0.5),
-                           "qc_margin": r2, "qc_shared": 0.0, "qc_ink": 0.9, "qc_grid": 0.0, "qc_jumps": 0.0,
+                           "qc_margin": r2, "qc_pen": 0.3, "qc_shared": 0.0, "qc_ink": 0.9, "qc_grid": 0.0, "qc_jumps": 0.0,
                            "qc_spread": 0.1})
     elif args.curves:
         df = pd.read_parquet(args.curves)
@@ -90,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         p.error("give a curves.parquet or --smoke-test")
     before = rates(df, __import__("veernet_ray.trace.qc", fromlist=["QCThresholds"]).QCThresholds())
-    t, (bad, good) = search(df, args.max_good)
+    t, (bad, good) = search(df, args.max_good, min_bad=args.min_bad)
     print(f"tuning curves: {len(df)}  (bad R^2<0.8: {(df['r2'].fillna(-9) < 0.8).sum()}, "
           f"good R^2>=0.95: {(df['r2'] >= 0.95).sum()})")
     print(f"current defaults: bad flagged {before[0]:.2f}, good flagged {before[1]:.2f}")

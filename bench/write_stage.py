@@ -6,8 +6,8 @@
 
 N generated seed-size scans go once through the model actor's code on this CPU (shipped
 weights, batch 1; not timed). Then `write_row`, the stage's own function, runs on each,
-timed whole and in its parts (`trace_curves` on the uint8 probabilities, the LAS, QC's
-`curve_signals`) on one thread. Reported: seconds per scan and per megapixel, and the
+timed whole and in its parts (the default decoder, `trace.decode.decode`, on the uint8
+probabilities, the LAS, QC's `curve_signals`) on one thread. Reported: seconds per scan and per megapixel, and the
 scans/s that 16 and 64 cores of trace-and-write could sustain. On a GPU node the write
 tasks must keep up with the model actor; this is their ceiling (issue 13).
 
@@ -59,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     from veernet_ray.las.export import build_output, write_digitised_las
     from veernet_ray.synth import generate_dataset
     from veernet_ray.trace import trace_curves
+    try:  # the default decoder (ink traced twice, identity from the pen); before it, per-class tracing
+        from veernet_ray.trace.decode import decode
+    except ImportError:
+        decode = None
     from veernet_ray.trace.qc import curve_signals
     from veernet_ray.weights import shipped_checkpoint
 
@@ -83,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         if not rows:
             raise SystemExit(f"no scan reached the write stage: {skipped[:3]}")
         prov = {"CKPT": ("bench", "", "")}
-        parts = {"trace_curves": 0.0, "LAS": 0.0, "QC signals": 0.0}
+        parts = {"trace (decode)": 0.0, "LAS": 0.0, "QC signals": 0.0}
         whole = []
         mpx = sum(int(r["height"]) * int(r["width"]) for r in rows) / 1e6
         # a write task pays its compiled kernels' load (or, on a fresh install, their compile) once
@@ -102,8 +106,9 @@ def main(argv: list[str] | None = None) -> int:
             except ValueError:  # a revision from before the tracer read uint8: what its write_row did
                 probs = np.divide(probs, np.float32(255.0), dtype=np.float32)
             t = time.perf_counter()
-            trace = trace_curves(probs, tuple(range(1, probs.shape[0])))
-            parts["trace_curves"] += time.perf_counter() - t
+            ids = tuple(range(1, probs.shape[0]))
+            trace = decode(probs, ids) if decode is not None else trace_curves(probs, ids)
+            parts["trace (decode)"] += time.perf_counter() - t
             t = time.perf_counter()
             log = build_output(trace, image_shape=probs.shape[1:], sidecar=None)
             write_digitised_las(work / "parts.las", log, prov)

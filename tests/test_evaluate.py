@@ -142,3 +142,44 @@ def test_evaluate_cli_errors_are_one_line(tmp_path, capsys):
     assert len(err) == 1 and "not found" in err[0]
     with pytest.raises(SystemExit):
         main(["--set", "nope"])
+
+
+def test_qc_pen_signal_says_which_trace_is_the_solid_pen():
+    """pen = solidity(curve 1's trace) - solidity(curve 2's): about +0.5 for a solid curve 1 and a
+    half-broken curve 2, the same value on both rows; swapped traces read negative; judged only when
+    its threshold is set."""
+    img, truth = _scan()
+    h, w = img.shape
+    conf = np.full((2, w), 0.9)
+    probs = _probs(h, w, truth)
+    x = np.arange(w)
+    gaps = (x // 8) % 2 == 1
+    probs[2, truth[1].astype(int)[gaps], x[gaps]] = 0.0  # curve 2 drawn dashed: half its columns blank
+    probs[0] = 1 - probs[1] - probs[2]
+    sig = curve_signals(truth, conf, (1, 2), probs, img)
+    assert sig[0]["pen"] == pytest.approx(0.5, abs=0.05) and sig[1]["pen"] == sig[0]["pen"]
+    swapped = curve_signals(truth[::-1].copy(), conf, (1, 2), probs, img)
+    assert swapped[0]["pen"] == pytest.approx(-sig[0]["pen"])
+    assert "pen" not in judge(swapped[0])[1]  # off by default
+    assert "pen contrast" in judge(swapped[0], QCThresholds(min_pen=0.1))[1]
+
+
+def test_evaluate_cache_reuses_the_models_probabilities(tmp_path, capsys):
+    """--cache keeps each scan's uint8 probabilities under DIR/<checkpoint hash>/<family>/ and a second
+    run reads them instead of running the model: its curves are the same, to the last digit."""
+    import pandas as pd
+
+    from veernet_ray.evaluate.cli import main
+    from veernet_ray.infer.cli import tiny_checkpoint
+
+    ckpt = tiny_checkpoint(tmp_path / "m")
+    args = ["--checkpoint", str(ckpt), "--n", "1", "--width", "640,800", "--data", str(tmp_path / "data"),
+            "--set", "train-style", "--no-baselines", "--quiet", "--cache", str(tmp_path / "cache")]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    cached = sorted((tmp_path / "cache").glob("*/train/*.npy"))
+    assert len(cached) == 1 and np.load(cached[0]).dtype == np.uint8
+    stamp = cached[0].stat().st_mtime_ns
+    assert main([*args, "--out", str(tmp_path / "b")]) == 0
+    assert cached[0].stat().st_mtime_ns == stamp  # read, not written again
+    a, b = (pd.read_parquet(tmp_path / d / "curves.parquet") for d in "ab")
+    pd.testing.assert_frame_equal(a, b)

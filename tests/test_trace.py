@@ -378,3 +378,57 @@ def test_damped_decoder_ignores_a_border_the_model_calls_curve():
     assert damped[1, 5].max() < 0.05 and np.allclose(damped.sum(axis=0), 1, atol=1e-5)
     res = trace_curves(damped, (1,))
     assert np.nanmedian(np.abs(res.rows[0] - rows)) < 1.0
+
+
+def _pen(h, w, rows, half, on=None):
+    """(H, W) float ink of a pen `half` rows either side of `rows`, drawn where `on` (all columns by default)."""
+    r = np.arange(h)[:, None]
+    ink = (np.abs(r - np.asarray(rows)[None, :]) <= half).astype(np.float32)
+    if on is not None:
+        ink *= on[None, :]
+    return ink
+
+
+def test_trace_twice_erases_a_bold_pen_whole_before_the_second_pass():
+    """A 13-row pen: erasing +-4 rows about its path would leave two 4-row edges inked, and the
+    second pass would ride one of them instead of the faint dashed curve 9 rows away."""
+    from veernet_ray.trace.decode import ERASE_HALF, trace_twice
+
+    h, w = 96, 800
+    cols = np.arange(w)
+    bold = 40 + 8 * np.sin(cols / 90)
+    faint = bold + 15
+    dashes = ((cols // 12) % 2 == 0).astype(np.float32)
+    ink = np.maximum(_pen(h, w, bold, 6), 0.6 * _pen(h, w, faint, 1, dashes))
+    assert ERASE_HALF < 6  # the case this test is about
+    first, second = trace_twice(ink, None, ERASE_HALF)
+    assert np.nanmax(np.abs(first.rows[0] - bold)) <= 6.5  # somewhere on the pen (its ink is flat)
+    assert np.nanmedian(np.abs(second.rows[0] - faint)) < 1.5
+
+
+@pytest.mark.parametrize("order", [(1, 2), (2, 1)])
+def test_ink_stroke_decoder_reads_identity_from_the_pen_not_the_classes(order):
+    """The model calls all ink class 1 (as on a pen pattern it never saw). The default decoder
+    traces the ink twice and calls the solid path curve 1 and the dashed one curve 2, in the order
+    asked; uint8 probabilities (the model stage's) and float ones give the same curves."""
+    from veernet_ray.trace.decode import DEFAULT_DECODER, decode, decode_ink_stroke
+
+    h, w = 96, 1200
+    cols = np.arange(w)
+    solid = 30 + 10 * np.sin(cols / 110)
+    dashed = 66 + 12 * np.cos(cols / 70)
+    dashes = ((cols // 10) % 3 != 2).astype(np.float32)  # 2 on, 1 off: broken, yet the stronger ink
+    ink = np.maximum(0.6 * _pen(h, w, solid, 1), _pen(h, w, dashed, 2, dashes))
+    probs = np.zeros((3, h, w), np.float32)
+    probs[1] = 0.9 * ink
+    probs[2] = 0.05 * ink
+    probs[0] = 1 - probs[1] - probs[2]
+    res = decode(probs, order)
+    assert DEFAULT_DECODER == "ink-stroke" and res.class_ids == order
+    got = {cid: res.rows[k] for k, cid in enumerate(order)}
+    assert np.nanmedian(np.abs(got[1] - solid)) < 1.0
+    assert np.nanmedian(np.abs(got[2] - dashed)) < 1.0
+    q = np.round(probs * 255).astype(np.uint8)
+    res8 = decode_ink_stroke(q, order)
+    np.testing.assert_array_equal(res8.rows, decode_ink_stroke(q.astype(np.float32) / 255, order).rows)
+    assert np.nanmedian(np.abs(res8.rows[order.index(1)] - solid)) < 1.0

@@ -75,12 +75,12 @@ def trace_positions(
     probs: np.ndarray, class_ids: tuple[int, ...], wrap_px: tuple[float | None, ...] | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Class probabilities (C, H, W) -> (positions (K, W), confidence (K, W)) for the given curves."""
-    from veernet_ray.trace import trace_curves
+    from veernet_ray.trace.decode import decode
 
     wraps = None
     if wrap_px is not None:
         wraps = {cid: (None if w is None or not np.isfinite(w) else float(w)) for cid, w in zip(class_ids, wrap_px)}
-    result = trace_curves(probs, class_ids=class_ids, wrap_px=wraps)
+    result = decode(probs, class_ids, wrap_px=wraps)
     return normalised(result.rows, probs.shape[1]), result.confidence
 
 

@@ -38,6 +38,9 @@ def build_parser(prog: str = "veernet evaluate") -> argparse.ArgumentParser:
     p.add_argument("--data", default="runs/eval/data", help="where evaluation sets are generated and kept")
     p.add_argument("--out", default=None, help="report folder (default: runs/eval/<set>-<checkpoint hash>)")
     p.add_argument("--no-baselines", action="store_true", help="skip the classical tracers")
+    p.add_argument("--cache", default=None, metavar="DIR",
+                   help="keep the model's probabilities under DIR/<checkpoint hash>/ and reuse them on later "
+                        "runs (for decoder and QC work; default: run the model every time)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
@@ -47,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
                                               qc_table, write_report)
     from veernet_ray.infer.pipeline import model_provenance, resolve_checkpoint
     from veernet_ray.synth.styles import parse_range
+    from veernet_ray.trace.decode import DEFAULT_DECODER
 
     if args.n < 1:
         raise ValueError(f"--n must be at least 1, got {args.n}")
@@ -56,9 +60,11 @@ def run(args: argparse.Namespace) -> int:
     sets = ensure_set(args.set_name, args.data, n=args.n, seed=args.seed, las_dir=args.las_dir, width=width,
                       progress=not args.quiet)
     t0 = time.time()
-    result = evaluate_sets(ckpt, sets, baselines=not args.no_baselines, progress=not args.quiet)
+    cache = Path(args.cache) / facts["checkpoint_hash"] if args.cache else None
+    result = evaluate_sets(ckpt, sets, baselines=not args.no_baselines, progress=not args.quiet, cache=cache)
     meta = {"set": args.set_name, "families": [f for f, _ in sets], "n_per_family": args.n, "seed": args.seed,
-            "checkpoint": str(ckpt), "source": source, **facts, "seconds": round(time.time() - t0, 1)}
+            "checkpoint": str(ckpt), "source": source, **facts, "decoder": DEFAULT_DECODER,
+            "seconds": round(time.time() - t0, 1)}
     out = Path(args.out or f"runs/eval/{args.set_name}-{facts['checkpoint_hash']}")
     paths = write_report(out, result, meta)
     print(markdown("Recovered curves (track-normalised, against the truth LAS)", curve_table(result.rows)))

@@ -4,7 +4,7 @@ and from wells, that training never used.
 `ensure_set` generates (once, then reuses) an evaluation set: one dataset per
 style family at seed size (3,200-12,800 x 480-640 px). `evaluate_sets` runs
 every scan through the same code inference runs (`infer.stages.ModelStage`,
-`trace.trace_curves`, `trace.qc`), grades masks and recovered curves against
+`trace.decode.decode`, `trace.qc`), grades masks and recovered curves against
 the truth, runs the baselines on the same pixels, and returns one row per
 (scan, curve, method) plus the mask confusion per family.
 """
@@ -62,9 +62,30 @@ class EvalResult:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
+def model_probs(stage, image: np.ndarray, cache_file: Path | None = None) -> np.ndarray:
+    """The model's (C, H, W) uint8 probabilities for one scan, kept in `cache_file` (.npy) when given
+    and read back from it on later calls (when its shape fits the scan), so decoders and QC can be
+    compared without running the model again."""
+    if cache_file is not None and cache_file.is_file():
+        probs = np.load(cache_file)
+        if probs.shape[1:] == image.shape and probs.dtype == np.uint8:
+            return probs
+    probs = stage.infer([image])[0]
+    if cache_file is not None:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_file.with_name(cache_file.name + ".tmp.npy")
+        np.save(tmp, probs)
+        tmp.replace(cache_file)
+    return probs
+
+
 def evaluate_sets(checkpoint: str | os.PathLike | None, sets: list[tuple[str, Path]], *, baselines: bool = True,
-                  thresholds=None, progress: bool = True, max_width: int = 8192) -> EvalResult:
-    """Grade the model (None: no model) and the baselines on every scan of the given (family, manifest) sets."""
+                  thresholds=None, progress: bool = True, max_width: int = 8192,
+                  cache: Path | None = None) -> EvalResult:
+    """Grade the model (None: no model) and the baselines on every scan of the given (family, manifest) sets.
+
+    cache: a folder for this checkpoint's probabilities (`model_probs`: <cache>/<family>/<scan>.npy).
+    """
     from tqdm import tqdm
 
     from veernet_ray.data.manifest import read_manifest
@@ -73,7 +94,7 @@ def evaluate_sets(checkpoint: str | os.PathLike | None, sets: list[tuple[str, Pa
     from veernet_ray.infer.stages import ModelStage
     from veernet_ray.io import read_image
     from veernet_ray.metrics.curves import curve_metrics
-    from veernet_ray.trace import trace_curves
+    from veernet_ray.trace.decode import decode
     from veernet_ray.trace.qc import QCThresholds, curve_signals, judge
 
     thresholds = thresholds or QCThresholds()
@@ -97,13 +118,14 @@ def evaluate_sets(checkpoint: str | os.PathLike | None, sets: list[tuple[str, Pa
                 "crossing": bool(r.crossing), "curve2_style": r.curve2_style}
         if stage is not None:
             t0 = time.perf_counter()
-            probs = np.divide(stage.infer([image])[0], np.float32(255.0), dtype=np.float32)
+            cache_file = Path(cache) / family / f"{r.id}.npy" if cache is not None else None
+            probs = np.divide(model_probs(stage, image, cache_file), np.float32(255.0), dtype=np.float32)
             t1 = time.perf_counter()
             nc = stage.num_classes
             pred = probs.argmax(0)
             cm = np.bincount(mask.astype(np.int64).ravel() * nc + pred.ravel(), minlength=nc * nc).reshape(nc, nc)
             result.confusion[family] = result.confusion.get(family, 0) + cm
-            trace = trace_curves(probs, class_ids, wrap_px=wrap or None)
+            trace = decode(probs, class_ids, wrap_px=wrap or None)
             signals = curve_signals(trace.rows, trace.confidence, class_ids, probs, image, wrap)
             t2 = time.perf_counter()
             t_model += t1 - t0

@@ -357,7 +357,7 @@ def write_row(row: dict[str, Any], *, provenance: dict[str, Any], output: str, m
     """
     from veernet_ray.infer.listing import qc_record_path
     from veernet_ray.las.export import build_output, qc_rows, write_digitised_las
-    from veernet_ray.trace import trace_curves
+    from veernet_ray.trace.decode import decode
     from veernet_ray.trace.qc import curve_signals
 
     t0 = time.perf_counter()
@@ -379,7 +379,7 @@ def write_row(row: dict[str, Any], *, provenance: dict[str, Any], output: str, m
             wrap = {c.class_id: c.wrap.period * c.track_px for c in sidecar.curves if c.wrap is not None}
         else:
             class_ids, wrap = tuple(range(1, probs.shape[0])), None
-        trace = trace_curves(probs, class_ids, wrap_px=wrap)
+        trace = decode(probs, class_ids, wrap_px=wrap)
         log = build_output(trace, image_shape=(h, w), sidecar=sidecar)
         write_digitised_las(row["las_out"], log, provenance)
         # QC's second opinion reads the scan's own ink, carried on from decode by the model stage

@@ -139,7 +139,7 @@ def write_any(row: dict[str, Any], *, provenance: dict[str, Any], output: str, m
         out.update(sheet_id="", section=0, track=0, curves="", t_layout=0.0)
         return out
     from veernet_ray.las.export import build_output
-    from veernet_ray.trace import trace_curves
+    from veernet_ray.trace.decode import decode
     from veernet_ray.trace.qc import curve_signals
 
     t0 = time.perf_counter()
@@ -156,7 +156,7 @@ def write_any(row: dict[str, Any], *, provenance: dict[str, Any], output: str, m
             sidecar = Sidecar.from_dict(json.loads(row["sidecar_json"]), source=row["id"])
             sidecar = sidecar.canonical((int(row["orig_height"]), int(row["orig_width"])))
         class_ids = tuple(range(1, probs.shape[0]))
-        trace = trace_curves(probs, class_ids)
+        trace = decode(probs, class_ids)
         log = build_output(trace, image_shape=(h, w), sidecar=sidecar)
         r0, r1, c0, c1 = json.loads(row["crop"])
         canon = row.get("image")  # the track's pixels, carried on from layout by the model stage

@@ -1,17 +1,21 @@
 """Decoders: from the model's (C, H, W) probabilities to one row per column per curve.
 
-Two ways to read the same probabilities:
+*Where* the curves are and *which* is which are separate questions, and the
+decoders differ in how they answer the second:
 
 - ``per-class`` (`trace_curves`): each curve class is traced on its own channel.
   It needs the model to separate the classes well: where it puts a dashed backup
   curve's ink in the wrong class, or nowhere, that curve is lost.
-- ``ink-identity``: *where* the curves are, and *which* is which, are separate
-  questions. Where: the model's curve ink (1 - background) is traced twice, the
-  strongest path first, then again with that path's ink erased, as a classical
-  digitiser does on raw ink, but on an ink map the model has already cleaned of
-  grid lines, text and noise. Which: the model's class channels along each path
-  decide the pairing, per stretch of columns, so traces that swap at a crossing
-  are swapped back.
+- ``ink-identity`` (and ``-global``): the model's curve ink (the curve classes
+  summed) is traced twice, the strongest path first, then again with that path's
+  stroke erased, as a classical digitiser does on raw ink, but on an ink map the
+  model has already cleaned of grid lines, text and noise; the model's class
+  channels along each path then decide which is which (per stretch of columns,
+  or once per scan).
+- ``ink-stroke`` (the default, `decode`): the same two paths; the more solid one
+  is curve 1. Curve 1 is drawn solid and curve 2 broken or thinner
+  (docs/contracts.md section 1): a cue that holds for pen patterns the model
+  never saw, where its class channels do not.
 
 `DECODERS` names them for `bench/decoders.py`, which chose the default on
 training styles (never on the held-out set; see bench/RESULTS.md).
@@ -53,27 +57,56 @@ def damp_lines(probs: np.ndarray, image: np.ndarray | None) -> np.ndarray:
     keep = np.clip(1.0 - line / LINE_LEVEL, 0.0, 1.0).astype(np.float32)
     out = np.array(probs, dtype=np.float32, copy=True)
     out[1:] *= keep[None]
-    out[0] = 1.0 - out[1:].sum(axis=0)
+    out[0] = np.clip(1.0 - out[1:].sum(axis=0), 0.0, 1.0)
     return out
 
 
 def trace_twice(ink: np.ndarray, period: float | None, erase_half: int, **kwargs) -> tuple[TraceResult, TraceResult]:
-    """Two identity-free paths through an (H, W) ink map in [0, 1]: the strongest one, then the
-    strongest once that path's rows (+-erase_half) are erased. A classical digitiser's way,
-    shared by `decode_ink_identity` and the `viterbi-ink` baseline. kwargs go to `trace_curves`."""
+    """Two identity-free paths through an (H, W) ink map: the strongest one, then the strongest once
+    that path's stroke is erased. A classical digitiser's way, shared by the ink decoders and the
+    `viterbi-ink` baseline. kwargs go to `trace_curves`.
+
+    ink: float in [0, 1], or uint8 (ink * 255). Erased: +-erase_half rows about the path, and beyond
+    them the rest of the stroke, as long as it stays inked without a break (`erase_stroke`): a bold
+    pen (up to 6 px, more where it runs steeply) otherwise leaves its edges for the second pass to
+    ride instead of the fainter curve.
+    """
     h = ink.shape[0]
+    full = 255 if ink.dtype == np.uint8 else 1.0
 
     def one_pass(chan: np.ndarray) -> TraceResult:
-        two = np.stack([1.0 - chan, chan]).astype(np.float32)
-        return trace_curves(two, (1,), wrap_px={1: period} if period else None, **kwargs)
+        two = np.stack([full - chan, chan])
+        return trace_curves(two if ink.dtype == np.uint8 else two.astype(np.float32), (1,),
+                            wrap_px={1: period} if period else None, **kwargs)
 
     first = one_pass(ink)
     erased = ink.copy()
     cols = np.flatnonzero(np.isfinite(first.rows[0]))
     base = np.round(first.rows[0][cols]).astype(np.int64)
     for d in range(-erase_half, erase_half + 1):
-        erased[(base + d) % h, cols] = 0.0
+        erased[(base + d) % h, cols] = 0
+    erase_stroke(erased, ink, cols, base, erase_half, STROKE_LEVEL * full)
     return first, one_pass(erased)
+
+
+#: ink level (of 1) that still counts as the same stroke when erasing a traced path
+STROKE_LEVEL = 0.25
+#: rows beyond the path at most erased on each side (a 6 px pen at a steep slope)
+STROKE_MAX = 16
+
+
+def erase_stroke(out: np.ndarray, ink: np.ndarray, cols: np.ndarray, base: np.ndarray, start: int,
+                 level: float) -> None:
+    """Zero in `out`, column by column, the rest of the stroke about each path row `base`: the rows
+    beyond +-start that stay inked (`ink` >= level) without a break, up to STROKE_MAX, plus the
+    first row where the ink falls (the stroke's anti-aliased edge)."""
+    h = ink.shape[0]
+    for sign in (1, -1):
+        alive = np.ones(cols.size, dtype=bool)
+        for d in range(start + 1, STROKE_MAX + 2):
+            r = (base + sign * d) % h
+            out[r[alive], cols[alive]] = 0
+            alive &= ink[r, cols] >= level
 
 
 def decode_per_class(probs: np.ndarray, class_ids: Sequence[int] = (1, 2), *,
@@ -147,6 +180,64 @@ def decode_ink_identity_damped(probs, class_ids=(1, 2), *, image=None, **kw) -> 
     return decode_ink_identity(damp_lines(probs, image), class_ids, image=image, **kw)
 
 
+def curve_ink(probs: np.ndarray, class_ids: Sequence[int]) -> np.ndarray:
+    """(H, W) uint8: the model's curve ink (the curve classes' probabilities summed, * 255, saturating).
+    probs: (C, H, W) uint8 (p * 255, as the model stage ships them) or float in [0, 1]."""
+    if probs.dtype == np.uint8:
+        total = np.zeros(probs.shape[1:], dtype=np.uint16)
+        for cid in class_ids:
+            total += probs[cid]
+        return np.minimum(total, 255).astype(np.uint8)
+    total = np.clip(np.sum([probs[cid] for cid in class_ids], axis=0, dtype=np.float32), 0.0, 1.0)
+    return np.round(total * 255.0).astype(np.uint8)
+
+
+def solidity(ink: np.ndarray, rows: np.ndarray) -> float:
+    """Share of a path's columns inked (>= half) within +-1 row of it; columns where the path is
+    absent count as uninked. A solid pen scores about 1, a dashed or dotted one much less."""
+    h, w = ink.shape
+    cc = np.flatnonzero(np.isfinite(rows))
+    if not cc.size or not w:
+        return 0.0
+    rr = np.round(rows[cc]).astype(np.int64) % h
+    win = np.clip(rr[:, None] + np.arange(-1, 2)[None, :], 0, h - 1)
+    return float(np.count_nonzero(ink[win, cc[:, None]].max(axis=1) >= 128) / w)
+
+
+def decode_ink_stroke(probs: np.ndarray, class_ids: Sequence[int] = (1, 2), *,
+                      wrap_px: Mapping[int, float | None] | None = None, image: np.ndarray | None = None,
+                      **kwargs) -> TraceResult:
+    """Where from the model's ink, which from the pen: the curve ink traced twice (`trace_twice`),
+    then the more solid path is curve 1 (`solidity`), one identity for the whole scan.
+
+    Curve 1 is drawn solid and curve 2 broken or thinner (docs/contracts.md section 1), a cue a
+    person reads at a glance and one that holds for pen patterns the model never saw, where its
+    class channels do not (bench/RESULTS.md, "Decoders, third pass"). Falls back to `trace_curves`
+    for anything but two curve classes.
+    """
+    asked = tuple(int(c) for c in class_ids)
+    if len(asked) != 2:
+        return trace_curves(probs, asked, wrap_px=wrap_px, **kwargs)
+    class_ids = tuple(sorted(asked))
+    h = probs.shape[1]
+    ink = curve_ink(probs, class_ids)
+    periods = [p for p in (wrap_px or {}).values() if p]
+    period = float(periods[0]) if periods else None
+    first, second = trace_twice(ink, period, ERASE_HALF, **kwargs)
+    rows = np.stack([first.rows[0], second.rows[0]])
+    conf = np.stack([first.confidence[0], second.confidence[0]])
+    bridged = np.stack([first.bridged[0], second.bridged[0]])
+    if solidity(ink, rows[1]) > solidity(ink, rows[0]):
+        rows, conf, bridged = rows[::-1].copy(), conf[::-1].copy(), bridged[::-1].copy()
+    # a class without a backup period reads its rows on the page: fold unwrapped rows back
+    for k, cid in enumerate(class_ids):
+        if not (wrap_px or {}).get(cid) and period:
+            out = np.isfinite(rows[k]) & ((rows[k] < 0) | (rows[k] > h - 1))
+            rows[k] = np.where(out, np.mod(rows[k], period), rows[k])
+    order = [class_ids.index(c) for c in asked]
+    return TraceResult(rows[order], conf[order], asked, bridged[order], h)
+
+
 #: name -> (decoder(probs, class_ids, *, wrap_px, image) -> TraceResult, one-line description)
 DECODERS = {
     "per-class": (decode_per_class, "each class traced on its own channel"),
@@ -154,4 +245,13 @@ DECODERS = {
     "ink-identity-global": (decode_ink_identity_global, "curve ink traced twice, one identity per scan"),
     "per-class-damped": (decode_per_class_damped, "per-class on probabilities damped on the scan's long lines"),
     "ink-identity-damped": (decode_ink_identity_damped, "ink-identity on probabilities damped on long lines"),
+    "ink-stroke": (decode_ink_stroke, "curve ink traced twice, the more solid path is curve 1"),
 }
+#: what inference, sheets and `veernet evaluate` use: chosen on training styles (bench/decoders.py)
+DEFAULT_DECODER = "ink-stroke"
+
+
+def decode(probs: np.ndarray, class_ids: Sequence[int] = (1, 2), *,
+           wrap_px: Mapping[int, float | None] | None = None, image: np.ndarray | None = None) -> TraceResult:
+    """The model's (C, H, W) probabilities (uint8 p * 255, or float) -> curves, by `DEFAULT_DECODER`."""
+    return DECODERS[DEFAULT_DECODER][0](probs, class_ids, wrap_px=wrap_px, image=image)

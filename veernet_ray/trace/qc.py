@@ -10,6 +10,10 @@ computed from the trace, the probabilities and the scan's own pixels:
 - margin: how much more probability the curve's own class has than the other
   curve class on the traced pixels (identity: a low margin means the model
   could not tell the two curves apart there);
+- pen: how much more solid curve 1's trace is than curve 2's (`trace.decode.solidity`
+  on the model's curve ink), for both curves of a pair: curve 1 is drawn solid and
+  curve 2 broken (docs/contracts.md section 1), and the default decoder takes
+  identity from that; near zero, both pens look alike and identity is a guess;
 - shared: share of traced columns where the other curve's trace lies within
   a couple of rows (two traces on one ink, beyond a crossing);
 - ink: share of traced columns where the scan has ink under the trace (a trace
@@ -55,6 +59,7 @@ class QCThresholds:
     min_coverage: float = 0.6
     min_confidence: float = 0.5
     min_margin: float = 0.25  # bench/qc_thresholds.py on train-style scans (bench/RESULTS.md)
+    min_pen: float = -1.0  # -1: off
     max_shared: float = 0.25  # 0.15 flagged good curves that overlap the other for a stretch
     min_ink: float = 0.45
     max_grid: float = 0.4  # of the riding signal (RIDE_COLUMNS); both on train-style n=40 (bench/RESULTS.md)
@@ -79,11 +84,18 @@ def curve_signals(
     probs: (C, H, W) float probabilities, or uint8 ones (p * 255). image: the canonical uint8 scan (H, W),
     or None (ink and grid signals are then NaN and never flag).
     """
+    from veernet_ray.trace.decode import curve_ink, solidity
     from veernet_ray.trace.ink import InkMap
     from veernet_ray.trace.tracer import as_probability
 
     c, h, w = probs.shape
     ink = InkMap(image) if image is not None else None
+    pen = {}
+    if len(class_ids) == 2:
+        model_ink = curve_ink(probs, class_ids)
+        solid = {cid: solidity(model_ink, rows[k]) for k, cid in enumerate(class_ids)}
+        lo, hi = sorted(class_ids)
+        pen = {lo: solid[lo] - solid[hi], hi: solid[lo] - solid[hi]}
     out = []
     for k, cid in enumerate(class_ids):
         r = rows[k]
@@ -91,6 +103,7 @@ def curve_signals(
         sig: dict[str, float] = {
             "coverage": float(have.mean()) if have.size else 0.0,
             "confidence": float(np.mean(confidence[k][have])) if have.any() else 0.0,
+            "pen": pen.get(cid, np.nan),
         }
         if have.sum() < 2:
             sig.update(margin=np.nan, shared=np.nan, ink=np.nan, grid=np.nan, jumps=np.nan, spread=np.nan)
@@ -147,6 +160,7 @@ def judge(sig: dict[str, float], t: QCThresholds = QCThresholds()) -> tuple[bool
 
     below("confidence", t.min_confidence, "low confidence")
     below("margin", t.min_margin, "curves hard to tell apart: class margin")
+    below("pen", t.min_pen, "curves hard to tell apart: pen contrast")
     above("shared", t.max_shared, "shares ink with the other trace")
     below("ink", t.min_ink, "trace off the ink: ink support")
     above("grid", t.max_grid, "rides a grid line: share")
