@@ -183,3 +183,25 @@ def test_evaluate_cache_reuses_the_models_probabilities(tmp_path, capsys):
     assert cached[0].stat().st_mtime_ns == stamp  # read, not written again
     a, b = (pd.read_parquet(tmp_path / d / "curves.parquet") for d in "ab")
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_qc_reads_a_wrapped_trace_where_its_ink_is():
+    """A backup curve's unwrapped rows leave the page; QC reads the pixels at `page` rows, so a
+    good wrapped trace has ink under it (read at the unwrapped rows, a third of it had none)."""
+    from veernet_ray.trace import trace_curves
+
+    h, w = 96, 600
+    period = 0.8 * h
+    x = np.arange(w)
+    unwrapped = -40 + 0.25 * x  # beyond the top edge for the first 160 columns
+    drawn = np.mod(unwrapped, period)
+    img = np.full((h, w), 230, np.uint8)
+    img[np.round(drawn).astype(int), x] = 20
+    probs = _probs(h, w, np.stack([drawn]))[:2]
+    probs[0] = 1 - probs[1]
+    res = trace_curves(probs, (1,), wrap_px={1: period})
+    conf = res.confidence
+    sig = curve_signals(res.rows, conf, (1,), probs, img, {1: period}, page=res.page)[0]
+    assert sig["ink"] > 0.95 and not judge(sig)[0], judge(sig)
+    blind = curve_signals(res.rows, conf, (1,), probs, img, {1: period})[0]
+    assert blind["ink"] < 0.8

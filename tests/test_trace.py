@@ -108,6 +108,21 @@ def test_wrap_declared_gives_unwrapped_continuous_rows():
     assert np.max(np.abs(res.rows[0][ok] - unwrapped[ok])) < 1.0
 
 
+def test_wrap_counts_cycles_from_the_scale_not_from_the_first_column():
+    """A scan that starts inside an excursion: the curve is beyond the top edge (drawn wrapped)
+    for its first 100 columns, then on scale. Most of the depth is on scale, so that stretch is
+    cycle 0 and the excursion reads beyond the page, whatever the first column showed; the
+    pixel rows (`page`) are where the ink is."""
+    period = H - 1.0
+    unwrapped = -25 + 0.25 * COLS  # row 0 at column 100, then on scale down to row 74
+    drawn = np.mod(unwrapped, period)
+    res = trace_curves(render([drawn], H, W), (1,), wrap_px={1: period})
+    ok = np.isfinite(res.rows[0])
+    assert ok.mean() > 0.97
+    assert np.max(np.abs(res.rows[0][ok] - unwrapped[ok])) < 1.0
+    assert np.max(np.abs(res.page[0][ok] - drawn[ok])) < 1.0
+
+
 def test_wrap_not_declared_cuts_at_jump():
     unwrapped, drawn, _ = backup_curve()
     res = trace_curves(render([drawn], H, W), (1,))
@@ -432,3 +447,22 @@ def test_ink_stroke_decoder_reads_identity_from_the_pen_not_the_classes(order):
     res8 = decode_ink_stroke(q, order)
     np.testing.assert_array_equal(res8.rows, decode_ink_stroke(q.astype(np.float32) / 255, order).rows)
     assert np.nanmedian(np.abs(res8.rows[order.index(1)] - solid)) < 1.0
+
+
+def test_trace_twice_erases_a_wrapped_path_where_its_ink_is():
+    """The first path wraps: its unwrapped rows leave the page, its pixels do not. The erase must
+    hit the pixels (`page`), or the second pass rides the first curve's wrapped stretch again."""
+    from veernet_ray.trace.decode import ERASE_HALF, trace_twice
+
+    period = 0.8 * H  # shorter than the track: an unwrapped row taken modulo H lands on the wrong pixel
+    unwrapped = -25 + 0.25 * COLS
+    drawn = np.mod(unwrapped, period)
+    other = np.full(W, 40.0) + 4 * np.sin(COLS / 30)
+    ink = np.maximum(_pen(H, W, drawn, 1), 0.3 * _pen(H, W, other, 1))  # the wrapped curve goes first
+    first, second = trace_twice(ink, period, ERASE_HALF)
+
+    def on(res, rows):  # share of columns traced within 2 rows of the curve
+        return float(np.mean(np.abs(np.nan_to_num(res.page[0], nan=-99.0) - rows) <= 2.0))
+
+    assert np.unique(first.offset).size == 2  # it did wrap
+    assert on(first, drawn) > 0.95 and on(second, other) > 0.85

@@ -126,7 +126,7 @@ def evaluate_sets(checkpoint: str | os.PathLike | None, sets: list[tuple[str, Pa
             cm = np.bincount(mask.astype(np.int64).ravel() * nc + pred.ravel(), minlength=nc * nc).reshape(nc, nc)
             result.confusion[family] = result.confusion.get(family, 0) + cm
             trace = decode(probs, class_ids, wrap_px=wrap or None)
-            signals = curve_signals(trace.rows, trace.confidence, class_ids, probs, image, wrap)
+            signals = curve_signals(trace.rows, trace.confidence, class_ids, probs, image, wrap, page=trace.page)
             t2 = time.perf_counter()
             t_model += t1 - t0
             t_trace += t2 - t1

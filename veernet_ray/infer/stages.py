@@ -384,7 +384,7 @@ def write_row(row: dict[str, Any], *, provenance: dict[str, Any], output: str, m
         write_digitised_las(row["las_out"], log, provenance)
         # QC's second opinion reads the scan's own ink, carried on from decode by the model stage
         image = canonical_pixels(row)
-        signals = curve_signals(trace.rows, trace.confidence, trace.class_ids, probs, image, wrap)
+        signals = curve_signals(trace.rows, trace.confidence, trace.class_ids, probs, image, wrap, page=trace.page)
         order = [trace.class_ids.index(c.class_id) for c in log.curves]
         qc = qc_rows(row["id"], log, min_coverage=min_coverage, min_mean_conf=min_confidence,
                      signals=[signals[i] for i in order])

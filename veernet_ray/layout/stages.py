@@ -165,7 +165,7 @@ def write_any(row: dict[str, Any], *, provenance: dict[str, Any], output: str, m
             if image.shape[1] > 1.5 * image.shape[0]:
                 image = np.rot90(image, -1)
             canon = np.ascontiguousarray(np.rot90(image[r0 : r1 + 1, c0:c1], 1))
-        signals = curve_signals(trace.rows, trace.confidence, trace.class_ids, probs, canon, None)
+        signals = curve_signals(trace.rows, trace.confidence, trace.class_ids, probs, canon, None, page=trace.page)
         order = [trace.class_ids.index(c.class_id) for c in log.curves]
         path = Path(output) / ".veernet" / TRACK_DIR / row["sheet_id"] / f"{row['id']}.npz"
         path.parent.mkdir(parents=True, exist_ok=True)

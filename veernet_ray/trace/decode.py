@@ -82,7 +82,7 @@ def trace_twice(ink: np.ndarray, period: float | None, erase_half: int, **kwargs
     first = one_pass(ink)
     erased = ink.copy()
     cols = np.flatnonzero(np.isfinite(first.rows[0]))
-    base = np.round(first.rows[0][cols]).astype(np.int64)
+    base = np.clip(np.round(first.page[0][cols]).astype(np.int64), 0, h - 1)  # its pixels, not its unwrapped rows
     for d in range(-erase_half, erase_half + 1):
         erased[(base + d) % h, cols] = 0
     erase_stroke(erased, ink, cols, base, erase_half, STROKE_LEVEL * full)
@@ -194,12 +194,13 @@ def curve_ink(probs: np.ndarray, class_ids: Sequence[int]) -> np.ndarray:
 
 def solidity(ink: np.ndarray, rows: np.ndarray) -> float:
     """Share of a path's columns inked (>= half) within +-1 row of it; columns where the path is
-    absent count as uninked. A solid pen scores about 1, a dashed or dotted one much less."""
+    absent count as uninked. A solid pen scores about 1, a dashed or dotted one much less.
+    ink: (H, W) uint8; rows: (W,) on the page (`TraceResult.page`), NaN where absent."""
     h, w = ink.shape
     cc = np.flatnonzero(np.isfinite(rows))
     if not cc.size or not w:
         return 0.0
-    rr = np.round(rows[cc]).astype(np.int64) % h
+    rr = np.clip(np.round(rows[cc]).astype(np.int64), 0, h - 1)
     win = np.clip(rr[:, None] + np.arange(-1, 2)[None, :], 0, h - 1)
     return float(np.count_nonzero(ink[win, cc[:, None]].max(axis=1) >= 128) / w)
 
@@ -224,18 +225,19 @@ def decode_ink_stroke(probs: np.ndarray, class_ids: Sequence[int] = (1, 2), *,
     periods = [p for p in (wrap_px or {}).values() if p]
     period = float(periods[0]) if periods else None
     first, second = trace_twice(ink, period, ERASE_HALF, **kwargs)
-    rows = np.stack([first.rows[0], second.rows[0]])
-    conf = np.stack([first.confidence[0], second.confidence[0]])
-    bridged = np.stack([first.bridged[0], second.bridged[0]])
-    if solidity(ink, rows[1]) > solidity(ink, rows[0]):
-        rows, conf, bridged = rows[::-1].copy(), conf[::-1].copy(), bridged[::-1].copy()
-    # a class without a backup period reads its rows on the page: fold unwrapped rows back
+    paths = [first, second]
+    if solidity(ink, second.page[0]) > solidity(ink, first.page[0]):
+        paths = paths[::-1]
+    rows = np.stack([p.rows[0] for p in paths])
+    offset = np.stack([np.zeros(rows.shape[1]) if p.offset is None else p.offset[0] for p in paths])
     for k, cid in enumerate(class_ids):
-        if not (wrap_px or {}).get(cid) and period:
-            out = np.isfinite(rows[k]) & ((rows[k] < 0) | (rows[k] > h - 1))
-            rows[k] = np.where(out, np.mod(rows[k], period), rows[k])
+        if not (wrap_px or {}).get(cid):  # a class without a backup period lies on the page
+            rows[k] -= offset[k]
+            offset[k] = 0.0
+    conf = np.stack([p.confidence[0] for p in paths])
+    bridged = np.stack([p.bridged[0] for p in paths])
     order = [class_ids.index(c) for c in asked]
-    return TraceResult(rows[order], conf[order], asked, bridged[order], h)
+    return TraceResult(rows[order], conf[order], asked, bridged[order], h, offset[order])
 
 
 #: name -> (decoder(probs, class_ids, *, wrap_px, image) -> TraceResult, one-line description)

@@ -77,10 +77,13 @@ def curve_signals(
     probs: np.ndarray,
     image: np.ndarray | None,
     wrap_px: dict[int, float] | None = None,
+    page: np.ndarray | None = None,
 ) -> list[dict[str, float]]:
     """Signals per traced curve (see the module docstring).
 
     rows, confidence: (K, W) from `trace_curves` (rows unwrapped, NaN = no value).
+    page: (K, W) the rows on the page (`TraceResult.page`), where pixels are read; default `rows`
+    (right for traces that do not wrap).
     probs: (C, H, W) float probabilities, or uint8 ones (p * 255). image: the canonical uint8 scan (H, W),
     or None (ink and grid signals are then NaN and never flag).
     """
@@ -89,11 +92,12 @@ def curve_signals(
     from veernet_ray.trace.tracer import as_probability
 
     c, h, w = probs.shape
+    page = rows if page is None else page
     ink = InkMap(image) if image is not None else None
     pen = {}
     if len(class_ids) == 2:
         model_ink = curve_ink(probs, class_ids)
-        solid = {cid: solidity(model_ink, rows[k]) for k, cid in enumerate(class_ids)}
+        solid = {cid: solidity(model_ink, page[k]) for k, cid in enumerate(class_ids)}
         lo, hi = sorted(class_ids)
         pen = {lo: solid[lo] - solid[hi], hi: solid[lo] - solid[hi]}
     out = []
@@ -110,7 +114,8 @@ def curve_signals(
             out.append(sig)
             continue
         cols = np.flatnonzero(have)
-        rr = np.round(r[cols]).astype(np.int64) % h
+        pr = page[k]
+        rr = np.clip(np.round(pr[cols]).astype(np.int64), 0, h - 1)
         win = np.clip(rr[:, None] + np.arange(-1, 2)[None, :], 0, h - 1)
         own = as_probability(probs[cid][win, cols[:, None]]).max(axis=1)
         others = [o for o in class_ids if o != cid]
@@ -120,8 +125,8 @@ def curve_signals(
             near = np.zeros(cols.size, bool)
             for j, o in enumerate(class_ids):
                 if o != cid:
-                    ro = rows[j][cols]
-                    near |= np.isfinite(ro) & (np.abs(ro - r[cols]) <= SHARED_ROWS)
+                    ro = page[j][cols]
+                    near |= np.isfinite(ro) & (np.abs(ro - pr[cols]) <= SHARED_ROWS)
             sig["shared"] = float(near.mean())
         else:
             sig["margin"], sig["shared"] = float(np.mean(own)), 0.0

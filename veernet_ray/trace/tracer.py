@@ -65,6 +65,9 @@ class TraceResult:
         (0 where the DP says absent; bridged columns get a reduced value).
     class_ids: the class id of each row.
     bridged: (K, W) bool, columns filled by interpolation across a short gap.
+    offset: (K, W) float64, what unwrapping added to each column's row (whole periods; 0 for a
+        class without a wrap, and everywhere when None): `page` = rows - offset, the pixel rows
+        the trace lies on.
     """
 
     rows: np.ndarray
@@ -72,6 +75,12 @@ class TraceResult:
     class_ids: tuple[int, ...]
     bridged: np.ndarray
     height: int
+    offset: np.ndarray | None = None
+
+    @property
+    def page(self) -> np.ndarray:
+        """(K, W) rows on the page (rows less the unwrapping offset): where to read pixels under a trace."""
+        return self.rows if self.offset is None else self.rows - self.offset
 
     def index(self, class_id: int) -> int:
         try:
@@ -143,6 +152,7 @@ def _resolve_shared_ink(result: "TraceResult", probs: np.ndarray, chans: list["_
     are left alone.
     """
     max_gap, height = args[4], result.height
+    page = result.page
     for a in range(len(class_ids)):
         for b in range(a + 1, len(class_ids)):
             ra, rb = result.rows[a], result.rows[b]
@@ -151,16 +161,19 @@ def _resolve_shared_ink(result: "TraceResult", probs: np.ndarray, chans: list["_
             if not shared.any():
                 continue
             cols = np.flatnonzero(shared)
-            ria = np.clip(np.round(ra[cols]).astype(np.int64) % height, 0, height - 1)
+            ria = np.clip(np.round(page[a][cols]).astype(np.int64), 0, height - 1)
             pa = as_probability(probs[class_ids[a], ria, cols]).mean()
             pb = as_probability(probs[class_ids[b], ria, cols]).mean()
             loser = b if pa >= pb else a
-            owner_rows = np.round(result.rows[a if loser == b else b][cols]).astype(np.int64)
+            owner_rows = np.round(page[a if loser == b else b][cols]).astype(np.int64)
             patched = chans[loser].without(cols, owner_rows)
             redo = _trace([patched], (class_ids[loser],), periods[[loser]], *args)  # only the loser, patched
             rows_new, conf_new, bridged_new = result.rows.copy(), result.confidence.copy(), result.bridged.copy()
+            off_new = result.offset.copy()
             rows_new[loser], conf_new[loser], bridged_new[loser] = redo.rows[0], redo.confidence[0], redo.bridged[0]
-            result = TraceResult(rows_new, conf_new, result.class_ids, bridged_new, height)
+            off_new[loser] = redo.offset[0]
+            result = TraceResult(rows_new, conf_new, result.class_ids, bridged_new, height, off_new)
+            page = result.page
     return result
 
 
@@ -255,12 +268,21 @@ def _trace(chans: list[_Channel], class_ids: tuple[int, ...], periods: np.ndarra
     conf = np.where(on, np.clip(pair - 2.0 * col_mean, 0.0, 1.0), 0.0)
 
     offset = np.cumsum(path_shift * np.nan_to_num(periods)[:, None], axis=1)
-    rows = np.where(on & (conf >= min_confidence), centroid + offset, np.nan)
+    keep = on & (conf >= min_confidence)
+    # the path's first column fixes no cycle: a backup curve lies on its own scale (offset 0)
+    # most of the depth and beyond it only on excursions, so the cycle held longest is cycle 0;
+    # a backup scale is drawn once, so a path more than one period away has lost count: on scale
+    for ki in np.flatnonzero(np.isfinite(periods)):
+        if keep[ki].any():
+            cycles, counts = np.unique(offset[ki][keep[ki]], return_counts=True)
+            offset[ki] -= cycles[np.argmax(counts)]
+            offset[ki][np.abs(offset[ki]) > 1.5 * periods[ki]] = 0.0
+    rows = np.where(keep, centroid + offset, np.nan)
 
     # cut implausible jumps (a wrapped trace is already unwrapped, so it passes)
     rows = _cut_jumps(rows, max_jump)
     rows, conf, bridged = _bridge(rows, conf, max_gap, max_jump, min_confidence)
-    return TraceResult(rows, conf, tuple(class_ids), bridged, height)
+    return TraceResult(rows, conf, tuple(class_ids), bridged, height, offset)
 
 
 # ---------------------------------------------------------------- candidates
