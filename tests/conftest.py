@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -54,8 +55,7 @@ def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, **kw)
 
 
-@pytest.fixture(scope="session")
-def env_base() -> dict[str, str]:
+def _env() -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     env.pop("RAY_ADDRESS", None)
@@ -68,30 +68,93 @@ def env_base() -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def ray_head(tmp_path_factory, env_base):
+def env_base() -> dict[str, str]:
+    return _env()
+
+
+class _Head:
+    """The session's Ray head on 127.0.0.1 with the job server (dashboard).
+
+    Starting one and waiting for its job agent takes one to three minutes on two cores, nearly
+    all of it waiting. So it starts in a thread as soon as collection shows a test will use it
+    (`pytest_collection_finish`), while the unit tests run, and `ray_head` waits for it.
+    """
+
+    def __init__(self) -> None:
+        # a short temp dir: Ray's unix sockets must fit in 107 characters
+        self.ray_tmp = Path(f"/tmp/vr{os.getpid()}")
+        self.port, self.dash = free_port(), free_port()
+        self.error: str | None = None
+        self.stopped = False
+        self.thread = threading.Thread(target=self._start, name="ray-head", daemon=True)
+        self.thread.start()
+
+    @property
+    def address(self) -> str:
+        return f"http://127.0.0.1:{self.dash}"
+
+    def _start(self) -> None:
+        env = _env()
+        cmd = [
+            str(BIN / "ray"), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={self.port}",
+            "--num-cpus=2", "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={self.dash}",
+            # the job agent's own port: the default 52365 may be held by another Ray on the machine
+            f"--dashboard-agent-listen-port={free_port()}", f"--ray-client-server-port={free_port()}",
+            f"--temp-dir={self.ray_tmp}", "--disable-usage-stats",
+        ]
+        try:
+            out = run(cmd, env=env, timeout=180)
+            if out.returncode != 0:
+                self.error = f"ray start failed:\n{out.stdout}\n{out.stderr}"
+                return
+            wait_http(f"{self.address}/api/version", 120)
+            _wait_job_agent(self.address, env, self.ray_tmp)
+        except Exception as exc:  # reported by the fixture, in the test that needs the head
+            self.error = f"{type(exc).__name__}: {exc}"
+
+    def stop(self) -> None:
+        if self.stopped:
+            return
+        self.thread.join()
+        self.stopped = True
+        _stop_cluster(self.ray_tmp)
+        shutil.rmtree(self.ray_tmp, ignore_errors=True)
+
+
+_HEAD: list[_Head] = []
+
+
+def _head() -> _Head:
+    if not _HEAD:
+        _HEAD.append(_Head())
+    return _HEAD[0]
+
+
+def pytest_collection_finish(session) -> None:
+    """Start the shared Ray head early when a collected test uses this file's `ray_head`."""
+    for item in session.items:
+        defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {}).get("ray_head")
+        if defs and defs[-1].func.__module__ == __name__:  # not a module's own ray_head
+            _head()
+            return
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    for head in _HEAD:
+        head.stop()
+
+
+@pytest.fixture(scope="session")
+def ray_head(tmp_path_factory):
     """A Ray head on 127.0.0.1 with the job server (dashboard); yields its job-submission address."""
-    tmp = tmp_path_factory.mktemp("ray")
-    port, dash = free_port(), free_port()
-    # a short temp dir: Ray's unix sockets must fit in 107 characters
-    ray_tmp = Path(f"/tmp/vr{os.getpid()}")
-    cmd = [
-        str(BIN / "ray"), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
-        "--num-cpus=2", "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
-        # the job agent's own port: the default 52365 may be held by another Ray on the machine
-        f"--dashboard-agent-listen-port={free_port()}", f"--ray-client-server-port={free_port()}",
-        f"--temp-dir={ray_tmp}", "--disable-usage-stats",
-    ]
-    out = run(cmd, env=env_base, timeout=180)
-    if out.returncode != 0:
-        pytest.fail(f"ray start failed:\n{out.stdout}\n{out.stderr}")
-    address = f"http://127.0.0.1:{dash}"
+    head = _head()
+    head.thread.join()
+    if head.error:
+        pytest.fail(head.error)
     try:
-        wait_http(f"{address}/api/version", 120)
-        _wait_job_agent(address, env_base, ray_tmp)
-        yield {"address": address, "gcs": f"127.0.0.1:{port}", "tmp": tmp}
+        yield {"address": head.address, "gcs": f"127.0.0.1:{head.port}", "tmp": tmp_path_factory.mktemp("ray")}
     finally:
-        _stop_cluster(ray_tmp)
-        shutil.rmtree(ray_tmp, ignore_errors=True)
+        head.stop()
 
 
 def _stop_cluster(ray_tmp: Path) -> None:
