@@ -382,3 +382,32 @@ def test_symlinks_leaving_the_input_folder_are_refused_unless_followed(tmp_path)
     assert "--follow-symlinks" in listing.errors[0]["message"]
     followed = list_inputs(str(src), tmp_path / "out", follow_symlinks=True)
     assert sorted(it.id for it in followed.items) == ["inside", "link_in", "link_out", "side"]
+
+
+def test_tiff_photometric_is_honoured_1bit_miniswhite_palette_and_4bit(tmp_path):
+    """Archive scans are mostly 1-bit CCITT TIFFs stored min-is-white, where 0 is white; palette
+    TIFFs store colour-map indices; 4-bit grey runs 0..15. Each reads as the same gray page: white
+    paper, black ink."""
+    import tifffile
+
+    from veernet_ray.io import read_image
+
+    ink = np.zeros((24, 40), bool)
+    ink[8:12, :] = True
+    want = np.where(ink, 0, 255).astype(np.uint8)
+
+    tifffile.imwrite(tmp_path / "mw.tif", ink, photometric="miniswhite")  # 1 = ink = black
+    from PIL import Image, TiffImagePlugin
+
+    info = TiffImagePlugin.ImageFileDirectory_v2()
+    info[262] = 0  # PhotometricInterpretation = MINISWHITE, as fax-compressed archive scans are
+    Image.fromarray(~ink).convert("1").save(tmp_path / "mw_g4.tif", compression="group4", tiffinfo=info)
+    tifffile.imwrite(tmp_path / "mb.tif", ~ink, photometric="minisblack")  # 1 = paper = white
+    cmap = np.zeros((3, 256), np.uint16)
+    cmap[:, 0], cmap[:, 1] = 65535, 0  # index 0 white, 1 black
+    tifffile.imwrite(tmp_path / "pal.tif", ink.astype(np.uint8), photometric="palette", colormap=cmap)
+    four = np.where(ink, 0, 15).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "g4bit.tif", four, photometric="minisblack", bitspersample=4)
+    for name in ("mw.tif", "mw_g4.tif", "mb.tif", "pal.tif", "g4bit.tif"):
+        got = read_image(tmp_path / name)
+        assert got.dtype == np.uint8 and np.array_equal(got, want), (name, np.unique(got))

@@ -177,6 +177,38 @@ def test_a_lone_rotated_label_is_turned_the_way_that_ends_in_zeros():
     assert read_labels(sheet, [box], read_digits)[0][0] == "1000"
 
 
+def test_a_tick_ending_beside_a_label_is_not_read_as_a_digit():
+    # real sheets (an MWD log at 115 dpi) draw the depth line as a tick from each border that stops a
+    # pixel or two short of the label: "-3850-". The box excludes the ticks (they touch the column's
+    # edges), but its PAD margin took the right tick's tip in, and the reader added a "1" to every
+    # label: 38501, 39501, ... a self-consistent line ten times too steep, not flagged
+    label = _printed("3850")
+    ys, xs = np.nonzero(label < 128)
+    label = label[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+    h, w = label.shape
+    sheet = np.full((h + 40, w + 60), 255, np.uint8)
+    y0, x0 = 20, 30
+    sheet[y0 : y0 + h, x0 : x0 + w] = label
+    mid = y0 + h // 2
+    sheet[mid - 2 : mid + 2, : x0 - 2] = 0  # left tick, 2 px short of the label
+    sheet[mid - 2 : mid + 2, x0 + w + 1 :] = 0  # right tick, 1 px short of the label
+    box = (x0, y0, x0 + w, y0 + h, False)
+    seen = []
+
+    def recording(crop):
+        seen.append(crop.copy())
+        return read_digits(crop)
+
+    text = read_labels(sheet, [box], recording)[0][0]
+    crop = seen[0]
+    inner = np.zeros(crop.shape, bool)
+    inner[2 : 2 + h, 2 : 2 + w] = True  # PAD = 2 on every side here
+    assert crop.shape == (h + 4, w + 4)
+    assert not (crop[~inner] < 128).any(), "ink of the ticks reached the reader"
+    assert np.array_equal(crop[inner].reshape(h, w), label)  # the label itself is untouched
+    assert text == "3850"
+
+
 # ------------------------------------------------------------------ scales and sidecars
 def test_scales_are_checked_with_a_message_that_names_the_field():
     good = {"tracks": [{"track": 1, "curves": [{"class_id": 1, "mnemonic": "GR", "unit": "GAPI", "left": 0,

@@ -95,7 +95,9 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 
             # the first page only: a multi-page TIFF is pages of one sheet or several sheets, never
             # colour planes (tifffile.imread would stack same-shaped pages into one array)
-            arr = tifffile.imread(path, key=0)
+            with tifffile.TiffFile(path) as tif:
+                page = tif.pages[0]
+                arr = tiff_pixels(page.asarray(), int(page.photometric), page.colormap, int(page.bitspersample))
         elif suffix in OTHER_SUFFIXES:
             import cv2
 
@@ -115,6 +117,33 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     except Exception as exc:
         raise RasterError("unreadable", f"{path.name}: cannot decode the image ({type(exc).__name__}: {exc})") from exc
     return to_gray_uint8(np.asarray(arr), name=path.name)
+
+
+def tiff_pixels(arr: np.ndarray, photometric: int, colormap: np.ndarray | None, bits: int) -> np.ndarray:
+    """A TIFF page's samples as intensities, whatever the file says they mean.
+
+    - MINISWHITE (0; most 1-bit CCITT archive scans): 0 is white, so the samples are inverted;
+      read as they are, the scan is a negative (black paper, white ink).
+    - PALETTE (3): the samples are colour-map indices; the map (16-bit RGB) gives the colours.
+    - 2- and 4-bit grey is stretched to 8 bits (0..15 read as 0..255, not as near-black).
+    Anything else (MINISBLACK, RGB, ...) is returned as it is.
+    """
+    if photometric == 3 and colormap is not None:
+        cmap = np.asarray(colormap).astype(np.uint32)
+        if cmap.max() <= 255:  # a map written with 8-bit values: scale it to the 16 bits the format says
+            cmap = cmap * 257
+        idx = np.clip(arr.astype(np.int64), 0, cmap.shape[1] - 1)
+        return np.moveaxis(cmap[:, idx], 0, -1).astype(np.uint16)  # (H, W, 3)
+    if photometric not in (0, 1) or arr.dtype == np.bool_:
+        return ~arr if photometric == 0 and arr.dtype == np.bool_ else arr
+    if np.issubdtype(arr.dtype, np.integer):
+        top = (1 << bits) - 1 if 0 < bits < 32 else int(np.iinfo(arr.dtype).max)
+        if photometric == 0:
+            arr = (top - arr.astype(np.int64)).astype(arr.dtype)
+        if 1 < bits < 8:
+            arr = (arr.astype(np.uint16) * 255 // top).astype(np.uint8)
+        return arr
+    return np.nanmax(arr) - arr if photometric == 0 else arr
 
 
 def to_gray_uint8(arr: np.ndarray, name: str = "image") -> np.ndarray:

@@ -103,13 +103,18 @@ def true_runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1))]
 
 
-def ink_mask(image: np.ndarray, level: int = INK_LEVEL) -> np.ndarray:
-    """Boolean (H, W) mask of dark ink: at or below both `level` and Otsu's threshold."""
+def ink_level(image: np.ndarray, level: int = INK_LEVEL) -> float:
+    """The gray level at or below which a pixel is ink: the lower of `level` and Otsu's threshold."""
     if image.ndim != 2 or image.dtype != np.uint8:
         raise ValueError(f"ink_mask expects a 2-D uint8 image, got {image.dtype} {image.shape}")
     otsu, _ = cv2.threshold(image, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     # Otsu's class 0 is <= its threshold: a two-level (1-bit) scan gets its ink level exactly
-    return image <= min(float(level), float(otsu))
+    return min(float(level), float(otsu))
+
+
+def ink_mask(image: np.ndarray, level: int = INK_LEVEL) -> np.ndarray:
+    """Boolean (H, W) mask of dark ink: at or below both `level` and Otsu's threshold (`ink_level`)."""
+    return image <= ink_level(image, level)
 
 
 def ruled_blocks(ink: np.ndarray, block: int = BLOCK, fill: float = BLOCK_FILL) -> np.ndarray:

@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from veernet_ray.layout.calibrate import DepthFit, LabelRead, fit_depth, guess_unit, parse_value
-from veernet_ray.layout.detect import Layout, find_layout
+from veernet_ray.layout.detect import Layout, find_layout, ink_level
 from veernet_ray.layout.digits import get_reader
 
 #: a landscape sheet (depth along the width) is wider than this share of its height
@@ -137,12 +137,27 @@ def to_portrait(image: np.ndarray) -> tuple[np.ndarray, bool]:
     return image, False
 
 
-def read_label(image: np.ndarray, box, rotated: bool, reader, turn: int = -1) -> tuple[str, float]:
+def read_label(image: np.ndarray, box, rotated: bool, reader, turn: int = -1,
+               ink: float | None = None) -> tuple[str, float]:
     """Read one label box. A rotated label is turned by `numpy.rot90(crop, turn)`: -1 undoes text
-    printed bottom-to-top (the usual way), +1 text printed top-to-bottom."""
+    printed bottom-to-top (the usual way), +1 text printed top-to-bottom.
+
+    ink: the sheet's ink level (`detect.ink_level`). The box holds all of the label's ink, so
+    ink in the PAD margin around it is another blob's: a depth tick ending a pixel or two from the
+    label, a border, the next label. It is painted paper before reading (a tick's tip read as a
+    trailing "1" turns "3850" into "38501" on every label of a sheet: a self-consistent line ten
+    times too steep). None: the margin is read as it is."""
     x0, y0, x1, y1 = box
     h, w = image.shape
-    crop = image[max(0, y0 - PAD) : min(h, y1 + PAD), max(0, x0 - PAD) : min(w, x1 + PAD)]
+    cy0, cx0 = max(0, y0 - PAD), max(0, x0 - PAD)
+    crop = image[cy0 : min(h, y1 + PAD), cx0 : min(w, x1 + PAD)]
+    if ink is not None and crop.size:
+        margin = np.ones(crop.shape, bool)
+        margin[y0 - cy0 : y1 - cy0, x0 - cx0 : x1 - cx0] = False
+        stray = margin & (crop <= ink)
+        if stray.any():
+            crop = crop.copy()
+            crop[stray] = crop.max()
     if rotated:
         crop = np.ascontiguousarray(np.rot90(crop, turn))
     r = reader(crop)
@@ -161,10 +176,12 @@ def read_labels(image: np.ndarray, boxes: list, reader) -> list[tuple[str, float
     (trailing_zeros), then the way that reads surer. Confidence alone cannot decide, least of all
     for a sheet with one or two labels: the wrong way can read as surely ("6000" upside down is a
     confident "0009")."""
-    upright = [read_label(image, b[:4], False, reader) if not b[4] else None for b in boxes]
+    level = ink_level(image) if boxes else None
+    upright = [read_label(image, b[:4], False, reader, ink=level) if not b[4] else None for b in boxes]
     if not any(b[4] for b in boxes):
         return upright
-    ways = {t: [read_label(image, b[:4], True, reader, t) if b[4] else None for b in boxes] for t in (-1, 1)}
+    ways = {t: [read_label(image, b[:4], True, reader, t, ink=level) if b[4] else None for b in boxes]
+            for t in (-1, 1)}
     score = {t: (sum(trailing_zeros(r[0]) for r in rs if r is not None),
                  sum(r[1] for r in rs if r is not None and parse_value(r[0]) is not None)) for t, rs in ways.items()}
     best = ways[-1] if score[-1] >= score[1] else ways[1]
