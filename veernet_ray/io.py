@@ -134,8 +134,10 @@ def tiff_pixels(arr: np.ndarray, photometric: int, colormap: np.ndarray | None, 
             cmap = cmap * 257
         idx = np.clip(arr.astype(np.int64), 0, cmap.shape[1] - 1)
         return np.moveaxis(cmap[:, idx], 0, -1).astype(np.uint16)  # (H, W, 3)
-    if photometric not in (0, 1) or arr.dtype == np.bool_:
-        return ~arr if photometric == 0 and arr.dtype == np.bool_ else arr
+    if arr.dtype == np.bool_:
+        return ~arr if photometric == 0 else arr
+    if photometric not in (0, 1):
+        return arr
     if np.issubdtype(arr.dtype, np.integer):
         top = (1 << bits) - 1 if 0 < bits < 32 else int(np.iinfo(arr.dtype).max)
         if photometric == 0:

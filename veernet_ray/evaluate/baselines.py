@@ -38,10 +38,10 @@ def darkest_rows(image: np.ndarray, min_sep: int = 6) -> np.ndarray:
 
 def viterbi_ink(image: np.ndarray, wrap_px: dict[int, float | None] | None = None) -> np.ndarray:
     """(2, W) rows (NaN where absent) of two curves traced on the grid-suppressed ink map."""
-    from veernet_ray.trace.decode import trace_twice
+    from veernet_ray.trace.decode import trace_twice, wrap_period
     from veernet_ray.trace.ink import grid_suppressed
 
-    period = next((p for p in (wrap_px or {}).values() if p), None)
+    period = wrap_period(wrap_px)
     first, second = trace_twice(grid_suppressed(image), period, ERASE_HALF)
     return np.stack([first.rows[0], second.rows[0]])
 

@@ -61,6 +61,12 @@ def damp_lines(probs: np.ndarray, image: np.ndarray | None) -> np.ndarray:
     return out
 
 
+def wrap_period(wrap_px: Mapping[int, float | None] | None) -> float | None:
+    """The backup period (px) the identity-free ink decoders trace both paths with: the first one
+    declared, or None. They trace before they know which path is which class."""
+    return next((float(p) for p in (wrap_px or {}).values() if p), None)
+
+
 def trace_twice(ink: np.ndarray, period: float | None, erase_half: int, **kwargs) -> tuple[TraceResult, TraceResult]:
     """Two identity-free paths through an (H, W) ink map: the strongest one, then the strongest once
     that path's stroke is erased. A classical digitiser's way, shared by the ink decoders and the
@@ -129,8 +135,7 @@ def decode_ink_identity(probs: np.ndarray, class_ids: Sequence[int] = (1, 2), *,
     probs = np.asarray(probs, dtype=np.float32)
     c, h, w = probs.shape
     ink = np.clip(probs[list(class_ids)].sum(axis=0), 0.0, 1.0)
-    periods = [p for p in (wrap_px or {}).values() if p]
-    period = float(periods[0]) if periods else None
+    period = wrap_period(wrap_px)
     first, second = trace_twice(ink, period, ERASE_HALF, **kwargs)
     rows = np.stack([first.rows[0], second.rows[0]])
     conf = np.stack([first.confidence[0], second.confidence[0]])
@@ -222,8 +227,7 @@ def decode_ink_stroke(probs: np.ndarray, class_ids: Sequence[int] = (1, 2), *,
     class_ids = tuple(sorted(asked))
     h = probs.shape[1]
     ink = curve_ink(probs, class_ids)
-    periods = [p for p in (wrap_px or {}).values() if p]
-    period = float(periods[0]) if periods else None
+    period = wrap_period(wrap_px)
     first, second = trace_twice(ink, period, ERASE_HALF, **kwargs)
     paths = [first, second]
     if solidity(ink, second.page[0]) > solidity(ink, first.page[0]):
