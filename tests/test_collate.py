@@ -100,3 +100,23 @@ def test_to_tensors_channels_last_and_image_only():
     t = to_tensors({"image": np.zeros((2, 32, 64), np.uint8)}, channels_last=True)
     assert t["image"].is_contiguous(memory_format=torch.channels_last)
     assert set(t) == {"image"}
+
+
+def test_margin_and_paper_fill():
+    grey = _img(40, 70, 200)
+    grey[:, 10] = 0  # one dark column: the paper level is the 90th percentile, not the mean
+    batch = pad_collate([grey, _img(20, 60, 255)], margin=8, fill="paper")
+    # 40 + 8 rows and 70 + 8 columns at least, rounded up to the multiple
+    assert batch["image"].shape == (2, 64, 96)
+    pad = ~batch["valid"]
+    assert (batch["image"][0][pad[0]] == 200).all() and (batch["image"][1][pad[1]] == 255).all()
+    # an exact multiple gains a whole multiple of margin; without one it gains none
+    assert pad_collate([_img(32, 64)], margin=1)["image"].shape == (1, 64, 96)
+    assert pad_collate([_img(32, 64)], fill=7)["image"].shape == (1, 32, 64)
+    assert (pad_collate([_img(30, 60)], fill=7)["image"][0, 30:] == 7).all()
+    # pad_to is the caller's cell: the margin is theirs to keep
+    assert pad_collate([_img(40, 70)], pad_to=(64, 96), margin=100)["image"].shape == (1, 64, 96)
+    with pytest.raises(ValueError, match="fill must be"):
+        pad_collate([_img(4, 4)], fill="white")
+    with pytest.raises(ValueError, match="margin must be"):
+        pad_collate([_img(4, 4)], margin=-1)

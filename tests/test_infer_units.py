@@ -192,9 +192,9 @@ def test_model_stage_batches_tiles_and_retries_out_of_memory(tmp_path, tiny_ckpt
 
     real = stage.model
 
-    class Fussy(torch.nn.Module):  # out of memory above 256 px wide or more than one scan
-        def forward(self, x):
-            if x.shape[0] > 1 or x.shape[-1] > 256:
+    class Fussy(torch.nn.Module):  # out of memory above 288 px wide (a 256 px scan and its paper
+        def forward(self, x):          # margin, INFER_MARGIN, pad to 288) or more than one scan
+            if x.shape[0] > 1 or x.shape[-1] > 288:
                 raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
             return real(x)
 
@@ -208,17 +208,20 @@ def test_model_stage_batches_tiles_and_retries_out_of_memory(tmp_path, tiny_ckpt
 
 def test_model_stage_pads_to_grid_cells_and_fills_batches(tmp_path, tiny_ckpt):
     """With a shape grid (issue 13) the actor pads each scan to its cell and batches by cell: five
-    scans of three widths in one 64 x 512 cell make one full batch of one shape; a wider scan
-    outside the grid still runs (bucketed, then tiled)."""
+    scans of five widths in one 64 x 512 cell (with their paper margin, INFER_MARGIN) make one full
+    batch of one shape; a wider scan outside the grid still runs (bucketed, then tiled)."""
+    from veernet_ray.infer.stages import INFER_MARGIN
+
     stage = ModelStage(tiny_ckpt.read_bytes(), batch_size=8, max_width=1024, overlap=64,
                        grid=((64, 128), (512, 1024)))
-    widths = (272, 300, 480, 512, 330, 1500)
-    rows = [decode_row(_row(tmp_path, f"g{i}", scan(64, w, i))) for i, w in enumerate(widths)]
+    widths = (272, 300, 480, 512 - INFER_MARGIN, 330, 1500)
+    rows = [decode_row(_row(tmp_path, f"g{i}", scan(64 - INFER_MARGIN, w, i))) for i, w in enumerate(widths)]
     out = stage(_batch(rows))
     assert list(out["status"]) == ["ok"] * len(widths)
     assert [p.shape[2] for p in out["probs"]] == list(widths)
     assert (5, 64, 512) in stage.shapes_seen  # the five narrow scans: one batch, padded to their cell
-    assert not any(s[1:] not in {(64, 512), (64, 1024)} and s[2] != 1024 for s in stage.shapes_seen)
+    tile = 1024 + 32  # a 1,024 px tile and its margin, rounded up to the model's multiple
+    assert not any(s[1:] not in {(64, 512), (64, 1024)} and s[2] != tile for s in stage.shapes_seen)
     # the same probabilities as bucketed batching, up to what the extra padding changes
     plain = ModelStage(tiny_ckpt.read_bytes(), batch_size=8, max_width=1024, overlap=64)
     ref = plain(_batch(rows))
@@ -230,7 +233,7 @@ def test_model_stage_gpu_batching_fills_cells_with_blank_rows_and_runs_channels_
     """What a GPU actor does (fill a cell's partial batch with blank rows, so the device sees one
     shape per cell; channels-last tensors), switched on here on the CPU: the scans' probabilities
     are the same as without, and the blank rows never reach the output."""
-    rows = [decode_row(_row(tmp_path, f"b{i}", scan(64, w, i))) for i, w in enumerate((272, 300, 480))]
+    rows = [decode_row(_row(tmp_path, f"b{i}", scan(56, w, i))) for i, w in enumerate((272, 300, 480))]
     plain = ModelStage(tiny_ckpt.read_bytes(), batch_size=8, grid=((64,), (512,)))
     ref = plain(_batch(rows))
     gpu_like = ModelStage(tiny_ckpt.read_bytes(), batch_size=8, grid=((64,), (512,)))

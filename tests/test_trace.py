@@ -466,3 +466,57 @@ def test_trace_twice_erases_a_wrapped_path_where_its_ink_is():
 
     assert np.unique(first.offset).size == 2  # it did wrap
     assert on(first, drawn) > 0.95 and on(second, other) > 0.85
+
+
+def test_untangle_swaps_paths_that_trade_curves_far_from_a_crossing():
+    """Two passes may trade curves in one step where both are equally inked (seen on a training-style
+    scan: one pass left a bold curve at row 392 for the other's at 87, the other did the mirror step,
+    one column apart). `untangle` undoes that, and leaves a real crossing, a near pass and a spike."""
+    from veernet_ray.trace.decode import untangle
+
+    h, w = 500, 400
+    x = np.arange(w, dtype=float)
+    top, low = 80 + 5 * np.sin(x / 20), 390 + 5 * np.cos(x / 25)
+    swapped = np.stack([np.where(x < 200, low, top), np.where(x < 200, top, low)])
+    assert untangle(swapped, h).tolist() == (x >= 200).tolist()
+    staggered = swapped.copy()  # the tracer cut the long step: each path absent for one column
+    staggered[0, 200], staggered[1, 201] = np.nan, np.nan
+    sw = untangle(staggered, h)
+    assert not sw[:199].any() and sw[202:].all()
+    fixed = np.where(sw[None, :], staggered[::-1], staggered)
+    assert np.nanmax(np.abs(fixed[0, 202:] - low[202:])) < 1e-9
+    # curves that cross, or come close and part, keep their paths; so does a one-column spike
+    crossing = np.stack([100 + x, 500 - 1 - x])
+    assert not untangle(crossing, h).any()
+    close = np.stack([np.where(x < 200, 250.0, 240.0), np.where(x < 200, 240.0, 250.0)])
+    assert not untangle(close, h).any()
+    spike = np.stack([top.copy(), low.copy()])
+    spike[0, 150] = 385.0
+    assert untangle(spike, h).sum() <= 1
+
+
+def test_ink_stroke_decoder_does_not_ride_a_border_the_model_calls_curve():
+    """A track border along the scan's bottom edge, inked by the model across a 3-row band (as the
+    shipped model did on training-style scans): the two passes must take the two curves, not the
+    border. A curve that dips into the edge band for a short stretch keeps its ink there."""
+    from veernet_ray.trace.decode import EDGE_RUN, curve_ink, decode_ink_stroke, drop_edge_lines
+
+    h, w = 200, 1500
+    cols = np.arange(w)
+    solid = 60 + 20 * np.sin(cols / 120)
+    dipping = 150 + 5 * np.cos(cols / 60)
+    dipping[1300:1360] = 197  # into the bottom band for 60 columns, past the border's end
+    dashes = ((cols // 10) % 3 != 2).astype(np.float32)
+    border = (h - 2) + np.round(np.sin(cols / 50))  # wanders over rows 197-199
+    ink = np.maximum.reduce([_pen(h, w, solid, 1), 0.8 * _pen(h, w, dipping, 1, dashes),
+                             _pen(h, w, border, 0, (cols < 1200).astype(np.float32))])
+    probs = np.zeros((3, h, w), np.float32)
+    probs[1] = ink
+    probs[0] = 1 - ink
+    q = np.round(probs * 255).astype(np.uint8)
+    kept = drop_edge_lines(curve_ink(q, (1, 2)))
+    assert EDGE_RUN < 1200 and not (kept[-3:, :1200] >= 128).any()  # the border is gone...
+    assert (kept[-4:, 1300:1360] >= 128).any(axis=0).mean() > 0.5  # ...the curve's dip is not
+    res = decode_ink_stroke(q, (1, 2))
+    assert np.nanmedian(np.abs(res.rows[0] - solid)) < 1.0
+    assert np.nanmedian(np.abs(res.rows[1] - dipping)) < 1.0

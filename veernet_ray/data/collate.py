@@ -27,6 +27,14 @@ DEFAULT_MULTIPLE = ModelConfig().multiple
 IMAGE_PAD_VALUE = 255
 # Class 0 = background; the validity mask, not this value, keeps padding out of the loss.
 MASK_PAD_VALUE = 0
+# fill="paper": each scan padded with its own paper level (`paper_level`) instead of white
+PAPER = "paper"
+
+
+def paper_level(image: np.ndarray) -> int:
+    """A scan's paper grey: the 90th percentile of every 4th pixel of every 4th row (255 on a
+    bitonal scan, ~212 on a grey one whose blank paper reads 212)."""
+    return int(np.percentile(image[::4, ::4], 90))
 
 
 def round_up(n: int, multiple: int) -> int:
@@ -53,22 +61,29 @@ def pad_collate(
     masks: Sequence[np.ndarray] | None = None,
     multiple: int = DEFAULT_MULTIPLE,
     pad_to: tuple[int, int] | None = None,
+    *,
+    margin: int = 0,
+    fill: int | str = IMAGE_PAD_VALUE,
 ) -> dict[str, np.ndarray]:
     """Pad a list of scans (and masks) bottom-right into one batch.
 
-    The padded size is (Hp, Wp) = (max H, max W), each rounded up to `multiple`
-    (the model's 2**len(widths); the default model's by default).
+    The padded size is (Hp, Wp) = (max H + margin, max W + margin), each rounded up to
+    `multiple` (the model's 2**len(widths); the default model's by default).
 
     Args:
         images: B uint8 arrays (H_i, W_i), depth along W.
         masks: optional B uint8 class-id arrays, each the shape of its image.
         multiple: Hp and Wp are multiples of this.
         pad_to: (Hp, Wp) to pad to instead, e.g. a cell of the shape grid (`data.shapes`):
-            multiples of `multiple`, at least the largest H and W.
+            multiples of `multiple`, at least the largest H and W (the caller keeps its margin).
+        margin: at least this many rows below and columns right of every scan are padding.
+            Inference keeps a margin (`infer.stages.INFER_MARGIN`): a model trained on padded
+            batches never saw valid rows at the tensor's edge, and there it sees ink.
+        fill: the image padding's grey (0-255), or "paper": each scan's own `paper_level`.
 
     Returns:
         dict of numpy arrays:
-            "image": uint8 (B, Hp, Wp), padded with 255 (white paper)
+            "image": uint8 (B, Hp, Wp), padded with `fill` (white paper by default)
             "mask": uint8 (B, Hp, Wp), padded with 0 (background); only if masks given
             "valid": bool (B, Hp, Wp), True on real pixels
             "shape": int32 (B, 2), original (H, W) of each image
@@ -84,9 +99,15 @@ def pad_collate(
             if a.shape != m.shape:
                 raise ValueError(f"masks[{i}] has shape {m.shape} but images[{i}] has shape {a.shape}")
 
+    if fill != PAPER and not (isinstance(fill, (int, np.integer)) and 0 <= fill <= 255):
+        raise ValueError(f"fill must be a grey level 0-255 or {PAPER!r}; got {fill!r}")
+    if margin < 0:
+        raise ValueError(f"margin must be >= 0; got {margin}")
     shapes = np.array([a.shape for a in images], dtype=np.int32)
-    Hp, Wp = round_up(shapes[:, 0].max(), multiple), round_up(shapes[:, 1].max(), multiple)
+    Hp = round_up(shapes[:, 0].max() + margin, multiple)
+    Wp = round_up(shapes[:, 1].max() + margin, multiple)
     if pad_to is not None:
+        Hp, Wp = round_up(shapes[:, 0].max(), multiple), round_up(shapes[:, 1].max(), multiple)
         ph, pw = (int(v) for v in pad_to)
         if ph < Hp or pw < Wp or ph % multiple or pw % multiple:
             raise ValueError(f"pad_to {ph} x {pw} must be multiples of {multiple} and hold the batch's "
@@ -101,6 +122,10 @@ def pad_collate(
     if masks is not None:
         batch["mask"] = np.full((B, Hp, Wp), MASK_PAD_VALUE, dtype=np.uint8)
     for i, (h, w) in enumerate(shapes):
+        if fill == PAPER:
+            batch["image"][i] = paper_level(images[i])
+        elif fill != IMAGE_PAD_VALUE:
+            batch["image"][i] = fill
         batch["image"][i, :h, :w] = images[i]
         batch["valid"][i, :h, :w] = True
         if masks is not None:

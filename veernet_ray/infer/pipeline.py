@@ -397,7 +397,11 @@ def _shape_grid(opts: InferOptions, items: list[Item], device: str, multiple: in
     """
     batching = opts.batching if opts.batching != "auto" else (
         "grid" if device == "cuda" and trained_batching == "grid" else "buckets")
-    shapes = [(it.height, it.width) for it in items if it.width <= max_width(opts, device)]
+    from veernet_ray.infer.stages import INFER_MARGIN
+
+    # the model actor pads every scan with INFER_MARGIN rows and columns of paper: the cells must hold them
+    shapes = [(it.height + INFER_MARGIN, it.width + INFER_MARGIN) for it in items
+              if it.width <= max_width(opts, device)]
     if batching != "grid" or not shapes:
         return None
     from veernet_ray.data.shapes import CPU_COST, GPU_COST, choose_grid

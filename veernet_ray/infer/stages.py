@@ -108,12 +108,22 @@ def is_oom(exc: BaseException) -> bool:
     return isinstance(exc, (RuntimeError, MemoryError)) and ("out of memory" in str(exc).lower() or isinstance(exc, MemoryError))
 
 
+#: rows below and columns right of every scan that the model stage pads with the scan's own paper
+#: (`pad_collate(margin=, fill="paper")`). Training pads batches bottom-right with white and masks
+#: the padding out, so a model rarely sees valid rows at the tensor's edge; there it reads the edge
+#: as ink: the shipped model drew a solid line along the bottom row of 6 of 48 held-out scans whose
+#: height was at or just under a multiple of 32, and the tracer took it for a curve
+#: (bench/RESULTS.md, "The bottom-edge line"). 8 rows of paper remove it; white padding does not.
+INFER_MARGIN = 8
+
+
 class ModelStage:
     """Callable class for `Dataset.map_batches`: `__init__` loads the model once per actor.
 
     A batch of rows is split into micro-batches of similar shape with the
     training planner (`plan_batches`), padded with the training collate
-    (`pad_collate` + `to_tensors`), and run under `torch.inference_mode`
+    (`pad_collate` + `to_tensors`; at least INFER_MARGIN rows and columns of
+    the scan's own paper below and right of it), and run under `torch.inference_mode`
     (bf16 autocast on a GPU). Scans wider than `max_width` go through
     overlapping tiles along depth. An out-of-memory error is retried with
     each scan alone, then with tiles half as wide, down to MIN_TILE columns.
@@ -121,7 +131,7 @@ class ModelStage:
 
     def __init__(self, checkpoint: Any, *, device: str = "cpu", batch_size: int = 8, max_width: int = 8192,
                  overlap: int = 256, amp: str = "auto", num_threads: int | None = None,
-                 grid: tuple[Sequence[int], Sequence[int]] | None = None):
+                 grid: tuple[Sequence[int], Sequence[int]] | None = None, margin: int = INFER_MARGIN):
         import torch
 
         from veernet_ray.config import DataConfig
@@ -155,6 +165,7 @@ class ModelStage:
         self.batch_size = max(1, int(batch_size))
         self.max_width = max(self.multiple, int(max_width))
         self.overlap = int(overlap)
+        self.margin = max(0, int(margin))
         self.amp = amp
         self.forwards = 0
         # a fixed grid of batch shapes (the driver's `data.shapes.choose_grid`): scans are padded to
@@ -174,7 +185,7 @@ class ModelStage:
     def forward(self, images: list[np.ndarray], pad_to: tuple[int, int] | None = None) -> list[np.ndarray]:
         import torch
 
-        from veernet_ray.data.collate import pad_collate, to_tensors
+        from veernet_ray.data.collate import PAPER, pad_collate, to_tensors
         from veernet_ray.device import autocast_for
 
         n = len(images)
@@ -182,7 +193,7 @@ class ModelStage:
             # a grid cell's last batch is filled with blank rows: the GPU then sees only (batch, cell)
             # shapes, each autotuned once, instead of one new shape per partial batch
             images = list(images) + [np.zeros(pad_to, np.uint8)] * (self.batch_size - n)
-        batch = pad_collate(images, multiple=self.multiple, pad_to=pad_to)
+        batch = pad_collate(images, multiple=self.multiple, pad_to=pad_to, margin=self.margin, fill=PAPER)
         self.shapes_seen.add(batch["image"].shape)
         t = to_tensors(batch, device=self.device, channels_last=self.channels_last)
         with torch.inference_mode(), autocast_for(self.device, self.amp):
@@ -255,7 +266,7 @@ class ModelStage:
                 h, w = batch["image"][i].shape
                 if w <= self.max_width:
                     with contextlib.suppress(ValueError):
-                        cells[i] = self.grid.cell(h, w)
+                        cells[i] = self.grid.cell(h + self.margin, w + self.margin)
         groups: list[list[int]] = []
         by_cell: dict[tuple[int, int], list[int]] = {}
         for i, c in cells.items():

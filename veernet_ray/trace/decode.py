@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import numba
 import numpy as np
 
 from veernet_ray.trace.tracer import TraceResult, trace_curves
@@ -210,6 +211,87 @@ def solidity(ink: np.ndarray, rows: np.ndarray) -> float:
     return float(np.count_nonzero(ink[win, cc[:, None]].max(axis=1) >= 128) / w)
 
 
+#: the outer rows (a share of the height, at least EDGE_MIN_ROWS) where long straight ink is a border
+EDGE_BAND = 0.02
+EDGE_MIN_ROWS = 3
+#: columns a run of ink along an edge band must span to count as a border, not a curve
+EDGE_RUN = 256
+
+
+def drop_edge_lines(ink: np.ndarray) -> np.ndarray:
+    """`ink` (H, W) uint8 with long runs of ink along the scan's top and bottom bands set to 0.
+
+    A track's top or bottom border lies on the scan's edge, and the model (trained on padded
+    batches) sometimes calls it curve: the tracer then rides the border for thousands of columns.
+    A band is EDGE_BAND of the height (at least EDGE_MIN_ROWS rows); where some row of it is inked
+    (>= 128) in more than EDGE_RUN consecutive columns, the band is cleared there. A curve dips into
+    a band for a short stretch; one pinned off scale at the edge for that long is lost there (bridged
+    or absent, and flagged by QC) rather than a border traced as a curve."""
+    h, w = ink.shape
+    band = min(h // 2, max(EDGE_MIN_ROWS, int(round(EDGE_BAND * h))))
+    if w <= EDGE_RUN or band < 1:
+        return ink
+    out = ink
+    for rows in (slice(0, band), slice(h - band, h)):
+        on = np.concatenate(([False], (ink[rows] >= 128).any(axis=0), [False]))
+        edges = np.flatnonzero(on[1:] != on[:-1])
+        starts, ends = edges[::2], edges[1::2]
+        for a, b in zip(starts, ends):
+            if b - a > EDGE_RUN:
+                if out is ink:
+                    out = ink.copy()
+                out[rows, a:b] = 0
+    return out
+
+
+#: what trading places must save (summed row steps of both paths, as a share of the height) at one
+#: column before `untangle` swaps two paths there
+UNTANGLE_SAVING = 0.05
+#: ... and how far apart (a share of the height) the two paths must have been: where curves run close
+#: or cross, the passes' own choice stands
+UNTANGLE_APART = 0.15
+
+
+def untangle(rows: np.ndarray, height: int) -> np.ndarray:
+    """(W,) bool: the columns where two identity-free paths (`trace_twice`) trade places.
+
+    Each pass is the best path through the ink, and nothing keeps a pass on one curve: where two
+    strokes are about equally inked, a pass may leave its curve for the other in one step (the other
+    pass making the mirror step), far from any crossing. Where the paths were more than UNTANGLE_APART
+    of the height apart, both jump at once, and trading places would make both steps shorter by more
+    than UNTANGLE_SAVING of the height, they trade places from there on. Steps are measured from each path's last traced column, so across gaps too; where
+    one path is absent (the tracer cuts a step it finds too long), the other's step decides.
+    rows: (2, W), NaN where a path is absent. A real crossing is left alone: there the curves meet,
+    and going straight on is the shorter step."""
+    return _untangle(np.ascontiguousarray(rows, dtype=np.float64), UNTANGLE_SAVING * float(height),
+                     UNTANGLE_APART * float(height))
+
+
+@numba.njit(cache=True, nogil=True)
+def _untangle(rows, saving, apart):  # pragma: no cover - compiled
+    w = rows.shape[1]
+    swap = np.zeros(w, dtype=np.bool_)
+    flipped = False
+    pa = np.nan
+    pb = np.nan
+    for x in range(w):
+        ra = rows[1, x] if flipped else rows[0, x]
+        rb = rows[0, x] if flipped else rows[1, x]
+        if np.isfinite(pa) and np.isfinite(pb) and abs(pa - pb) > apart and (np.isfinite(ra) or np.isfinite(rb)):
+            # a path absent here (a gap, or a step cut as too long) counts for nothing either way
+            straight = (abs(ra - pa) if np.isfinite(ra) else 0.0) + (abs(rb - pb) if np.isfinite(rb) else 0.0)
+            crossed = (abs(ra - pb) if np.isfinite(ra) else 0.0) + (abs(rb - pa) if np.isfinite(rb) else 0.0)
+            if straight - crossed > saving:
+                flipped = not flipped
+                ra, rb = rb, ra
+        swap[x] = flipped
+        if np.isfinite(ra):
+            pa = ra
+        if np.isfinite(rb):
+            pb = rb
+    return swap
+
+
 def decode_ink_stroke(probs: np.ndarray, class_ids: Sequence[int] = (1, 2), *,
                       wrap_px: Mapping[int, float | None] | None = None, image: np.ndarray | None = None,
                       **kwargs) -> TraceResult:
@@ -226,20 +308,23 @@ def decode_ink_stroke(probs: np.ndarray, class_ids: Sequence[int] = (1, 2), *,
         return trace_curves(probs, asked, wrap_px=wrap_px, **kwargs)
     class_ids = tuple(sorted(asked))
     h = probs.shape[1]
-    ink = curve_ink(probs, class_ids)
+    ink = drop_edge_lines(curve_ink(probs, class_ids))
     period = wrap_period(wrap_px)
     first, second = trace_twice(ink, period, ERASE_HALF, **kwargs)
     paths = [first, second]
-    if solidity(ink, second.page[0]) > solidity(ink, first.page[0]):
-        paths = paths[::-1]
     rows = np.stack([p.rows[0] for p in paths])
     offset = np.stack([np.zeros(rows.shape[1]) if p.offset is None else p.offset[0] for p in paths])
+    conf = np.stack([p.confidence[0] for p in paths])
+    bridged = np.stack([p.bridged[0] for p in paths])
+    swap = untangle(rows, h)
+    if swap.any():
+        rows, offset, conf, bridged = (np.where(swap[None, :], a[::-1], a) for a in (rows, offset, conf, bridged))
+    if solidity(ink, rows[1] - offset[1]) > solidity(ink, rows[0] - offset[0]):
+        rows, offset, conf, bridged = (a[::-1].copy() for a in (rows, offset, conf, bridged))
     for k, cid in enumerate(class_ids):
         if not (wrap_px or {}).get(cid):  # a class without a backup period lies on the page
             rows[k] -= offset[k]
             offset[k] = 0.0
-    conf = np.stack([p.confidence[0] for p in paths])
-    bridged = np.stack([p.bridged[0] for p in paths])
     order = [class_ids.index(c) for c in asked]
     return TraceResult(rows[order], conf[order], asked, bridged[order], h, offset[order])
 
