@@ -76,8 +76,16 @@ def test_qc_passes_a_good_trace_and_flags_confidently_wrong_ones():
     img, truth = _scan()
     h, w = img.shape
     conf = np.full((2, w), 0.9)
-    good = curve_signals(truth, conf, (1, 2), _probs(h, w, truth), img)
+    probs = _probs(h, w, truth)
+    x = np.arange(w)
+    gaps = (x // 8) % 2 == 1  # curve 2 drawn broken, as the contract draws it: the pens tell them apart
+    probs[2, truth[1].astype(int)[gaps], x[gaps]] = 0.0
+    probs[0] = 1 - probs[1] - probs[2]
+    good = curve_signals(truth, conf, (1, 2), probs, img)
     assert [judge(s)[0] for s in good] == [False, False], [judge(s) for s in good]
+    # two solid pens: which is curve 1 is a guess, and QC says so
+    same_pen = curve_signals(truth, conf, (1, 2), _probs(h, w, truth), img)
+    assert all("pen contrast" in judge(s)[1] for s in same_pen)
 
     # curve 2's trace rides curve 1's ink (same rows): both confident, both on ink
     same = np.stack([truth[0], truth[0]])
@@ -147,7 +155,7 @@ def test_evaluate_cli_errors_are_one_line(tmp_path, capsys):
 def test_qc_pen_signal_says_which_trace_is_the_solid_pen():
     """pen = solidity(curve 1's trace) - solidity(curve 2's): about +0.5 for a solid curve 1 and a
     half-broken curve 2, the same value on both rows; swapped traces read negative; judged only when
-    its threshold is set."""
+    its threshold is not -1."""
     img, truth = _scan()
     h, w = img.shape
     conf = np.full((2, w), 0.9)
@@ -160,8 +168,8 @@ def test_qc_pen_signal_says_which_trace_is_the_solid_pen():
     assert sig[0]["pen"] == pytest.approx(0.5, abs=0.05) and sig[1]["pen"] == sig[0]["pen"]
     swapped = curve_signals(truth[::-1].copy(), conf, (1, 2), probs, img)
     assert swapped[0]["pen"] == pytest.approx(-sig[0]["pen"])
-    assert "pen" not in judge(swapped[0])[1]  # off by default
-    assert "pen contrast" in judge(swapped[0], QCThresholds(min_pen=0.1))[1]
+    assert "pen contrast" in judge(swapped[0])[1] and "pen" not in judge(sig[0])[1]
+    assert "pen" not in judge(swapped[0], QCThresholds(min_pen=-1.0))[1]  # -1: off
 
 
 def test_evaluate_cache_reuses_the_models_probabilities(tmp_path, capsys):

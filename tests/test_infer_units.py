@@ -192,7 +192,7 @@ def test_model_stage_batches_tiles_and_retries_out_of_memory(tmp_path, tiny_ckpt
 
     real = stage.model
 
-    class Fussy(torch.nn.Module):  # out of memory above 288 px wide (a 256 px scan and its paper
+    class Fussy(torch.nn.Module):  # out of memory above 288 px wide (a 256 px scan and its
         def forward(self, x):          # margin, INFER_MARGIN, pad to 288) or more than one scan
             if x.shape[0] > 1 or x.shape[-1] > 288:
                 raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
@@ -233,7 +233,9 @@ def test_model_stage_gpu_batching_fills_cells_with_blank_rows_and_runs_channels_
     """What a GPU actor does (fill a cell's partial batch with blank rows, so the device sees one
     shape per cell; channels-last tensors), switched on here on the CPU: the scans' probabilities
     are the same as without, and the blank rows never reach the output."""
-    rows = [decode_row(_row(tmp_path, f"b{i}", scan(56, w, i))) for i, w in enumerate((272, 300, 480))]
+    from veernet_ray.infer.stages import INFER_MARGIN
+
+    rows = [decode_row(_row(tmp_path, f"b{i}", scan(64 - INFER_MARGIN, w, i))) for i, w in enumerate((272, 300, 480))]
     plain = ModelStage(tiny_ckpt.read_bytes(), batch_size=8, grid=((64,), (512,)))
     ref = plain(_batch(rows))
     gpu_like = ModelStage(tiny_ckpt.read_bytes(), batch_size=8, grid=((64,), (512,)))

@@ -60,14 +60,14 @@ def run(args: argparse.Namespace) -> int:
     sets = ensure_set(args.set_name, args.data, n=args.n, seed=args.seed, las_dir=args.las_dir, width=width,
                       progress=not args.quiet)
     t0 = time.time()
-    from veernet_ray.infer.stages import INFER_MARGIN
+    from veernet_ray.infer.stages import INFER_FILL, INFER_MARGIN
 
     # probabilities depend on the checkpoint and on how the model stage pads a scan
-    cache = Path(args.cache) / f"{facts['checkpoint_hash']}-m{INFER_MARGIN}" if args.cache else None
+    cache = Path(args.cache) / f"{facts['checkpoint_hash']}-m{INFER_MARGIN}{'p' if INFER_FILL == 'paper' else INFER_FILL}" if args.cache else None
     result = evaluate_sets(ckpt, sets, baselines=not args.no_baselines, progress=not args.quiet, cache=cache)
     meta = {"set": args.set_name, "families": [f for f, _ in sets], "n_per_family": args.n, "seed": args.seed,
             "checkpoint": str(ckpt), "source": source, **facts, "decoder": DEFAULT_DECODER,
-            "infer_margin": INFER_MARGIN,
+            "infer_margin": INFER_MARGIN, "infer_fill": INFER_FILL,
             "seconds": round(time.time() - t0, 1)}
     out = Path(args.out or f"runs/eval/{args.set_name}-{facts['checkpoint_hash']}")
     paths = write_report(out, result, meta)

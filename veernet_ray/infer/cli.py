@@ -59,7 +59,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
                    help="for scans without a sidecar: auto treats height > 2 x width as portrait (default: auto)")
     p.add_argument("--overlays", default="flagged", choices=("flagged", "all", "none"),
                    help="overlay PNGs under OUTPUT/overlays/ (default: %(default)s)")
-    p.add_argument("--min-coverage", type=float, default=0.6,
+    p.add_argument("--min-coverage", type=float, default=0.7,
                    help="flag a curve with a value on less than this share of depth (default: %(default)s)")
     p.add_argument("--min-confidence", type=float, default=0.5,
                    help="flag a curve whose mean confidence is below this (default: %(default)s)")

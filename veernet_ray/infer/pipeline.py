@@ -92,7 +92,7 @@ class InferOptions:
     max_pixels: int = 64 * 2**20  # listing.MAX_PIXELS
     orientation: str = "auto"  # auto | landscape | portrait, for scans without a sidecar
     overlays: str = "flagged"  # flagged | all | none
-    min_coverage: float = 0.6
+    min_coverage: float = 0.7  # QCThresholds.min_coverage
     min_confidence: float = 0.5
     layout: str = "auto"  # auto | sheet | strip: whole sheets go through veernet_ray.layout first
     scales: str | None = None  # sheets: a track-scales JSON for every sheet (ID.scales.json beside one wins)

@@ -108,13 +108,17 @@ def is_oom(exc: BaseException) -> bool:
     return isinstance(exc, (RuntimeError, MemoryError)) and ("out of memory" in str(exc).lower() or isinstance(exc, MemoryError))
 
 
-#: rows below and columns right of every scan that the model stage pads with the scan's own paper
-#: (`pad_collate(margin=, fill="paper")`). Training pads batches bottom-right with white and masks
-#: the padding out, so a model rarely sees valid rows at the tensor's edge; there it reads the edge
-#: as ink: the shipped model drew a solid line along the bottom row of 6 of 48 held-out scans whose
-#: height was at or just under a multiple of 32, and the tracer took it for a curve
-#: (bench/RESULTS.md, "The bottom-edge line"). 8 rows of paper remove it; white padding does not.
-INFER_MARGIN = 8
+#: rows below and columns right of every scan that the model stage keeps as padding
+#: (`pad_collate(margin=, fill=)`). Training pads batches bottom-right and masks the padding out, so
+#: a model rarely sees valid rows at the tensor's edge, and there it reads the edge as ink: the
+#: shipped model drew a solid line along the bottom row of 6 of 48 held-out scans whose height was
+#: at or just under a multiple of 32, and the tracer took it for a curve (bench/RESULTS.md, "The
+#: bottom-edge line"). 16 rows of white, the fill training pads with, remove it. The scan's own paper
+#: grey removed it from 6 rows, but changed what the model sees everywhere: on faded scans it found
+#: more ink and 2-10x more false ink.
+INFER_MARGIN = 16
+#: the margin's grey: "paper" (the scan's own) or a level (255: white, as training pads)
+INFER_FILL: int | str = 255
 
 
 class ModelStage:
@@ -131,7 +135,7 @@ class ModelStage:
 
     def __init__(self, checkpoint: Any, *, device: str = "cpu", batch_size: int = 8, max_width: int = 8192,
                  overlap: int = 256, amp: str = "auto", num_threads: int | None = None,
-                 grid: tuple[Sequence[int], Sequence[int]] | None = None, margin: int = INFER_MARGIN):
+                 grid: tuple[Sequence[int], Sequence[int]] | None = None, margin: int = INFER_MARGIN, fill: int | str = INFER_FILL):
         import torch
 
         from veernet_ray.config import DataConfig
@@ -166,6 +170,7 @@ class ModelStage:
         self.max_width = max(self.multiple, int(max_width))
         self.overlap = int(overlap)
         self.margin = max(0, int(margin))
+        self.fill = fill
         self.amp = amp
         self.forwards = 0
         # a fixed grid of batch shapes (the driver's `data.shapes.choose_grid`): scans are padded to
@@ -185,7 +190,7 @@ class ModelStage:
     def forward(self, images: list[np.ndarray], pad_to: tuple[int, int] | None = None) -> list[np.ndarray]:
         import torch
 
-        from veernet_ray.data.collate import PAPER, pad_collate, to_tensors
+        from veernet_ray.data.collate import pad_collate, to_tensors
         from veernet_ray.device import autocast_for
 
         n = len(images)
@@ -193,7 +198,7 @@ class ModelStage:
             # a grid cell's last batch is filled with blank rows: the GPU then sees only (batch, cell)
             # shapes, each autotuned once, instead of one new shape per partial batch
             images = list(images) + [np.zeros(pad_to, np.uint8)] * (self.batch_size - n)
-        batch = pad_collate(images, multiple=self.multiple, pad_to=pad_to, margin=self.margin, fill=PAPER)
+        batch = pad_collate(images, multiple=self.multiple, pad_to=pad_to, margin=self.margin, fill=self.fill)
         self.shapes_seen.add(batch["image"].shape)
         t = to_tensors(batch, device=self.device, channels_last=self.channels_last)
         with torch.inference_mode(), autocast_for(self.device, self.amp):
@@ -359,7 +364,7 @@ def _objects(arrays: list[np.ndarray]) -> np.ndarray:
 
 
 # ------------------------------------------------------------------- write
-def write_row(row: dict[str, Any], *, provenance: dict[str, Any], output: str, min_coverage: float = 0.6,
+def write_row(row: dict[str, Any], *, provenance: dict[str, Any], output: str, min_coverage: float = 0.7,
               min_confidence: float = 0.5, overlays: str = "flagged") -> dict[str, Any]:
     """Trace, calibrate, write the LAS (atomically), then the QC record that marks the scan complete.
 

@@ -151,7 +151,7 @@ def write_digitised_las(path: str | os.PathLike, log: DigitisedLog, provenance: 
     write_las(path, log.depth, las_curves, depth_unit=log.depth_unit, params=params)
 
 
-def qc_rows(scan_id: str, log: DigitisedLog, *, min_coverage: float = 0.6, min_mean_conf: float = 0.5,
+def qc_rows(scan_id: str, log: DigitisedLog, *, min_coverage: float = 0.7, min_mean_conf: float = 0.5,
             signals: list[dict[str, float]] | None = None, thresholds=None) -> list[dict]:
     """One QC row per curve: coverage, mean confidence over covered points, the other QC signals, flagged, reason.
 

@@ -130,7 +130,7 @@ def prepare_rows(row: dict[str, Any], *, mode: str, output: str, scales: dict | 
     return out
 
 
-def write_any(row: dict[str, Any], *, provenance: dict[str, Any], output: str, min_coverage: float = 0.6,
+def write_any(row: dict[str, Any], *, provenance: dict[str, Any], output: str, min_coverage: float = 0.7,
               min_confidence: float = 0.5, overlays: str = "flagged") -> dict[str, Any]:
     """Strip rows: `infer.stages.write_row`. Track rows: trace and calibrate, save the curves for the merge."""
     if not row.get("sheet_id"):
@@ -189,7 +189,7 @@ def write_any(row: dict[str, Any], *, provenance: dict[str, Any], output: str, m
     return out
 
 
-def merge_sheets(rows: list[dict[str, Any]], *, output: str, provenance: dict[str, Any], min_coverage: float = 0.6,
+def merge_sheets(rows: list[dict[str, Any]], *, output: str, provenance: dict[str, Any], min_coverage: float = 0.7,
                  min_confidence: float = 0.5) -> list[dict[str, Any]]:
     """Replace each sheet's track rows with one sheet row (its LAS written) plus error rows for failed tracks.
 

@@ -56,13 +56,15 @@ RIDE_COLUMNS = 40
 class QCThresholds:
     """A curve is flagged when any signal crosses its threshold."""
 
-    min_coverage: float = 0.6
+    # chosen together on training styles (train-style n=40) for the ink-stroke decoder and the model
+    # stage's 16-row margin: bench/qc_thresholds.py --min-bad 0.9 (bench/RESULTS.md, "The bottom-edge line")
+    min_coverage: float = 0.7
     min_confidence: float = 0.5
-    min_margin: float = 0.25  # bench/qc_thresholds.py on train-style scans (bench/RESULTS.md)
-    min_pen: float = -1.0  # -1: off
+    min_margin: float = 0.25
+    min_pen: float = 0.10  # curve 1's trace at least this much more solid than curve 2's (-1: off)
     max_shared: float = 0.25  # 0.15 flagged good curves that overlap the other for a stretch
-    min_ink: float = 0.45
-    max_grid: float = 0.4  # of the riding signal (RIDE_COLUMNS); both on train-style n=40 (bench/RESULTS.md)
+    min_ink: float = 0.85
+    max_grid: float = 0.25  # of the riding signal (RIDE_COLUMNS)
     max_jumps: float = 6.0  # per 1,000 columns
     min_spread: float = 0.015  # std of the trace, track fractions
 
