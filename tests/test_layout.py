@@ -264,6 +264,19 @@ def test_a_header_frame_running_the_whole_page_does_not_make_the_borders_short()
     assert abs(lay.header_end - 1353) <= 2 and len(lay.labels) >= 4
 
 
+def test_a_table_over_a_third_of_the_page_is_not_taken_for_the_log():
+    # pages joined in one image, framed: a ruled table runs over 35% of the rows. Where three lines
+    # run together is not the log unless it is most of the ruled page; then cover is measured over
+    # the whole page and the table's lines are too short to be rules
+    img = np.full((3000, 600), 240, np.uint8)
+    img[:, 10:14] = 0
+    img[:, 586:590] = 0
+    for x in (200, 300, 400):
+        img[0:1050, x : x + 4] = 0
+    lay = find_layout(img)
+    assert not {200, 300, 400} & {b.x0 for b in lay.borders}
+
+
 def test_3px_borders_are_found_on_a_sheet_ruled_no_heavier():
     # a 150-dpi colour log: 3 px borders, the grid gray (not ink); the sheet's heaviest rules are its
     # borders even though they are under MIN_BORDER_PX

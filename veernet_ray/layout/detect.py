@@ -35,6 +35,8 @@ LOG_CANDIDATE = 0.5
 #: a block is in the log when at least this many candidate rules run in it: a log has two tracks or
 #: more and so three borders or more, a header's frame two sides
 LOG_RULES = 3
+#: ... and the log blocks are at least this share of the ruled blocks (a header is shorter than its log)
+LOG_MIN_SHARE = 0.5
 #: a rule at least this share of the third-thickest rule's width is a border; thinner ones are grid.
 #: The third, not the first: a border with a track's own edge line beside it scans as one wider
 #: rule, and a sheet has at least three borders (two tracks and a depth column)
@@ -152,6 +154,9 @@ def find_rules(blocks: np.ndarray, cover: float = RULE_COVER,
     below it; and a spliced repeat header breaks the log's rules. A column is a rule when it is ruled in `cover` of the log blocks, and
     its cover is measured there, so a tall or boxed header does not make the
     real borders look short. The ruled stretch is the first to the last log block.
+    When the log blocks are under LOG_MIN_SHARE of the ruled blocks, the log is not
+    what was found (three lines meeting in a header table, pages joined in one
+    image): cover is then measured over all the ruled blocks, as if no header.
     ink: the ink mask; given, only drawn lines (`is_line`) are candidates, so a dark
     texture (a track of dense curves, scanner banding) does not choose the log blocks.
     """
@@ -170,7 +175,7 @@ def find_rules(blocks: np.ndarray, cover: float = RULE_COVER,
     if cand:
         running = np.stack([blocks[:, x0:x1].any(axis=1) for x0, x1 in cand], axis=1).sum(axis=1)
         log = running >= LOG_RULES
-        if log.any():
+        if log.sum() >= LOG_MIN_SHARE * live.sum():
             live = log
             share = blocks[live].mean(axis=0)
     idx = np.nonzero(live)[0]
