@@ -14,7 +14,8 @@ import pytest
 
 from tests.conftest import BIN, ROOT, _stop_cluster, free_port, run
 from veernet_ray.layout.calibrate import fit_depth, guess_unit, parse_value
-from veernet_ray.layout.detect import find_layout, find_rules, ink_mask, label_boxes, pick_borders, ruled_blocks
+from veernet_ray.layout.detect import (find_layout, find_rules, ink_mask, label_boxes, pick_borders, ruled_blocks,
+                                       trim_rules)
 from veernet_ray.layout.digits import read_digits, split_glyphs, split_touching
 from veernet_ray.layout.sheet import ScalesError, analyse_sheet, check_scales, read_labels, to_portrait, trailing_zeros
 from veernet_ray.las.sidecar import Sidecar
@@ -220,6 +221,92 @@ def test_scales_are_checked_with_a_message_that_names_the_field():
         check_scales(bad)
     with pytest.raises(ScalesError, match="tracks"):
         check_scales({"track": []})
+
+
+def _ruled_sheet(w: int, h: int, log0: int, borders: list[tuple[int, int]], dcol: tuple[int, int],
+                 rotated: bool = False, grid: int = 150) -> np.ndarray:
+    """A log under a header: `borders` [(x0, x1), ...] drawn from `log0` down (rows log0..h-20), a
+    rule along the log's top and bottom, a grid of 1 px lines at gray `grid` in the tracks, and a
+    label every 300 rows in the depth column `dcol` (turned when `rotated`), with edge ticks."""
+    img = np.full((h, w), 240, np.uint8)
+    x_lo, x_hi = borders[0][0], borders[-1][1]
+    for x in range(x_lo + 20, x_hi, 40):
+        if not any(a - 3 <= x < b + 3 for a, b in borders) and not dcol[0] <= x < dcol[1]:
+            img[log0 : h - 20, x] = grid
+    cv2.putText(img, "WELL 7  DEPTHS IN FEET", (40, 80), cv2.FONT_HERSHEY_SIMPLEX, 1.0, 0, 2)
+    for x0, x1 in borders:
+        img[log0 : h - 20, x0:x1] = 0
+    img[log0 : log0 + 3, x_lo:x_hi] = 0
+    img[h - 23 : h - 20, x_lo:x_hi] = 0
+    for k, y in enumerate(range(log0 + 150, h - 80, 300)):
+        img[y, dcol[0] : dcol[0] + 4] = 0
+        img[y, dcol[1] - 4 : dcol[1]] = 0
+        patch = text_patch(str(1000 + 100 * k), 12 if rotated else 14, cv2.FONT_HERSHEY_SIMPLEX, 1)
+        patch = np.rot90(patch, 1) if rotated else patch
+        ph, pw = patch.shape
+        y0, x0 = y - ph // 2, (dcol[0] + dcol[1] - pw) // 2
+        img[y0 : y0 + ph, x0 : x0 + pw] = np.minimum(img[y0 : y0 + ph, x0 : x0 + pw], 255 - patch)
+    return img
+
+
+def test_a_header_frame_running_the_whole_page_does_not_make_the_borders_short():
+    # an MWD log (115 dpi): the left border is also the header box's edge and runs the whole page;
+    # the other borders run under a header that takes 45% of it. Measured over the whole page they
+    # cover too little (not even rules); over the log's own blocks they run all of it
+    borders = [(2, 6), (300, 304), (360, 364), (700, 704)]
+    img = _ruled_sheet(720, 3000, 1350, borders, (304, 360))
+    img[0:1350, 2:6] = 0  # the frame line up the header
+    img[0:3, 2:704] = 0
+    img[1300:1303, 2:704] = 0
+    lay = find_layout(img)
+    assert [(b.x0, b.x1) for b in lay.borders] == borders
+    assert lay.tracks == ((6, 300), (364, 700)) and lay.depth_column == (304, 360)
+    assert abs(lay.header_end - 1353) <= 2 and len(lay.labels) >= 4
+
+
+def test_a_table_over_a_third_of_the_page_is_not_taken_for_the_log():
+    # pages joined in one image, framed: a ruled table runs over 35% of the rows. Where three lines
+    # run together is not the log unless it is most of the ruled page; then cover is measured over
+    # the whole page and the table's lines are too short to be rules
+    img = np.full((3000, 600), 240, np.uint8)
+    img[:, 10:14] = 0
+    img[:, 586:590] = 0
+    for x in (200, 300, 400):
+        img[0:1050, x : x + 4] = 0
+    lay = find_layout(img)
+    assert not {200, 300, 400} & {b.x0 for b in lay.borders}
+
+
+def test_3px_borders_are_found_on_a_sheet_ruled_no_heavier():
+    # a 150-dpi colour log: 3 px borders, the grid gray (not ink); the sheet's heaviest rules are its
+    # borders even though they are under MIN_BORDER_PX
+    borders = [(40, 43), (400, 403), (460, 463), (900, 903)]
+    lay = find_layout(_ruled_sheet(940, 2400, 400, borders, (403, 460)))
+    assert [(b.x0, b.x1) for b in lay.borders] == borders
+    assert lay.tracks == ((43, 400), (463, 900)) and lay.depth_column == (403, 460)
+    # a sheet ruled in 1 px hairlines only has no border heavy enough to tell from a grid
+    hair = [(40, 41), (400, 401), (460, 461), (900, 901)]
+    assert find_layout(_ruled_sheet(940, 2400, 400, hair, (401, 460))).tracks == ()
+
+
+def test_a_narrow_depth_column_keeps_its_borders():
+    # depths printed turned in a column 22 px wide, narrower than MIN_TRACK_FRAC of the ruled width:
+    # its two borders are not merged as "a border and an edge line beside it"
+    borders = [(40, 45), (480, 485), (507, 512), (950, 955)]
+    lay = find_layout(_ruled_sheet(990, 2400, 400, borders, (485, 507), rotated=True))
+    assert [(b.x0, b.x1) for b in lay.borders] == borders
+    assert lay.depth_column == (485, 507) and lay.tracks == ((45, 480), (512, 950))
+    assert len(lay.labels) >= 4 and all(b.rotated for b in lay.labels)
+
+
+def test_a_dark_track_does_not_trim_its_section_away():
+    # a track printed black over half the sheet's width fills more than half of every row: only a row
+    # that is (almost) solid ink across is a horizontal rule
+    ink = np.zeros((1000, 400), bool)
+    ink[100:103, 0:400] = True  # top rule
+    ink[897:900, 0:400] = True  # bottom rule
+    ink[100:900, 0:220] = True  # the dark track
+    assert trim_rules(ink, (100, 899), (0, 400)) == (103, 896)
 
 
 # ------------------------------------------------------------------ generated sheets, end to end on a CPU

@@ -28,12 +28,26 @@ BLOCK = 32
 BLOCK_FILL = 0.85
 #: a column is a rule when it is ruled in this share of the blocks of the tallest ruled stretch
 RULE_COVER = 0.6
+#: first pass of find_rules: a candidate rule is ruled in this share of RULE_COVER of the ruled blocks
+#: (a header taller than the log makes the borders short on the whole sheet; their cover is then
+#: measured again over the log blocks only)
+LOG_CANDIDATE = 0.5
+#: a block is in the log when at least this many candidate rules run in it: a log has two tracks or
+#: more and so three borders or more, a header's frame two sides
+LOG_RULES = 3
+#: ... and the log blocks are at least this share of the ruled blocks (a header is shorter than its log)
+LOG_MIN_SHARE = 0.5
 #: a rule at least this share of the third-thickest rule's width is a border; thinner ones are grid.
 #: The third, not the first: a border with a track's own edge line beside it scans as one wider
 #: rule, and a sheet has at least three borders (two tracks and a depth column)
 BORDER_THICK = 0.6
 #: ... and never thinner than this (px): a heavy grid line is up to 3 px at 150 dpi
 MIN_BORDER_PX = 3.5
+#: ... but a sheet whose three heaviest full-length rules are lighter than that has its borders
+#: among them (see border_width); never thinner than this (px)
+MIN_BORDER_FLOOR_PX = 2
+#: a depth column is at least this wide inside its borders (px)
+DEPTH_COL_MIN_PX = 16
 #: a border runs the whole section: its cover is at least this share of the best-covered rule's
 #: (a long vertical stretch of a flat curve or a track's inner grid line covers less)
 BORDER_COVER = 0.85
@@ -41,6 +55,8 @@ BORDER_COVER = 0.85
 MIN_TRACK_FRAC = 0.04
 #: the depth column is at most this share of the ruled width
 MAX_DEPTH_COL_FRAC = 0.2
+#: a section's first or last row is a horizontal rule (trimmed off) when this share of it is ink
+RULE_ROW_INK = 0.75
 #: sections shorter than this many rows are header boxes or rule stubs, not logs
 MIN_SECTION_ROWS = 200
 #: ink is darker than this gray level (and darker than Otsu's threshold) for structure finding
@@ -127,13 +143,22 @@ def ruled_blocks(ink: np.ndarray, block: int = BLOCK, fill: float = BLOCK_FILL) 
     return counts >= fill * block
 
 
-def find_rules(blocks: np.ndarray, cover: float = RULE_COVER) -> tuple[list[Rule], tuple[int, int]]:
+def find_rules(blocks: np.ndarray, cover: float = RULE_COVER,
+               ink: np.ndarray | None = None) -> tuple[list[Rule], tuple[int, int]]:
     """Vertical rules from the ruled-block map, and the (first, last) block of the ruled stretch.
 
-    The ruled stretch is the span of blocks in which at least two columns are
-    ruled (the log, with any spliced header inside it); a column is a rule when
-    it is ruled in `cover` of the blocks where ANY rule runs, so a rule broken
-    by a spliced header still counts.
+    Two passes. First, candidate rules: columns ruled in `cover` x LOG_CANDIDATE of
+    the blocks where any two columns are ruled. Then the *log blocks*: blocks in
+    which at least LOG_RULES candidates run together. A header's frame or a
+    page-edge line runs through the header too, the log's borders and grid only
+    below it; and a spliced repeat header breaks the log's rules. A column is a rule when it is ruled in `cover` of the log blocks, and
+    its cover is measured there, so a tall or boxed header does not make the
+    real borders look short. The ruled stretch is the first to the last log block.
+    When the log blocks are under LOG_MIN_SHARE of the ruled blocks, the log is not
+    what was found (three lines meeting in a header table, pages joined in one
+    image): cover is then measured over all the ruled blocks, as if no header.
+    ink: the ink mask; given, only drawn lines (`is_line`) are candidates, so a dark
+    texture (a track of dense curves, scanner banding) does not choose the log blocks.
     """
     if blocks.size == 0:
         return [], (0, -1)
@@ -141,25 +166,53 @@ def find_rules(blocks: np.ndarray, cover: float = RULE_COVER) -> tuple[list[Rule
     live = per_block >= 2
     if not live.any():
         return [], (0, -1)
-    idx = np.nonzero(live)[0]
     share = blocks[live].mean(axis=0)
+    cand = true_runs(share >= cover * LOG_CANDIDATE)
+    if ink is not None:
+        idx = np.nonzero(live)[0]
+        rows = (int(idx[0]) * BLOCK, (int(idx[-1]) + 1) * BLOCK)
+        cand = [(x0, x1) for x0, x1 in cand if is_line(ink, Rule(x0, x1, 0.0), rows)]
+    if cand:
+        running = np.stack([blocks[:, x0:x1].any(axis=1) for x0, x1 in cand], axis=1).sum(axis=1)
+        log = running >= LOG_RULES
+        if log.sum() >= LOG_MIN_SHARE * live.sum():
+            live = log
+            share = blocks[live].mean(axis=0)
+    idx = np.nonzero(live)[0]
     is_rule = share >= cover
     rules = [Rule(x0, x1, float(share[x0:x1].mean())) for x0, x1 in true_runs(is_rule)]
     return rules, (int(idx[0]), int(idx[-1]))
 
 
-def pick_borders(rules: list[Rule], min_gap: int) -> list[Rule]:
-    """The heavy rules (see BORDER_THICK, MIN_BORDER_PX), with any two closer than `min_gap` merged."""
+def border_width(heavy: int) -> float:
+    """The least width (px) of a track border on a sheet whose third-heaviest full-length rule is
+    `heavy` px wide: BORDER_THICK x heavy, and MIN_BORDER_PX where the sheet has rules that heavy
+    (a heavy grid line is up to 3 px at 150 dpi, borders are heavier). A sheet ruled only in
+    lighter lines (3 px borders and a grey or hairline grid, as many 150-dpi scans are) has its
+    borders among them: then they need only be as heavy as its third-heaviest rule, and never
+    under MIN_BORDER_FLOOR_PX (a 1 px hairline is grid at any resolution)."""
+    return max(BORDER_THICK * heavy, min(MIN_BORDER_PX, heavy), MIN_BORDER_FLOOR_PX)
+
+
+def pick_borders(rules: list[Rule], min_gap: int, ink: np.ndarray | None = None,
+                 rows: tuple[int, int] | None = None) -> list[Rule]:
+    """The heavy rules (see BORDER_THICK, `border_width`), with any two closer than `min_gap` merged.
+
+    ink, rows: the sheet's ink mask and its ruled rows. Given, two heavy rules closer than
+    `min_gap` stay apart when the strip between them is a narrow depth column (at least
+    DEPTH_COL_MIN_PX wide, with two or more label boxes in it, `label_boxes`): a 150-dpi log
+    can print its depths turned in a column narrower than any track."""
     if not rules:
         return []
     widths = sorted((r.width for r in rules if r.cover >= BORDER_COVER * max(q.cover for q in rules)), reverse=True)
     heavy = widths[min(2, len(widths) - 1)]
     best_cover = max(r.cover for r in rules)
-    borders = [r for r in rules if r.width >= max(MIN_BORDER_PX, BORDER_THICK * heavy)
-               and r.cover >= BORDER_COVER * best_cover]
+    borders = [r for r in rules if r.width >= border_width(heavy) and r.cover >= BORDER_COVER * best_cover]
     merged: list[Rule] = []
     for r in borders:
-        if merged and r.x0 - merged[-1].x1 < min_gap:
+        if merged and r.x0 - merged[-1].x1 < min_gap and not (
+                ink is not None and rows is not None and r.x0 - merged[-1].x1 >= DEPTH_COL_MIN_PX
+                and len(label_boxes(ink, (merged[-1].x1, r.x0), rows)) >= 2):
             # two heavy rules closer than any track is wide: one is a border, the other a grid or
             # edge line beside it; keep the heavier (then the longer), never a span over both
             last = merged[-1]
@@ -199,13 +252,15 @@ def find_sections(ink: np.ndarray, borders: list[Rule], min_rows: int = MIN_SECT
 
 
 def trim_rules(ink: np.ndarray, section: tuple[int, int], cols: tuple[int, int]) -> tuple[int, int]:
-    """Drop a section's first and last rows while they are a horizontal rule (mostly ink across)."""
+    """Drop a section's first and last rows while they are a horizontal rule (RULE_ROW_INK of the row
+    is ink: a rule is solid across the tracks; a track printed dark, or a dense curve, fills half a row
+    on every row, and must not trim the section away)."""
     r0, r1 = section
     row_ink = ink[r0 : r1 + 1, cols[0] : cols[1]].mean(axis=1)
     a, b = 0, len(row_ink) - 1
-    while a < b and row_ink[a] > 0.5:
+    while a < b and row_ink[a] > RULE_ROW_INK:
         a += 1
-    while b > a and row_ink[b] > 0.5:
+    while b > a and row_ink[b] > RULE_ROW_INK:
         b -= 1
     return r0 + a, r0 + b
 
@@ -215,13 +270,14 @@ def find_layout(image: np.ndarray) -> Layout:
     h, w = image.shape
     ink = ink_mask(image)
     blocks = ruled_blocks(ink)
-    rules, (b0, b1) = find_rules(blocks)
+    rules, (b0, b1) = find_rules(blocks, ink=ink)
     rules = [r for r in rules if is_line(ink, r, (b0 * BLOCK, (b1 + 1) * BLOCK))]
     notes: list[str] = []
     if len(rules) < 2:
         return Layout(h, w, -1, (), tuple(rules), (), None, (), ("fewer than two vertical rules: no track borders",))
     span = rules[-1].x1 - rules[0].x0
-    borders = pick_borders(rules, min_gap=max(8, int(MIN_TRACK_FRAC * span)))
+    borders = pick_borders(rules, min_gap=max(8, int(MIN_TRACK_FRAC * span)), ink=ink,
+                           rows=(b0 * BLOCK, min(h, (b1 + 1) * BLOCK) - 1))
     if len(borders) < 2:
         return Layout(h, w, -1, (), tuple(borders), (), None, (), ("fewer than two track borders",))
     sections = find_sections(ink, borders)
@@ -235,7 +291,7 @@ def find_layout(image: np.ndarray) -> Layout:
     # their curves and grid make them inkier than a column of ticks and labels.
     best, best_boxes, best_ink = None, [], 1.0
     for iv in intervals:
-        if iv[1] - iv[0] > MAX_DEPTH_COL_FRAC * span or iv[1] - iv[0] < 16:
+        if iv[1] - iv[0] > MAX_DEPTH_COL_FRAC * span or iv[1] - iv[0] < DEPTH_COL_MIN_PX:
             continue
         boxes = [b for s in sections for b in label_boxes(ink, iv, s)]
         share = float(np.mean([ink[s0 : s1 + 1, iv[0] : iv[1]].mean() for s0, s1 in sections]))
