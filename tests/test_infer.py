@@ -172,8 +172,8 @@ def test_ray_job_submit_end_to_end_with_bad_inputs_then_idempotent(
     args = ["--input", str(manifest), "--output", str(out), "--checkpoint", str(trained_ckpt),
             "--tracking-uri", mlflow_server, "--experiment", "infer-test", "--no-progress", "--batch-size", "1"]
     # batch 1: this 80-step model's curves are scored below, and GroupNorm sees a batch's padding (a
-    # narrower scan padded to a wider one's width, plus the model stage's margin): the same scan went
-    # from curve-1 R^2 0.80 alone to -3.6 beside a wider one. Batching is tested elsewhere
+    # narrower scan padded to a wider one's width, plus the model stage's margin): one scan scored
+    # curve-1 R^2 0.80 alone and -3.6 in this job's batches of 4. Batching is tested elsewhere
     # (test_infer_units, test_hardening_ray); here the closeness of the curves is.
     t0 = time.time()
     res = _job(ray_head, env_base, args)
