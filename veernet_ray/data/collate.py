@@ -104,10 +104,10 @@ def pad_collate(
     if margin < 0:
         raise ValueError(f"margin must be >= 0; got {margin}")
     shapes = np.array([a.shape for a in images], dtype=np.int32)
-    Hp = round_up(shapes[:, 0].max() + margin, multiple)
-    Wp = round_up(shapes[:, 1].max() + margin, multiple)
+    keep = 0 if pad_to is not None else margin  # a given cell already holds the caller's margin
+    Hp = round_up(shapes[:, 0].max() + keep, multiple)
+    Wp = round_up(shapes[:, 1].max() + keep, multiple)
     if pad_to is not None:
-        Hp, Wp = round_up(shapes[:, 0].max(), multiple), round_up(shapes[:, 1].max(), multiple)
         ph, pw = (int(v) for v in pad_to)
         if ph < Hp or pw < Wp or ph % multiple or pw % multiple:
             raise ValueError(f"pad_to {ph} x {pw} must be multiples of {multiple} and hold the batch's "

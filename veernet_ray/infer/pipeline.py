@@ -399,7 +399,7 @@ def _shape_grid(opts: InferOptions, items: list[Item], device: str, multiple: in
         "grid" if device == "cuda" and trained_batching == "grid" else "buckets")
     from veernet_ray.infer.stages import INFER_MARGIN
 
-    # the model actor pads every scan with INFER_MARGIN rows and columns of paper: the cells must hold them
+    # the model actor pads every scan with INFER_MARGIN more rows and columns: the cells must hold them
     shapes = [(it.height + INFER_MARGIN, it.width + INFER_MARGIN) for it in items
               if it.width <= max_width(opts, device)]
     if batching != "grid" or not shapes:

@@ -127,7 +127,7 @@ class ModelStage:
     A batch of rows is split into micro-batches of similar shape with the
     training planner (`plan_batches`), padded with the training collate
     (`pad_collate` + `to_tensors`; at least INFER_MARGIN rows and columns of
-    the scan's own paper below and right of it), and run under `torch.inference_mode`
+    INFER_FILL below and right of every scan), and run under `torch.inference_mode`
     (bf16 autocast on a GPU). Scans wider than `max_width` go through
     overlapping tiles along depth. An out-of-memory error is retried with
     each scan alone, then with tiles half as wide, down to MIN_TILE columns.
