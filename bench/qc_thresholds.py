@@ -93,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.curves:
         df = pd.read_parquet(args.curves)
         df = df[df["method"] == "model"].copy()
-        df["qc_coverage"] = df["coverage"]
+        if "qc_coverage" not in df:  # runs before the trace's own coverage was recorded
+            df["qc_coverage"] = df["coverage"]
     else:
         p.error("give a curves.parquet or --smoke-test")
     before = rates(df, __import__("veernet_ray.trace.qc", fromlist=["QCThresholds"]).QCThresholds())

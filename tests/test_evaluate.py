@@ -72,6 +72,29 @@ def test_qc_grid_signal_counts_riding_a_line_not_crossing_a_dense_grid():
     assert sig[1]["grid"] == pytest.approx(1.0)
 
 
+def test_qc_grid_signal_tells_a_flat_stretch_of_curve_from_a_line():
+    """A curve flat on one row for 600 columns (a shale baseline) darkens that row across the
+    window just as a grid line does; it is not riding a line, because the row is blank where the
+    curve has left it. The same trace on a row that stays dark after it leaves is riding one."""
+    h, w = 80, 2000
+    x = np.arange(w)
+    r = 40 + 25 * np.sin(x / 60)
+    r[600:1200] = 20.0  # the flat stretch
+    img = np.full((h, w), 230, np.uint8)
+    img[::16, :] = 170  # a light grid that the flat row is not on
+    img[np.round(r).astype(int), x] = 20
+    rows = np.stack([r, np.full(w, 70.0)])
+    img[70, :] = 20  # curve 2: flat all the way: it never leaves its row, so it cannot be told
+    sig = curve_signals(rows, np.full((2, w), 0.9), (1, 2), _probs(h, w, rows), img)
+    assert sig[0]["grid"] == 0.0
+    assert sig[1]["grid"] == pytest.approx(1.0)
+
+    on_line = img.copy()
+    on_line[20, :] = 60  # now a dark line runs along row 20 the whole way
+    sig = curve_signals(rows, np.full((2, w), 0.9), (1, 2), _probs(h, w, rows), on_line)
+    assert sig[0]["grid"] == pytest.approx(600 / w, abs=0.02)
+
+
 def test_qc_passes_a_good_trace_and_flags_confidently_wrong_ones():
     img, truth = _scan()
     h, w = img.shape
@@ -105,11 +128,12 @@ def test_qc_passes_a_good_trace_and_flags_confidently_wrong_ones():
     flagged, reason = judge(sig[1])
     assert flagged and "off the ink" in reason
 
-    # identity unsure: both classes equally likely on curve 2's pixels
+    # identity doubtful: curve 1's class wins on curve 2's pixels (a tie is not flagged: the tuned
+    # margin is below 0, since the model's classes often hesitate on good traces)
     p = _probs(h, w, truth)
     x = np.arange(w)
-    p[1, truth[1].astype(int), x] = 0.45
-    p[2, truth[1].astype(int), x] = 0.45
+    p[1, truth[1].astype(int), x] = 0.6
+    p[2, truth[1].astype(int), x] = 0.3
     sig = curve_signals(truth, conf, (1, 2), p, img)
     assert "margin" in judge(sig[1])[1]
 

@@ -7,6 +7,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from veernet_ray.trace.thresholds import QC_DEFAULTS
+
 PROG = "veernet infer"
 
 
@@ -59,9 +61,9 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
                    help="for scans without a sidecar: auto treats height > 2 x width as portrait (default: auto)")
     p.add_argument("--overlays", default="flagged", choices=("flagged", "all", "none"),
                    help="overlay PNGs under OUTPUT/overlays/ (default: %(default)s)")
-    p.add_argument("--min-coverage", type=float, default=0.7,
+    p.add_argument("--min-coverage", type=float, default=QC_DEFAULTS.min_coverage,
                    help="flag a curve with a value on less than this share of depth (default: %(default)s)")
-    p.add_argument("--min-confidence", type=float, default=0.5,
+    p.add_argument("--min-confidence", type=float, default=QC_DEFAULTS.min_confidence,
                    help="flag a curve whose mean confidence is below this (default: %(default)s)")
     p.add_argument("--layout", default="auto", choices=("auto", "sheet", "strip"),
                    help="sheet: every scan is a whole sheet (header, tracks, depth column): find the tracks, read "

@@ -34,6 +34,7 @@ from veernet_ray.infer.listing import MIN_SIDE, STATE_DIR, Item, list_inputs
 from veernet_ray.infer.results import (ERROR_COLUMNS, QC_COLUMNS, QC_SIGNALS, _typed, _write_if_changed,  # noqa: F401
                                        format_summary, log_run, merge_tables, write_summary)
 from veernet_ray.paths import output_folder_problem
+from veernet_ray.trace.thresholds import QC_DEFAULTS
 from veernet_ray.weights import SHIPPED as SHIPPED_WEIGHTS
 
 # torch (checkpoints, the model stage), Ray and the sheet layout readers are imported inside the
@@ -92,8 +93,8 @@ class InferOptions:
     max_pixels: int = 64 * 2**20  # listing.MAX_PIXELS
     orientation: str = "auto"  # auto | landscape | portrait, for scans without a sidecar
     overlays: str = "flagged"  # flagged | all | none
-    min_coverage: float = 0.7  # QCThresholds.min_coverage
-    min_confidence: float = 0.5
+    min_coverage: float = QC_DEFAULTS.min_coverage
+    min_confidence: float = QC_DEFAULTS.min_confidence
     layout: str = "auto"  # auto | sheet | strip: whole sheets go through veernet_ray.layout first
     scales: str | None = None  # sheets: a track-scales JSON for every sheet (ID.scales.json beside one wins)
     depth_unit: str | None = None  # sheets: FT | M when the header does not say (default: FT for labels >= 100)

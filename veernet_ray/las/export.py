@@ -21,6 +21,7 @@ import numpy as np
 
 from veernet_ray.las.lasfile import LasCurve, write_las
 from veernet_ray.las.sidecar import Sidecar
+from veernet_ray.trace.thresholds import QC_DEFAULTS
 from veernet_ray.trace.tracer import MIN_CONFIDENCE, TraceResult
 
 UNCALIBRATED_UNIT = "PX"
@@ -151,7 +152,7 @@ def write_digitised_las(path: str | os.PathLike, log: DigitisedLog, provenance: 
     write_las(path, log.depth, las_curves, depth_unit=log.depth_unit, params=params)
 
 
-def qc_rows(scan_id: str, log: DigitisedLog, *, min_coverage: float = 0.7, min_mean_conf: float = 0.5,
+def qc_rows(scan_id: str, log: DigitisedLog, *, min_coverage: float = QC_DEFAULTS.min_coverage, min_mean_conf: float = QC_DEFAULTS.min_confidence,
             signals: list[dict[str, float]] | None = None, thresholds=None) -> list[dict]:
     """One QC row per curve: coverage, mean confidence over covered points, the other QC signals, flagged, reason.
 

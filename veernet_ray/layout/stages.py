@@ -29,6 +29,7 @@ import numpy as np
 from veernet_ray.infer.stages import _EMPTY_IMAGE, _EMPTY_PROBS, blank_reason, decode_row, write_row
 from veernet_ray.io import RasterError, atomic_path, read_image
 from veernet_ray.las.sidecar import Sidecar, to_canonical_image
+from veernet_ray.trace.thresholds import QC_DEFAULTS
 
 LAYOUT_DIR = "layout"
 TRACK_DIR = "tracks"
@@ -130,8 +131,8 @@ def prepare_rows(row: dict[str, Any], *, mode: str, output: str, scales: dict | 
     return out
 
 
-def write_any(row: dict[str, Any], *, provenance: dict[str, Any], output: str, min_coverage: float = 0.7,
-              min_confidence: float = 0.5, overlays: str = "flagged") -> dict[str, Any]:
+def write_any(row: dict[str, Any], *, provenance: dict[str, Any], output: str, min_coverage: float = QC_DEFAULTS.min_coverage,
+              min_confidence: float = QC_DEFAULTS.min_confidence, overlays: str = "flagged") -> dict[str, Any]:
     """Strip rows: `infer.stages.write_row`. Track rows: trace and calibrate, save the curves for the merge."""
     if not row.get("sheet_id"):
         out = write_row(row, provenance=provenance, output=output, min_coverage=min_coverage,
@@ -189,8 +190,8 @@ def write_any(row: dict[str, Any], *, provenance: dict[str, Any], output: str, m
     return out
 
 
-def merge_sheets(rows: list[dict[str, Any]], *, output: str, provenance: dict[str, Any], min_coverage: float = 0.7,
-                 min_confidence: float = 0.5) -> list[dict[str, Any]]:
+def merge_sheets(rows: list[dict[str, Any]], *, output: str, provenance: dict[str, Any], min_coverage: float = QC_DEFAULTS.min_coverage,
+                 min_confidence: float = QC_DEFAULTS.min_confidence) -> list[dict[str, Any]]:
     """Replace each sheet's track rows with one sheet row (its LAS written) plus error rows for failed tracks.
 
     Strip rows pass through. Shape of a sheet row: that of `infer.stages.write_row`'s output.

@@ -36,11 +36,12 @@ validation scans, never on the held-out evaluation set (bench/RESULTS.md).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import numpy as np
 
+from veernet_ray.trace.thresholds import QCThresholds
 from veernet_ray.trace.tracer import long_runs
+
+__all__ = ["QCThresholds", "curve_signals", "judge"]
 
 #: rows either side of a trace that count as "the same ink" for the shared signal
 SHARED_ROWS = 2
@@ -50,26 +51,15 @@ INK_LEVEL = 0.2
 GRID_LEVEL = 0.25
 #: consecutive columns on grid rows that count as riding the line, not crossing it
 RIDE_COLUMNS = 40
-
-
-@dataclass(frozen=True)
-class QCThresholds:
-    """A curve is flagged when any signal crosses its threshold."""
-
-    # chosen together on training styles (train-style n=40) for the ink-stroke decoder and the model
-    # stage's 16-row margin: bench/qc_thresholds.py --min-bad 0.9 (bench/RESULTS.md, "The bottom-edge line")
-    min_coverage: float = 0.7
-    min_confidence: float = 0.5
-    min_margin: float = 0.25
-    min_pen: float = 0.10  # curve 1's trace at least this much more solid than curve 2's (-1: off)
-    max_shared: float = 0.25  # 0.15 flagged good curves that overlap the other for a stretch
-    min_ink: float = 0.85
-    max_grid: float = 0.25  # of the riding signal (RIDE_COLUMNS)
-    max_jumps: float = 6.0  # per 1,000 columns
-    min_spread: float = 0.015  # std of the trace, track fractions
-
-    def to_dict(self) -> dict[str, float]:
-        return asdict(self)
+#: a riding run is a line only if its row is dark where no trace is on it: columns this far
+#: either side of the run are looked at (the whole scan when too few are free there)
+BEYOND_COLUMNS = 512
+#: rows either side of the run's row read for the line (a skewed line drifts a row or two)
+BEYOND_ROWS = 2
+#: a trace within this many rows of the run's row hides it (its own ink)
+BEYOND_AWAY = 6
+#: free columns needed to judge a run; fewer and the run counts as riding
+BEYOND_MIN = 32
 
 
 def curve_signals(
@@ -136,13 +126,46 @@ def curve_signals(
             sig["ink"] = float(np.mean(ink.at(win, cols[:, None]).max(axis=1) > INK_LEVEL))
             on_grid = np.zeros(w, bool)
             on_grid[cols] = ink.row_median_at(rr, cols) > GRID_LEVEL
-            sig["grid"] = float(long_runs(on_grid, RIDE_COLUMNS)[cols].mean())
+            riding = _line_beyond(long_runs(on_grid, RIDE_COLUMNS), pr, page, ink)
+            sig["grid"] = float(riding[cols].mean())
         else:
             sig["ink"], sig["grid"] = np.nan, np.nan
         d = np.abs(np.diff(r[cols])) * (np.diff(cols) == 1)
         sig["jumps"] = float(np.sum(d > 0.25 * h) * 1000.0 / max(w, 1))
         sig["spread"] = float(np.std(r[cols]) / max(h - 1, 1))
         out.append(sig)
+    return out
+
+
+def _line_beyond(runs: np.ndarray, pr: np.ndarray, page: np.ndarray, ink) -> np.ndarray:
+    """`runs` (W,) bool, the long runs on dark rows, less those whose row is dark only under a trace.
+
+    For each run: its row r0 (the median of `pr` there) and the columns within BEYOND_COLUMNS
+    either side of it where every trace of `page` is more than BEYOND_AWAY rows from r0 (or
+    absent); the whole scan's such columns when fewer than BEYOND_MIN. The run stays when the
+    median over those columns of the ink at r0 +- BEYOND_ROWS (the darkest of those rows) is
+    above GRID_LEVEL, or when too few columns are free to tell.
+    """
+    out = runs.copy()
+    if not runs.any():
+        return out
+    h, w = ink.image.shape
+    edges = np.diff(np.concatenate([[0], runs.astype(np.int8), [0]]))
+    for s0, e0 in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)):
+        r0 = int(round(float(np.nanmedian(pr[s0:e0]))))
+        with np.errstate(invalid="ignore"):
+            free = ~np.any(np.abs(page - r0) <= BEYOND_AWAY, axis=0)  # NaN: no trace there, free
+        free[s0:e0] = False
+        near = np.zeros(w, bool)
+        near[max(0, s0 - BEYOND_COLUMNS):min(w, e0 + BEYOND_COLUMNS)] = True
+        cols = np.flatnonzero(free & near)
+        if cols.size < BEYOND_MIN:
+            cols = np.flatnonzero(free)
+        if cols.size < BEYOND_MIN:
+            continue  # the trace never leaves this row: a line or not, it cannot be told
+        rows = np.clip(r0 + np.arange(-BEYOND_ROWS, BEYOND_ROWS + 1), 0, h - 1)
+        if np.median(ink.at(rows[None, :], cols[:, None]).max(axis=1)) <= GRID_LEVEL:
+            out[s0:e0] = False
     return out
 
 

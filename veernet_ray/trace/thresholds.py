@@ -1,0 +1,35 @@
+"""QC thresholds, the one place their defaults live (`trace.qc` judges with them).
+
+Kept apart from `trace.qc` so that command-line parsers and writers can take their defaults
+without importing numpy, numba or the tracer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class QCThresholds:
+    """A curve is flagged when any signal crosses its threshold."""
+
+    # chosen together on training styles (train-style n=120, 240 curves) for the ink-stroke decoder, the
+    # model stage's 16-row margin and the grid signal that looks beyond the trace (`qc._line_beyond`):
+    # bench/qc_thresholds.py --min-bad 0.9 (bench/RESULTS.md, "QC: flat stretches are not grid lines")
+    min_coverage: float = 0.9
+    # the tuner's 0.8 flagged 1.4% more bad curves, and a perfect trace of soft probabilities (mean 0.76)
+    min_confidence: float = 0.5
+    min_margin: float = -0.1  # own class minus the other curve class; < 0: the other class wins
+    min_pen: float = 0.10  # curve 1's trace at least this much more solid than curve 2's (-1: off)
+    max_shared: float = 0.25  # 0.15 flagged good curves that overlap the other for a stretch
+    min_ink: float = 0.9
+    max_grid: float = 0.15  # of the riding signal (RIDE_COLUMNS, confirmed beyond the trace)
+    max_jumps: float = 1.0  # per 1,000 columns
+    min_spread: float = 0.04  # std of the trace, track fractions
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+#: the defaults, for signatures and --help
+QC_DEFAULTS = QCThresholds()
