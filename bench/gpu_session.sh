@@ -41,6 +41,8 @@ if [ "$PART" = all ]; then
   label=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
   step infer_grid 100 python3 bench/infer_throughput.py --n 256 --preset seed --batch-size 16 --naive-n 24 \
     --batching grid --device-label "$label"
+  # what each scan's region (GroupNorm and attention over the scan, not the cell) costs on the GPU
+  step valid_region 40 python3 bench/valid_region.py --device cuda --batch 8 --rounds 5
   step train_compile ${COMPILE_S:-120} python3 bench/train_throughput.py --preset seed --n 64 --batch 16 \
     --effective-batch 16 --epochs 3 --regimes compiled,grid
 elif [ "$PART" = train ]; then

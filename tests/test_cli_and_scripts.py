@@ -63,7 +63,7 @@ def test_train_rejects_a_missing_manifest_without_a_traceback(tmp_path):
     "script", ["bench/train_throughput.py", "bench/trace.py", "bench/synth.py", "bench/infer_throughput.py",
                "bench/baselines.py", "bench/qc_thresholds.py", "bench/layout.py", "bench/activation_memory.py",
                "bench/shape_grid.py", "bench/step_floor.py", "bench/gpu_profile.py",
-               "bench/write_stage.py"]
+               "bench/write_stage.py", "bench/valid_region.py", "bench/padding_curves.py"]
 )
 def test_benchmark_smoke_modes_run(script):
     out = _run([sys.executable, script, "--smoke-test"], timeout=600)

@@ -224,3 +224,63 @@ def test_bf16_inference_runs_the_native_groupnorm_in_channels_last():
     assert y.dtype == torch.bfloat16 and y.shape == ref.shape
     assert y.is_contiguous(memory_format=torch.channels_last)
     assert ((y.float() - ref).norm() / ref.norm()).item() < 0.05
+
+
+def test_masked_groupnorm_equals_groupnorm_of_the_crop():
+    from veernet_ray.model.veernet import _masked_group_norm
+
+    torch.manual_seed(0)
+    norm = gn(16, act=True)
+    with torch.no_grad():
+        norm.weight.normal_()
+        norm.bias.normal_()
+    x = torch.randn(2, 16, 24, 40) * 3 + 1
+    valid = torch.tensor([[24, 40], [13, 21]])
+    y = _masked_group_norm(x, valid, norm.num_groups, norm.weight, norm.bias, norm.eps, True)
+    for b, (h, w) in enumerate(valid.tolist()):
+        torch.testing.assert_close(y[b:b + 1, :, :h, :w], norm(x[b:b + 1, :, :h, :w]), rtol=1e-4, atol=1e-5)
+        assert not y[b, :, h:].any() and not y[b, :, :, w:].any()  # 0 outside: what zero padding reads
+
+
+def test_attention_reads_only_the_valid_tokens():
+    from veernet_ray.model.veernet import TransformerLayer
+
+    torch.manual_seed(0)
+    layer = TransformerLayer(16, 2, 2.0, 0.0).eval()
+    x = torch.randn(1, 30, 16)
+    keys = torch.zeros(1, 30, dtype=torch.bool)
+    keys[:, :18] = True
+    with torch.no_grad():
+        torch.testing.assert_close(layer(x, keys)[:, :18], layer(x[:, :18]), rtol=1e-4, atol=1e-5)
+        assert not torch.allclose(layer(x)[:, :18], layer(x[:, :18]), atol=1e-3)  # unmasked, padding leaks in
+
+
+def test_valid_region_makes_output_independent_of_batch_padding():
+    """The same image alone and padded into a cell 1.5x taller and 2x wider: GroupNorm statistics and
+    attention over the whole tensor change the image's output; with `valid` the output inside the
+    region is the image's output alone (features are 0 outside the region, as beyond an image's edge).
+    A region that fills the input is the plain network."""
+    torch.manual_seed(0)
+    model = tiny().eval()
+    alone = torch.rand(2, 1, 64, 128) * 0.2
+    big = torch.zeros(2, 1, 96, 256)
+    big[..., :64, :128] = alone
+    big[1, :, :96, :256] = torch.rand(1, 96, 256) * 0.2  # a bigger image beside it
+    with torch.no_grad():
+        ref = model(alone[:1])
+        plain = model(big)[:1, :, :64, :128]
+        masked = model(big, valid=torch.tensor([[64, 128], [96, 256]]))
+        same = model(alone[:1], valid=torch.tensor([[64, 128]]))
+        torch.testing.assert_close(masked[:1, :, :64, :128], ref, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(masked[1:], model(big[1:]), rtol=1e-4, atol=1e-4)
+    assert (plain - ref).abs().max() > 0.1  # without it, the padding changes the image's output
+    assert torch.equal(same, ref)
+
+
+def test_valid_region_trains():
+    """The region path has a backward (for a training loop that passes each image's region)."""
+    model = tiny().train()
+    x = torch.rand(2, 1, 64, 128)
+    out = model(x, valid=torch.tensor([[64, 96], [32, 128]]))
+    out.float().mean().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters() if p.requires_grad)

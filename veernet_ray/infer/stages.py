@@ -27,6 +27,7 @@ import numpy as np
 
 from veernet_ray.io import RasterError, atomic_path, read_image
 from veernet_ray.las.sidecar import Sidecar, to_canonical_image
+from veernet_ray.trace.thresholds import QC_DEFAULTS
 
 #: a scan whose gray levels vary by less than this is blank paper or a no-data frame
 BLANK_STD = 2.0
@@ -202,11 +203,23 @@ class ModelStage:
         self.shapes_seen.add(batch["image"].shape)
         t = to_tensors(batch, device=self.device, channels_last=self.channels_last)
         with torch.inference_mode(), autocast_for(self.device, self.amp):
-            logits = self.model(t["image"])
+            logits = self.model(t["image"], valid=self.valid_sizes(batch))
             # quantise on the device: 1 byte per class per pixel crosses the bus and the object store
             q = (torch.softmax(logits[:n].float(), dim=1) * 255.0).round_().to(torch.uint8).cpu().numpy()
         self.forwards += 1
         return [np.ascontiguousarray(q[b, :, :h, :w]) for b, (h, w) in enumerate(batch["shape"][:n])]
+
+    def valid_sizes(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        """(B, 2) each scan's region for the model's GroupNorm and attention: the scan and its margin,
+        rounded up to the model's multiple (what a scan alone is padded to), so a scan batched into a
+        larger cell or beside a larger scan gets nearly what it gets alone (`VeerNet.forward`'s valid;
+        batch-1 output unchanged). Measured: bench/RESULTS.md, "Batch padding changed the curves"."""
+        from veernet_ray.data.collate import round_up
+
+        hp, wp = batch["image"].shape[-2:]
+        keep = np.asarray(batch["shape"], dtype=np.int64) + self.margin
+        return np.stack([np.minimum([round_up(int(v), self.multiple) for v in keep[:, 0]], hp),
+                         np.minimum([round_up(int(v), self.multiple) for v in keep[:, 1]], wp)], axis=1)
 
     def infer(self, images: list[np.ndarray], pad_to: tuple[int, int] | None = None) -> list[np.ndarray]:
         """Probabilities for scans of similar shape; narrow ones batched, wide ones tiled; OOM retried smaller."""
@@ -364,8 +377,8 @@ def _objects(arrays: list[np.ndarray]) -> np.ndarray:
 
 
 # ------------------------------------------------------------------- write
-def write_row(row: dict[str, Any], *, provenance: dict[str, Any], output: str, min_coverage: float = 0.7,
-              min_confidence: float = 0.5, overlays: str = "flagged") -> dict[str, Any]:
+def write_row(row: dict[str, Any], *, provenance: dict[str, Any], output: str, min_coverage: float = QC_DEFAULTS.min_coverage,
+              min_confidence: float = QC_DEFAULTS.min_confidence, overlays: str = "flagged") -> dict[str, Any]:
     """Trace, calibrate, write the LAS (atomically), then the QC record that marks the scan complete.
 
     Returns a small row (no pixels): id, path, las_out, status, kind, message,

@@ -9,7 +9,8 @@ network takes any H and W that are multiples of `2 ** len(widths)` and
 
 from __future__ import annotations
 
-from typing import Mapping
+import contextlib
+from typing import Iterator, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -18,7 +19,84 @@ from torch.utils.checkpoint import checkpoint
 
 from veernet_ray.model.config import VeerNetConfig
 
-__all__ = ["VeerNetConfig", "VeerNet", "build_model", "count_parameters", "gn"]
+__all__ = ["VeerNetConfig", "VeerNet", "build_model", "count_parameters", "gn", "valid_region"]
+
+
+# --------------------------------------------------------------------------- valid regions
+
+#: during `VeerNet.forward(x, valid=...)`: ((B, 2) valid (H, W) per image at input resolution, (H, W) of x).
+#: A module global, not a ContextVar: torch.compile traces a global read (None outside a region)
+#: without a graph break. One forward at a time per process sets it (a model actor, a training loop).
+_VALID: tuple[torch.Tensor, tuple[int, int]] | None = None
+
+
+@contextlib.contextmanager
+def valid_region(valid: torch.Tensor, full: tuple[int, int]) -> Iterator[None]:
+    """Within the block, GroupNorm statistics and attention keys count only each image's valid region.
+
+    valid: (B, 2) (H, W) per image, at the input's resolution; full: the input's (H, W). A layer at
+    1/s of the input sees ceil(valid / s) rows and columns of each image.
+    """
+    global _VALID
+    before, _VALID = _VALID, (valid, (int(full[0]), int(full[1])))
+    try:
+        yield
+    finally:
+        _VALID = before
+
+
+def _valid_at(h: int, w: int) -> torch.Tensor | None:
+    """(B, 2) valid rows and columns at a layer of size (h, w), or None outside `valid_region`."""
+    state = _VALID
+    if state is None:
+        return None
+    valid, (H, W) = state
+    sh, sw = max(1, H // h), max(1, W // w)
+    return torch.stack([(valid[:, 0] + sh - 1) // sh, (valid[:, 1] + sw - 1) // sw], dim=1).clamp(
+        min=torch.ones(2, dtype=valid.dtype, device=valid.device),
+        max=torch.tensor([h, w], dtype=valid.dtype, device=valid.device))
+
+
+def _region_mask(valid: torch.Tensor, h: int, w: int, device) -> torch.Tensor:
+    """(B, h, w) bool: True inside each image's valid region (top-left)."""
+    valid = valid.to(device)
+    rows = torch.arange(h, device=device)[None, :] < valid[:, :1]
+    cols = torch.arange(w, device=device)[None, :] < valid[:, 1:]
+    return rows[:, :, None] & cols[:, None, :]
+
+
+def _masked_group_norm(x: torch.Tensor, valid: torch.Tensor, groups: int, weight: torch.Tensor,
+                       bias: torch.Tensor, eps: float, act: bool) -> torch.Tensor:
+    """GroupNorm (+ SiLU) whose statistics are taken over each image's region only (valid: (B, 2) rows
+    and columns at this layer, top-left), float32 inside, output in x's dtype and 0 outside the region.
+    Inside, it equals GroupNorm of each image cropped to its region; outside, the 0 is what a cropped
+    image's zero-padded convolutions read.
+
+    Per image, the statistics come from the region's float32 copy (`torch.var_mean`); the normalisation
+    is then one multiply-add over the tensor with per-channel scale and shift, and the padding is
+    zeroed by slicing: about a native GroupNorm's passes plus the region's copy.
+    """
+    B, C, h, w = x.shape
+    sizes = [(int(vh), int(vw)) for vh, vw in valid.tolist()]
+    means, rstds = [], []
+    for b, (vh, vw) in enumerate(sizes):
+        var, mean = torch.var_mean(x[b, :, :vh, :vw].float().reshape(groups, -1), dim=1, unbiased=False)
+        means.append(mean)
+        rstds.append(torch.rsqrt(var + eps))
+    scale = torch.stack(rstds).repeat_interleave(C // groups, dim=1) * weight.float()  # (B, C)
+    shift = bias.float() - torch.stack(means).repeat_interleave(C // groups, dim=1) * scale
+    y = torch.addcmul(shift[:, :, None, None], x.float(), scale[:, :, None, None])
+    if torch.is_grad_enabled():  # out of place, so autograd keeps what backward reads
+        keep = torch.zeros(B, 1, h, w, dtype=y.dtype, device=y.device)
+        for b, (vh, vw) in enumerate(sizes):
+            keep[b, :, :vh, :vw] = 1
+        return ((F.silu(y) if act else y) * keep).to(x.dtype)
+    if act:
+        F.silu(y, inplace=True)
+    for b, (vh, vw) in enumerate(sizes):
+        y[b, :, vh:] = 0
+        y[b, :, :vh, vw:] = 0
+    return y.to(x.dtype)
 
 
 # --------------------------------------------------------------------------- blocks
@@ -175,6 +253,9 @@ class GroupNorm(nn.GroupNorm):
         self.act = act
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        valid = _valid_at(x.shape[-2], x.shape[-1])
+        if valid is not None:
+            return _masked_group_norm(x, valid, self.num_groups, self.weight, self.bias, self.eps, self.act)
         if x.dtype in LOW_PRECISION and x.device.type != "meta":
             if NORM_KERNEL == "native":  # training and inference: bf16 in and out, float32 inside the kernel
                 return _NativeGroupNormAct.apply(x, self.weight, self.bias, self.num_groups, self.eps, self.act)
@@ -282,10 +363,12 @@ class TransformerLayer(nn.Module):
             nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, dim), nn.Dropout(dropout)
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, keys: torch.Tensor | None = None) -> torch.Tensor:
+        """keys: optional (B, N) bool, the tokens attention may read (the others are padding)."""
         B, N, D = x.shape
         q, k, v = self.qkv(self.norm1(x)).view(B, N, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
-        attn = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
+        mask = None if keys is None else keys[:, None, None, :]
+        attn = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
         x = x + self.proj(attn.transpose(1, 2).reshape(B, N, D))
         return x + self.mlp(self.norm2(x))
 
@@ -319,9 +402,12 @@ class Bottleneck(nn.Module):
             return x
         B, D, h, w = x.shape
         tokens = (x + self.pos(x)).flatten(2).transpose(1, 2)  # (B, h*w, D)
+        valid = _valid_at(h, w)
+        keys = None if valid is None else _region_mask(valid, h, w, x.device).reshape(B, h * w)
         for layer in self.layers:
-            tokens = layer(tokens)
-        return self.norm(tokens).transpose(1, 2).reshape(B, D, h, w)
+            tokens = layer(tokens, keys)
+        out = self.norm(tokens).transpose(1, 2).reshape(B, D, h, w)
+        return out if keys is None else out * keys.reshape(B, 1, h, w).to(out.dtype)
 
 
 #: CUDA's channels-last nearest-upsample kernels index with 32-bit integers: on an H200 the backward
@@ -437,8 +523,22 @@ class VeerNet(nn.Module):
     def multiple(self) -> int:
         return self.cfg.multiple
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        """valid: optional (B, 2) (H, W) of each image's own region (top-left; the rest is batch padding).
+        GroupNorm statistics and attention then ignore the padding, and every normalised feature is 0
+        outside the region (what a convolution reads beyond an image's edge), so inside its region an
+        image's output is what it is alone in a tensor of the region's size, whatever it was batched
+        with. The region's sides must be multiples of `multiple` for that to be exact.
+        None, or a region that fills the input: the plain network."""
         self._check_input(x)
+        if valid is not None:
+            valid = torch.as_tensor(valid, dtype=torch.long).reshape(-1, 2)
+            if bool((valid[:, 0] < x.shape[-2]).any() or (valid[:, 1] < x.shape[-1]).any()):
+                with valid_region(valid.cpu(), (x.shape[-2], x.shape[-1])):
+                    return self._forward(x)
+        return self._forward(x)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
         features = self.encoder(x)
         x = self.bottleneck(features[-1])
         x = self.decoder(x, features)
