@@ -170,11 +170,11 @@ def test_ray_job_submit_end_to_end_with_bad_inputs_then_idempotent(
     manifest, expected, done = _bad_input_manifest(demo_data, root)
     out = tmp_path / "out"
     args = ["--input", str(manifest), "--output", str(out), "--checkpoint", str(trained_ckpt),
-            "--tracking-uri", mlflow_server, "--experiment", "infer-test", "--no-progress", "--batch-size", "1"]
-    # batch 1: this 80-step model's curves are scored below, and GroupNorm sees a batch's padding (a
-    # narrower scan padded to a wider one's width, plus the model stage's margin): one scan scored
-    # curve-1 R^2 0.80 alone and -3.6 in this job's batches of 4. Batching is tested elsewhere
-    # (test_infer_units, test_hardening_ray); here the closeness of the curves is.
+            "--tracking-uri", mlflow_server, "--experiment", "infer-test", "--no-progress"]
+    # the default batching: this 80-step model's curves are scored below, and each scan's region goes
+    # with its batch (`ModelStage.valid_sizes`), so they are the curves it gets alone. Before that,
+    # GroupNorm's statistics took in a batch's padding and one scan scored curve-1 R^2 0.80 alone and
+    # -3.6 in this job's batches of 4, and this test ran at batch 1.
     t0 = time.time()
     res = _job(ray_head, env_base, args)
     log = res.stdout + res.stderr
