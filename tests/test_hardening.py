@@ -226,7 +226,8 @@ def test_run_key_covers_what_changes_the_las():
     base = InferOptions(input="i", output="o")
     assert run_key(base, "h1") == run_key(InferOptions(input="i", output="o", batch_size=2), "h1")
     assert run_key(base, "h1") != run_key(base, "h2")
-    assert run_key(base, "h1") != run_key(InferOptions(input="i", output="o", min_coverage=0.9), "h1")
+    other = 0.5 if base.min_coverage != 0.5 else 0.6  # a threshold other than the default
+    assert run_key(base, "h1") != run_key(InferOptions(input="i", output="o", min_coverage=other), "h1")
 
 
 # --------------------------------------------- 7. checkpoint refusal advice
