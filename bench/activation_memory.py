@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/activation_memory.py                 # the seed model, bf16 autocast
     .venv/bin/python bench/activation_memory.py --config configs/ship.yaml
-    .venv/bin/python bench/activation_memory.py --smoke-test
+    .venv/bin/python bench/activation_memory.py --smoke-test    # the demo model at tiny sizes
 
 For each variant it runs real forward + backward steps of one image at two
 sizes under `veernet_ray.plan.memory.LiveBytes` (every tensor storage alive
@@ -75,7 +75,9 @@ def per_pixel(model, sizes, num_classes: int, amp: str) -> tuple[float, float]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--config", default="configs/seed.yaml", help="run config whose model: section to measure")
+    p.add_argument("--config", default=None,
+                   help="run config whose model: section to measure (default configs/seed.yaml; "
+                        "with --smoke-test configs/demo.yaml: bf16 on a CPU is slow, and the smoke test is the code path only)")
     p.add_argument("--amp", choices=("bf16", "off"), default="bf16", help="precision (a GPU run's default: bf16)")
     p.add_argument("--smoke-test", action="store_true", help="tiny sizes: the code path only")
     args = p.parse_args(argv)
@@ -83,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     from veernet_ray.config import load_config
     from veernet_ray.model import VeerNet, count_parameters, model_config
 
+    args.config = args.config or ("configs/demo.yaml" if args.smoke_test else "configs/seed.yaml")
     cfg = load_config(args.config)
     net_cfg = model_config(cfg)
     m = net_cfg.multiple
