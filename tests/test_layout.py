@@ -309,6 +309,44 @@ def test_a_dark_track_does_not_trim_its_section_away():
     assert trim_rules(ink, (100, 899), (0, 400)) == (103, 896)
 
 
+def _askew(image: np.ndarray, drift: int) -> np.ndarray:
+    """The sheet fed askew: row r moved right by drift x r / (height - 1) px, paper where it left."""
+    h, w = image.shape
+    out = np.full((h, w + drift), 255, np.uint8)
+    for r in range(h):
+        o = int(round(drift * r / (h - 1)))
+        out[r, o : o + w] = image[r]
+    return out
+
+
+def test_rules_that_drift_along_an_askew_scan_are_found(sheets):
+    # a long scan fed askew (BXG57: 25 px over 11,000 rows at 400 dpi): no column is ruled along the
+    # log, so straight rules find no track. The second try lets a rule drift: each track is the
+    # columns inside its borders' envelopes, the depth fit is as exact as on the straight sheet, and
+    # the note flags the sheet
+    s = sheets[2]
+    t = s.truth
+    img = _askew(s.image, 12)
+    a = analyse_sheet(img, reader="digits", read_header=False)
+    assert len(a.layout.tracks) == len(t.tracks)
+    for (f0, f1), (t0, t1) in zip(a.layout.tracks, t.tracks):
+        assert t0 + 6 <= f0 <= t0 + 12 + 6 and t1 - 6 <= f1 <= t1 + 6  # inside the track at every row
+    assert a.fits[0].ok and not a.fits[0].flagged
+    rows = np.array([lab.row for lab in t.labels])
+    assert np.max(np.abs(a.fits[0].depth_at(rows) - t.sections[0].depth_at(rows))) < 0.1 * t.sections[0].interval
+    assert a.flagged and "drift" in a.reasons[0]
+    # three pages joined: a header page (a table of horizontal rules) above the askew log, and the
+    # scanner's edge line down the whole image. A track's curve running along a grid line widens it
+    # in many blocks: a rule's weight is its commonest width, or that grid line reads as a border
+    page = np.full((int(0.6 * img.shape[0]), img.shape[1]), 255, np.uint8)
+    page[400 : page.shape[0] - 400 : 90] = 0
+    joined = np.vstack([page, img])
+    joined[:, -3:] = 0
+    lay = find_layout(joined)
+    assert len(lay.tracks) == len(t.tracks) and lay.depth_column is not None
+    assert abs(lay.sections[0][0] - (page.shape[0] + t.sections[0].row0)) <= 6
+
+
 # ------------------------------------------------------------------ generated sheets, end to end on a CPU
 @pytest.fixture(scope="module")
 def sheets():

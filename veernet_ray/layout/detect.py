@@ -8,6 +8,9 @@ at the top); every function here is a function of its arguments.
     narrow interval holding printed numbers) -> label boxes (ink blobs in it
     that do not touch its edges: ticks do, labels do not)
 
+A scan fed askew has no column ruled along its log: where straight rules find no track,
+`find_layout` tries again with rules that may drift a few px either side (`drift_envelope`).
+
 Why borders are told from grid lines by thickness: both run the whole length
 of a section, but on printed logs the track borders are the heaviest rules
 (grid major lines are at most about half their weight). A sheet whose borders
@@ -17,7 +20,7 @@ than MIN_TRACK_FRAC, which are merged into their neighbour.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -61,6 +64,12 @@ RULE_ROW_INK = 0.75
 MIN_SECTION_ROWS = 200
 #: ink is darker than this gray level (and darker than Otsu's threshold) for structure finding
 INK_LEVEL = 110
+#: second try of find_layout, on a sheet where the first finds no track: a rule may wander this many
+#: px either side along the log (a long scan fed askew, pages joined slightly out of line: 25 px over
+#: 11,000 rows at 400 dpi), so no single column is ruled along it, yet every 32-row block is
+DRIFT_PX = 8
+#: a drifting rule's envelope: the columns ruled in at least this share of its log blocks
+DRIFT_ENVELOPE = 0.02
 
 
 @dataclass(frozen=True)
@@ -68,10 +77,12 @@ class Rule:
     x0: int  # first column
     x1: int  # one past the last column
     cover: float  # share of ruled blocks over the sheet's ruled stretch
+    line: int = 0  # a drifting rule's line width (px); [x0, x1) is then the envelope it wanders in
 
     @property
     def width(self) -> int:
-        return self.x1 - self.x0
+        """The line's weight (px): its columns, or for a drifting rule its own width in each block."""
+        return self.line or self.x1 - self.x0
 
 
 @dataclass(frozen=True)
@@ -144,7 +155,7 @@ def ruled_blocks(ink: np.ndarray, block: int = BLOCK, fill: float = BLOCK_FILL) 
 
 
 def find_rules(blocks: np.ndarray, cover: float = RULE_COVER,
-               ink: np.ndarray | None = None) -> tuple[list[Rule], tuple[int, int]]:
+               ink: np.ndarray | None = None, drift: int = 0) -> tuple[list[Rule], tuple[int, int]]:
     """Vertical rules from the ruled-block map, and the (first, last) block of the ruled stretch.
 
     Two passes. First, candidate rules: columns ruled in `cover` x LOG_CANDIDATE of
@@ -159,9 +170,15 @@ def find_rules(blocks: np.ndarray, cover: float = RULE_COVER,
     image): cover is then measured over all the ruled blocks, as if no header.
     ink: the ink mask; given, only drawn lines (`is_line`) are candidates, so a dark
     texture (a track of dense curves, scanner banding) does not choose the log blocks.
+    drift: a line may wander this many px either side (see DRIFT_PX): a column counts as ruled in
+    a block when a ruled column is within `drift` of it. Each rule is then its envelope (the
+    columns it was ruled in, `drift_envelope`), with its own line width.
     """
     if blocks.size == 0:
         return [], (0, -1)
+    exact = blocks
+    if drift > 0:
+        blocks = cv2.dilate(blocks.astype(np.uint8), np.ones((1, 2 * drift + 1), np.uint8)) > 0
     per_block = blocks.sum(axis=1)
     live = per_block >= 2
     if not live.any():
@@ -181,7 +198,40 @@ def find_rules(blocks: np.ndarray, cover: float = RULE_COVER,
     idx = np.nonzero(live)[0]
     is_rule = share >= cover
     rules = [Rule(x0, x1, float(share[x0:x1].mean())) for x0, x1 in true_runs(is_rule)]
+    if drift > 0:
+        rules = [drift_envelope(exact[live], r, drift) for r in rules]
     return rules, (int(idx[0]), int(idx[-1]))
+
+
+def drift_envelope(blocks: np.ndarray, rule: Rule, drift: int) -> Rule:
+    """A rule found with drift tolerance, as the columns its line really crosses.
+
+    blocks: the exact ruled-block map over the log blocks. The dilated run is the band where the
+    line is within `drift` of most blocks, and may hold a second line beside it (a border and a
+    track's edge line). In each block the widest ruled run in the band (widened by `drift`) is the
+    line; its commonest width is the rule's weight, so that weight still tells a border from a grid
+    line, and the columns it covers in all but DRIFT_ENVELOPE of the blocks at either side are its
+    envelope."""
+    a, b = max(0, rule.x0 - drift), min(blocks.shape[1], rule.x1 + drift)
+    rows, start, width = widest_runs(blocks[:, a:b])
+    if rows.size == 0:
+        return rule
+    x0 = a + int(np.floor(np.quantile(start, DRIFT_ENVELOPE)))
+    x1 = a + int(np.ceil(np.quantile(start + width, 1 - DRIFT_ENVELOPE)))
+    # the commonest width, not the median: a curve running along a grid line widens it in many blocks
+    return Rule(x0, x1, rule.cover, line=max(1, int(np.bincount(width).argmax())))
+
+
+def widest_runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For every row of a 2-D bool array that has a True: (row, start, length) of its longest run."""
+    edges = np.diff(np.pad(mask.astype(np.int8), ((0, 0), (1, 1))), axis=1)
+    r0, c0 = np.nonzero(edges == 1)
+    _, c1 = np.nonzero(edges == -1)  # row-major: the k-th end closes the k-th start
+    length = c1 - c0
+    order = np.lexsort((length, r0))  # by row, then length: each row's longest run comes last
+    last = np.r_[r0[order][1:] != r0[order][:-1], True]
+    keep = order[last]
+    return r0[keep], c0[keep], length[keep]
 
 
 def border_width(heavy: int) -> float:
@@ -204,9 +254,9 @@ def pick_borders(rules: list[Rule], min_gap: int, ink: np.ndarray | None = None,
     can print its depths turned in a column narrower than any track."""
     if not rules:
         return []
-    widths = sorted((r.width for r in rules if r.cover >= BORDER_COVER * max(q.cover for q in rules)), reverse=True)
-    heavy = widths[min(2, len(widths) - 1)]
     best_cover = max(r.cover for r in rules)
+    widths = sorted((r.width for r in rules if r.cover >= BORDER_COVER * best_cover), reverse=True)
+    heavy = widths[min(2, len(widths) - 1)]
     borders = [r for r in rules if r.width >= border_width(heavy) and r.cover >= BORDER_COVER * best_cover]
     merged: list[Rule] = []
     for r in borders:
@@ -243,7 +293,7 @@ def find_sections(ink: np.ndarray, borders: list[Rule], min_rows: int = MIN_SECT
     """
     if len(borders) < 2:
         return []
-    cols = [ink[:, r.x0 : r.x1].mean(axis=1) >= 0.5 for r in borders]
+    cols = [ink[:, r.x0 : r.x1].sum(axis=1) >= 0.5 * r.width for r in borders]  # width: a drifting line's own
     on = np.mean(cols, axis=0) >= 0.5
     # bridge short gaps
     on_i = on.astype(np.uint8)
@@ -266,11 +316,29 @@ def trim_rules(ink: np.ndarray, section: tuple[int, int], cols: tuple[int, int])
 
 
 def find_layout(image: np.ndarray) -> Layout:
-    """Sections, borders, tracks, depth column and label boxes of a portrait uint8 sheet."""
-    h, w = image.shape
+    """Sections, borders, tracks, depth column and label boxes of a portrait uint8 sheet.
+
+    Rules are first taken straight (a column ruled along the log). A sheet where that finds no
+    track is tried again with rules that may drift DRIFT_PX either side (a long scan fed askew):
+    its tracks are then the columns inside the borders' envelopes, and a note says so (the sheet
+    is flagged: its crops lose a strip up to the drift at each track edge)."""
     ink = ink_mask(image)
     blocks = ruled_blocks(ink)
-    rules, (b0, b1) = find_rules(blocks, ink=ink)
+    layout = layout_from_rules(ink, blocks)
+    if layout.tracks:
+        return layout
+    wandering = layout_from_rules(ink, blocks, drift=DRIFT_PX)
+    if not wandering.tracks:
+        return layout
+    most = max(b.x1 - b.x0 - b.width for b in wandering.borders)
+    return replace(wandering, notes=wandering.notes + (
+        f"the rules drift along the log (up to {most} px): tracks are the columns inside the borders' drift",))
+
+
+def layout_from_rules(ink: np.ndarray, blocks: np.ndarray, drift: int = 0) -> Layout:
+    """`find_layout` for one setting of the rules' drift (see `find_rules`)."""
+    h, w = ink.shape
+    rules, (b0, b1) = find_rules(blocks, ink=ink, drift=drift)
     rules = [r for r in rules if is_line(ink, r, (b0 * BLOCK, (b1 + 1) * BLOCK))]
     notes: list[str] = []
     if len(rules) < 2:
