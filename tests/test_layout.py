@@ -309,6 +309,18 @@ def test_a_dark_track_does_not_trim_its_section_away():
     assert trim_rules(ink, (100, 899), (0, 400)) == (103, 896)
 
 
+def test_grid_lines_as_heavy_as_the_borders_are_not_borders():
+    # a 400-dpi scan draws its grid 3-4 px, as heavy as its borders: weight cannot tell them apart, but a
+    # grid is regular and a border ends it (the depth column or the margin beyond is another spacing)
+    borders = [(40, 44), (400, 404), (460, 464), (900, 904)]
+    img = _ruled_sheet(940, 2400, 400, borders, (404, 460))
+    for x in [*range(80, 400, 40), *range(500, 900, 40)]:
+        img[400:2380, x : x + 4] = 0
+    lay = find_layout(img)
+    assert [(b.x0, b.x1) for b in lay.borders] == borders
+    assert lay.tracks == ((44, 400), (464, 900)) and lay.depth_column == (404, 460)
+
+
 def _askew(image: np.ndarray, drift: int) -> np.ndarray:
     """The sheet fed askew: row r moved right by drift x r / (height - 1) px, paper where it left."""
     h, w = image.shape

@@ -15,7 +15,8 @@ Why borders are told from grid lines by thickness: both run the whole length
 of a section, but on printed logs the track borders are the heaviest rules
 (grid major lines are at most about half their weight). A sheet whose borders
 are no heavier than its grid is over-split; the QC then shows tracks narrower
-than MIN_TRACK_FRAC, which are merged into their neighbour.
+than MIN_TRACK_FRAC, which are merged into their neighbour. A grid drawn as heavy
+as the borders is told by its period instead (`on_grid`).
 """
 
 from __future__ import annotations
@@ -54,6 +55,14 @@ DEPTH_COL_MIN_PX = 16
 #: a border runs the whole section: its cover is at least this share of the best-covered rule's
 #: (a long vertical stretch of a flat curve or a track's inner grid line covers less)
 BORDER_COVER = 0.85
+#: a rule is a grid division, never a border, when it is inside a run of this many rules or more
+#: on one spacing (see on_grid) ...
+GRID_RUN = 6
+#: ... equal within this share of the spacing
+GRID_TOL = 0.1
+#: ... on a period under this share of the ruled width (a track's divisions; tracks of equal width
+#: bordered by equal spacing are wider than this)
+GRID_MAX_FRAC = 0.1
 #: tracks narrower than this share of the ruled width are merged into their neighbour (a missed grid line)
 MIN_TRACK_FRAC = 0.04
 #: the depth column is at most this share of the ruled width
@@ -257,7 +266,9 @@ def pick_borders(rules: list[Rule], min_gap: int, ink: np.ndarray | None = None,
     best_cover = max(r.cover for r in rules)
     widths = sorted((r.width for r in rules if r.cover >= BORDER_COVER * best_cover), reverse=True)
     heavy = widths[min(2, len(widths) - 1)]
-    borders = [r for r in rules if r.width >= border_width(heavy) and r.cover >= BORDER_COVER * best_cover]
+    grid = on_grid(rules)
+    borders = [r for r, g in zip(rules, grid)
+               if r.width >= border_width(heavy) and r.cover >= BORDER_COVER * best_cover and not g]
     merged: list[Rule] = []
     for r in borders:
         if merged and r.x0 - merged[-1].x1 < min_gap and not (
@@ -271,6 +282,33 @@ def pick_borders(rules: list[Rule], min_gap: int, ink: np.ndarray | None = None,
         else:
             merged.append(r)
     return merged
+
+
+def on_grid(rules: list[Rule]) -> list[bool]:
+    """Which rules are divisions of a regular grid: the inner rules of a run of GRID_RUN or more
+    rules on one spacing (within GRID_TOL), on a period under GRID_MAX_FRAC of the ruled width.
+
+    A track's grid can be drawn as heavy as its borders (a 400-dpi scan draws both 3-4 px), but a
+    border ends the run: the depth column, the margin or another track's grid lies on its other
+    side, at another spacing. The run's two end rules stay (they are where a grid meets a border).
+    Six, not four: a grid divides its track evenly, so a border sits on its track's period, and a
+    depth column as wide as one division lines up a fourth and a fifth rule by chance."""
+    flags = [False] * len(rules)
+    if len(rules) < GRID_RUN:
+        return flags
+    c = np.array([(r.x0 + r.x1) / 2 for r in rules])
+    gaps = np.diff(c)
+    longest = GRID_MAX_FRAC * (rules[-1].x1 - rules[0].x0)
+    start = 0  # first rule of the current run
+    for k in range(1, len(gaps) + 1):
+        if k < len(gaps) and gaps[k] <= longest and gaps[start] <= longest and \
+                abs(gaps[k] - gaps[k - 1]) <= GRID_TOL * max(gaps[k], gaps[k - 1]):
+            continue
+        if k + 1 - start >= GRID_RUN:  # rules start .. k are one run
+            for i in range(start + 1, k):
+                flags[i] = True
+        start = k
+    return flags
 
 
 def is_line(ink: np.ndarray, rule: Rule, rows: tuple[int, int], flank: int = 3, max_ink: float = 0.35) -> bool:
