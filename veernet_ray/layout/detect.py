@@ -263,7 +263,9 @@ def pick_borders(rules: list[Rule], min_gap: int, ink: np.ndarray | None = None,
     can print its depths turned in a column narrower than any track."""
     if not rules:
         return []
-    best_cover = max(r.cover for r in rules)
+    # a scanner's edge shadow runs the whole page, a log's rules only the log: it does not set the cover
+    inner = [r for r in rules if r.x0 > 0 and (ink is None or r.x1 < ink.shape[1])] or rules
+    best_cover = max(r.cover for r in inner)
     widths = sorted((r.width for r in rules if r.cover >= BORDER_COVER * best_cover), reverse=True)
     heavy = widths[min(2, len(widths) - 1)]
     grid = on_grid(rules)
@@ -328,10 +330,14 @@ def find_sections(ink: np.ndarray, borders: list[Rule], min_rows: int = MIN_SECT
 
     Exact to the row: a row is inside a section when most border columns are ink
     on it; short gaps (speckle-free dashes, a broken rule) of < 8 rows are bridged.
+    A border on the scan's first or last column does not vote when two others do: a scanner's
+    edge shadow runs the whole page, header included.
     """
     if len(borders) < 2:
         return []
-    cols = [ink[:, r.x0 : r.x1].sum(axis=1) >= 0.5 * r.width for r in borders]  # width: a drifting line's own
+    inner = [r for r in borders if r.x0 > 0 and r.x1 < ink.shape[1]]
+    voters = inner if len(inner) >= 2 else borders
+    cols = [ink[:, r.x0 : r.x1].sum(axis=1) >= 0.5 * r.width for r in voters]  # width: a drifting line's own
     on = np.mean(cols, axis=0) >= 0.5
     # bridge short gaps
     on_i = on.astype(np.uint8)
