@@ -386,6 +386,32 @@ def test_a_scan_edge_line_does_not_make_the_log_run_up_the_header():
     assert lay.tracks == ((44, 300), (364, 716)) and lay.depth_column == (304, 360)
 
 
+def test_a_mid_track_line_as_heavy_as_the_borders_does_not_split_its_track(sheets):
+    # an MWD log (archer): each linear track has a grey 10-division grid and a mid line as heavy as
+    # the borders. The mid line is at the middle of its neighbours' interval and the grid mirrors
+    # about it; a true border has another track's grid on its other side
+    s = sheets[2]
+    t = s.truth
+    img = s.image.copy()
+    r0, r1 = t.sections[0].row0, t.sections[0].row1
+    x0, x1 = t.tracks[1]
+    weight = next(b.width for b in find_layout(s.image).borders)
+    img[r0 : r1 + 1, x0:x1] = 255
+    for k in range(1, 10):
+        x = x0 + round(k * (x1 - x0) / 10)
+        img[r0 : r1 + 1, x] = 190
+    mid = round((x0 + x1 - weight) / 2)
+    img[r0 : r1 + 1, mid : mid + weight] = 0
+    rows = np.arange(r0, r1 + 1)
+    xs = ((x0 + x1) / 2 + 0.3 * (x1 - x0) * np.sin(rows / 37.0)).astype(int)  # a curve crossing the mid line
+    img[rows, xs] = 0
+    img[rows, xs + 1] = 0
+    lay = find_layout(img)
+    assert len(lay.tracks) == len(t.tracks)
+    for (f0, f1), (t0, t1) in zip(lay.tracks, t.tracks):
+        assert abs(f0 - t0) <= 6 and abs(f1 - t1) <= 6
+
+
 # ------------------------------------------------------------------ generated sheets, end to end on a CPU
 @pytest.fixture(scope="module")
 def sheets():

@@ -63,6 +63,19 @@ GRID_TOL = 0.1
 #: ... on a period under this share of the ruled width (a track's divisions; tracks of equal width
 #: bordered by equal spacing are wider than this)
 GRID_MAX_FRAC = 0.1
+#: a border is a track's mid line when it sits at the middle of its two neighbours' interval (within
+#: this share of it) ...
+MID_TOL = 0.02
+#: ... and the lines on its two sides mirror each other about it (each within this many px of the
+#: other's mirror image) ...
+MIRROR_PX = 3
+#: ... at least this many pairs, and this share of the lines on both sides paired (a curve's own
+#: density makes a faint bump now and then; a grid line missed on one side unpairs its mirror)
+MIRROR_PAIRS = 2
+MIRROR_SHARE = 0.75
+#: a column is a (light) line in the column profile when it is this many gray levels darker, on
+#: average over the ruled rows, than the median of the 17 columns around it
+LINE_PROMINENCE = 6
 #: tracks narrower than this share of the ruled width are merged into their neighbour (a missed grid line)
 MIN_TRACK_FRAC = 0.04
 #: the depth column is at most this share of the ruled width
@@ -325,6 +338,45 @@ def is_line(ink: np.ndarray, rule: Rule, rows: tuple[int, int], flank: int = 3, 
     return any(side.size == 0 or side.mean() <= max_ink for side in (left, right))
 
 
+def column_lines(image: np.ndarray, rows: tuple[int, int]) -> np.ndarray:
+    """Centre columns of every vertical line, light grey ones included: runs of columns that are
+    LINE_PROMINENCE darker, on average over `rows`, than the median of the 17 columns around them.
+    (Ink rules miss a grid printed in grey; the average over thousands of rows does not.)"""
+    r0, r1 = rows
+    profile = 255.0 - image[r0 : r1 + 1].mean(axis=0, dtype=np.float64)
+    padded = np.pad(profile, 8, mode="edge")
+    local = np.median(np.lib.stride_tricks.sliding_window_view(padded, 17), axis=1)
+    return np.array([(a + b - 1) / 2 for a, b in true_runs(profile - local >= LINE_PROMINENCE)])
+
+
+def mid_lines(lines: np.ndarray, borders: list[Rule]) -> set[int]:
+    """Indices of borders that are a track's mid line, drawn as heavy as its borders: the line sits
+    at the middle of its two neighbours' interval and the grid lines on its two sides mirror each
+    other about it (MID_TOL, MIRROR_PX, MIRROR_PAIRS, MIRROR_SHARE).
+
+    A linear track's grid is symmetric about its middle; two tracks side by side have grids of
+    their own (another spacing, another phase, a log grid that runs the other way), so the lines
+    about a true border do not mirror. Judged on the borders as found, all at once. Two equal
+    linear tracks with the same evenly dividing grid cannot be told from one by this cue."""
+    out = set()
+    for k in range(1, len(borders) - 1):
+        a, b, c = borders[k - 1], borders[k], borders[k + 1]
+        mid = (b.x0 + b.x1 - 1) / 2
+        if abs(mid - (a.x0 + a.x1 + c.x0 + c.x1 - 2) / 4) > MID_TOL * (c.x1 - a.x0):
+            continue
+        left = lines[(lines > a.x1) & (lines < b.x0 - 1)]
+        right = lines[(lines > b.x1) & (lines < c.x0 - 1)]
+        if left.size == 0 or right.size == 0:
+            continue
+        mirrored = 2 * mid - left
+        paired_l = np.abs(mirrored[:, None] - right[None, :]).min(axis=1) <= MIRROR_PX
+        paired_r = np.abs(right[:, None] - mirrored[None, :]).min(axis=1) <= MIRROR_PX
+        pairs = int(paired_l.sum())
+        if pairs >= MIRROR_PAIRS and (paired_l.sum() + paired_r.sum()) >= MIRROR_SHARE * (left.size + right.size):
+            out.add(k)
+    return out
+
+
 def find_sections(ink: np.ndarray, borders: list[Rule], min_rows: int = MIN_SECTION_ROWS) -> list[tuple[int, int]]:
     """Row spans where at least half the borders are inked: the log sections, in row order.
 
@@ -368,10 +420,10 @@ def find_layout(image: np.ndarray) -> Layout:
     is flagged: its crops lose a strip up to the drift at each track edge)."""
     ink = ink_mask(image)
     blocks = ruled_blocks(ink)
-    layout = layout_from_rules(ink, blocks)
+    layout = layout_from_rules(image, ink, blocks)
     if layout.tracks:
         return layout
-    wandering = layout_from_rules(ink, blocks, drift=DRIFT_PX)
+    wandering = layout_from_rules(image, ink, blocks, drift=DRIFT_PX)
     if not wandering.tracks:
         return layout
     most = max(b.x1 - b.x0 - b.width for b in wandering.borders)
@@ -379,7 +431,7 @@ def find_layout(image: np.ndarray) -> Layout:
         f"the rules drift along the log (up to {most} px): tracks are the columns inside the borders' drift",))
 
 
-def layout_from_rules(ink: np.ndarray, blocks: np.ndarray, drift: int = 0) -> Layout:
+def layout_from_rules(image: np.ndarray, ink: np.ndarray, blocks: np.ndarray, drift: int = 0) -> Layout:
     """`find_layout` for one setting of the rules' drift (see `find_rules`)."""
     h, w = ink.shape
     rules, (b0, b1) = find_rules(blocks, ink=ink, drift=drift)
@@ -388,8 +440,10 @@ def layout_from_rules(ink: np.ndarray, blocks: np.ndarray, drift: int = 0) -> La
     if len(rules) < 2:
         return Layout(h, w, -1, (), tuple(rules), (), None, (), ("fewer than two vertical rules: no track borders",))
     span = rules[-1].x1 - rules[0].x0
-    borders = pick_borders(rules, min_gap=max(8, int(MIN_TRACK_FRAC * span)), ink=ink,
-                           rows=(b0 * BLOCK, min(h, (b1 + 1) * BLOCK) - 1))
+    ruled = (b0 * BLOCK, min(h, (b1 + 1) * BLOCK) - 1)
+    borders = pick_borders(rules, min_gap=max(8, int(MIN_TRACK_FRAC * span)), ink=ink, rows=ruled)
+    mids = mid_lines(column_lines(image, ruled), borders)
+    borders = [b for k, b in enumerate(borders) if k not in mids]
     if len(borders) < 2:
         return Layout(h, w, -1, (), tuple(borders), (), None, (), ("fewer than two track borders",))
     sections = find_sections(ink, borders)
