@@ -359,31 +359,40 @@ def test_rules_that_drift_along_an_askew_scan_are_found(sheets):
     assert abs(lay.sections[0][0] - (page.shape[0] + t.sections[0].row0)) <= 6
 
 
-def test_a_scan_edge_line_does_not_make_the_log_run_up_the_header():
-    # a log cropped at its right side, the scanner's edge line there, and a frame line down the header
-    # page that is also the log's left border. A table in the header runs three lines together: its
-    # blocks count with the log's, so the edge line (the whole page) covers more than the borders;
-    # and with the frame it is two of four borders "running" all down the header
-    borders = [(40, 44), (300, 304), (360, 364)]
-    img = _ruled_sheet(720, 3000, 1350, [*borders, (700, 704)], (304, 360))
+def _cut_by_the_scan(header_table: list[int], table_rows: tuple[int, int], frame: bool) -> np.ndarray:
+    """A log cropped past its right border, which is too faint to be a rule (1 px, grey); the
+    scanner's edge line down the whole image; a table of vertical lines in the header, and
+    optionally a frame line down the header page that is also the log's left border."""
+    img = _ruled_sheet(720, 3000, 1350, [(40, 44), (300, 304), (360, 364), (700, 704)], (304, 360))
     img[:, 700:704] = 240
+    img[1350:2980, 701] = 150  # the faint border
     img[:, 716:720] = 0  # the edge line
-    img[0:1350, 40:44] = 0  # the frame line
-    for x in (120, 200, 450, 600):
-        img[300:700, x : x + 3] = 0
-    lay = find_layout(img)
-    assert [(b.x0, b.x1) for b in lay.borders] == [*borders, (716, 720)]
-    assert lay.tracks == ((44, 300), (364, 716)) and lay.depth_column == (304, 360)
+    if frame:
+        img[0:1350, 40:44] = 0
+    for x in header_table:
+        img[table_rows[0] : table_rows[1], x : x + 3] = 0
+    return img
+
+
+def test_a_scan_edge_line_does_not_make_the_log_run_up_the_header():
+    # A table in the header runs three lines together: its blocks count with the log's, so the edge
+    # line (the whole page) covers more than the borders; with the frame it is two of four borders
+    # "running" all down the header
+    lay = find_layout(_cut_by_the_scan([120, 200, 450, 600], (300, 700), frame=True))
+    assert [(b.x0, b.x1) for b in lay.borders] == [(40, 44), (300, 304), (360, 364), (716, 720)]
+    assert lay.depth_column == (304, 360)
     assert len(lay.sections) == 1 and abs(lay.sections[0][0] - 1353) <= 2
     # without the frame, a taller table: its blocks are a third of the "log" blocks, so the borders
     # cover 0.65 of them, and the edge line all: it does not set the cover a border needs
-    img = _ruled_sheet(720, 3000, 1350, [*borders, (700, 704)], (304, 360))
-    img[:, 700:704] = 240
-    img[:, 716:720] = 0
-    for x in (120, 200, 450):
-        img[100:1000, x : x + 3] = 0
-    lay = find_layout(img)
-    assert lay.tracks == ((44, 300), (364, 716)) and lay.depth_column == (304, 360)
+    lay = find_layout(_cut_by_the_scan([120, 200, 450], (100, 1000), frame=False))
+    assert lay.tracks[0] == (44, 300) and lay.depth_column == (304, 360)
+
+
+def test_a_track_cut_by_the_scan_ends_where_its_lines_end():
+    # the edge line is not the track's border: the paper between the faint border and the scan's edge
+    # is not track (BXG57's right track ran on 150 px of margin)
+    lay = find_layout(_cut_by_the_scan([], (0, 0), frame=False))
+    assert lay.tracks == ((44, 300), (364, 702))
 
 
 def test_a_mid_track_line_as_heavy_as_the_borders_does_not_split_its_track(sheets):

@@ -349,6 +349,30 @@ def column_lines(image: np.ndarray, rows: tuple[int, int]) -> np.ndarray:
     return np.array([(a + b - 1) / 2 for a, b in true_runs(profile - local >= LINE_PROMINENCE)])
 
 
+def trim_to_paper(image: np.ndarray, sections: list[tuple[int, int]], intervals: list[tuple[int, int]],
+                  borders: list[Rule]) -> list[tuple[int, int]]:
+    """An outer interval bounded by a rule on the scan's first or last column ends where the
+    paper beyond its last line begins.
+
+    That rule is the scanner's edge shadow, not the log's border: the scan cut the sheet past a
+    border too faint to be a rule (BXG57's right track ran on 150 px of blank margin), and paper
+    is not track. The interval ends at its outermost column darker, on average over the
+    sections' rows, by LINE_PROMINENCE than its palest column (its grid's lines, horizontal ones
+    too, stop at the border)."""
+    out = list(intervals)
+    w = image.shape[1]
+    for k, left in ((0, True), (len(out) - 1, False)):
+        if not out or (borders[0].x0 > 0 if left else borders[-1].x1 < w):
+            continue
+        x0, x1 = out[k]
+        rows = np.concatenate([image[r0 : r1 + 1, x0:x1] for r0, r1 in sections])
+        profile = 255.0 - rows.mean(axis=0, dtype=np.float64)
+        inked = np.flatnonzero(profile - profile.min() >= LINE_PROMINENCE)
+        if inked.size:
+            out[k] = (x0 + int(inked[0]), x1) if left else (x0, x0 + int(inked[-1]) + 1)
+    return out
+
+
 def mid_lines(lines: np.ndarray, borders: list[Rule]) -> set[int]:
     """Indices of borders that are a track's mid line, drawn as heavy as its borders: the line sits
     at the middle of its two neighbours' interval and the grid lines on its two sides mirror each
@@ -452,6 +476,7 @@ def layout_from_rules(image: np.ndarray, ink: np.ndarray, blocks: np.ndarray, dr
                                                                       f"{MIN_SECTION_ROWS} rows: no log section",))
     intervals = [(a.x1, b.x0) for a, b in zip(borders[:-1], borders[1:])]
     sections = [trim_rules(ink, s, (borders[0].x0, borders[-1].x1)) for s in sections]
+    intervals = trim_to_paper(image, sections, intervals, borders)
     # the depth column: a narrow interval holding at least two label-like blobs and otherwise
     # mostly paper. Tracks may carry numbers too (scale labels, a strip's own depth ticks), but
     # their curves and grid make them inkier than a column of ticks and labels.
