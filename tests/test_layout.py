@@ -321,6 +321,24 @@ def test_grid_lines_as_heavy_as_the_borders_are_not_borders():
     assert lay.tracks == ((44, 400), (464, 900)) and lay.depth_column == (404, 460)
 
 
+def test_a_sheet_ruled_only_in_hairlines_has_its_borders_where_the_grid_breaks():
+    # a 100-dpi print (compass): borders and grid all 1 px. No rule is heavy, but the grid divides
+    # each track evenly, and the rules that break its period are the borders
+    hair = [(40, 41), (400, 401), (460, 461), (900, 901)]
+    img = _ruled_sheet(940, 2400, 400, hair, (401, 460), grid=240)
+    for x in [*range(76, 400, 36), *range(504, 900, 44)]:
+        img[400:2380, x] = 0
+    lay = find_layout(img)
+    assert [(b.x0, b.x1) for b in lay.borders] == hair
+    assert lay.tracks == ((41, 400), (461, 900)) and lay.depth_column == (401, 460)
+    # cropped at its left border, which is then on the scan's first column: the track's horizontal
+    # grid runs up to it, so it is not paper to trim (`trim_to_paper`)
+    img[400:2380:20, 41:400] = 0
+    img[400:2380:20, 461:900] = 0
+    lay = find_layout(img[:, 40:])
+    assert lay.tracks == ((1, 360), (421, 860)) and lay.depth_column == (361, 420)
+
+
 def _askew(image: np.ndarray, drift: int) -> np.ndarray:
     """The sheet fed askew: row r moved right by drift x r / (height - 1) px, paper where it left."""
     h, w = image.shape

@@ -268,7 +268,9 @@ def border_width(heavy: int) -> float:
 
 def pick_borders(rules: list[Rule], min_gap: int, ink: np.ndarray | None = None,
                  rows: tuple[int, int] | None = None) -> list[Rule]:
-    """The heavy rules (see BORDER_THICK, `border_width`), with any two closer than `min_gap` merged.
+    """The heavy rules (see BORDER_THICK, `border_width`) that are not grid divisions (`on_grid`),
+    with any two closer than `min_gap` merged. A sheet with fewer than two heavy rules, whose rules
+    are mostly a regular grid, has its borders among the rules off the grid, however light.
 
     ink, rows: the sheet's ink mask and its ruled rows. Given, two heavy rules closer than
     `min_gap` stay apart when the strip between them is a narrow depth column (at least
@@ -284,6 +286,10 @@ def pick_borders(rules: list[Rule], min_gap: int, ink: np.ndarray | None = None,
     grid = on_grid(rules)
     borders = [r for r, g in zip(rules, grid)
                if r.width >= border_width(heavy) and r.cover >= BORDER_COVER * best_cover and not g]
+    if len(borders) < 2 and sum(grid) >= len(rules) / 2:
+        # a sheet ruled in one weight, hairlines included (a 100-dpi print): no rule is heavy, but a
+        # regular grid explains most of them, and the rules that break it are the borders
+        borders = [r for r, g in zip(rules, grid) if not g and r.cover >= BORDER_COVER * best_cover]
     merged: list[Rule] = []
     for r in borders:
         if merged and r.x0 - merged[-1].x1 < min_gap and not (
@@ -351,23 +357,23 @@ def column_lines(image: np.ndarray, rows: tuple[int, int]) -> np.ndarray:
 
 def trim_to_paper(image: np.ndarray, sections: list[tuple[int, int]], intervals: list[tuple[int, int]],
                   borders: list[Rule]) -> list[tuple[int, int]]:
-    """An outer interval bounded by a rule on the scan's first or last column ends where the
-    paper beyond its last line begins.
+    """An outer interval bounded by a rule on the scan's first or last column loses the blank
+    paper between that rule and its first line.
 
-    That rule is the scanner's edge shadow, not the log's border: the scan cut the sheet past a
-    border too faint to be a rule (BXG57's right track ran on 150 px of blank margin), and paper
-    is not track. The interval ends at its outermost column darker, on average over the
-    sections' rows, by LINE_PROMINENCE than its palest column (its grid's lines, horizontal ones
-    too, stop at the border)."""
+    Such a rule may be the scanner's edge shadow, not the log's border: the scan cut the sheet
+    past a border too faint to be a rule (BXG57's right track ran on over 150 px of blank margin),
+    and paper is not track. A column is paper when it is within LINE_PROMINENCE / 2 grey levels,
+    on average over the sections' rows, of the interval's paper (its median pixel). A track's
+    horizontal grid lines reach its border, so a log drawn up to the scan's edge loses nothing."""
     out = list(intervals)
     w = image.shape[1]
     for k, left in ((0, True), (len(out) - 1, False)):
         if not out or (borders[0].x0 > 0 if left else borders[-1].x1 < w):
             continue
         x0, x1 = out[k]
-        rows = np.concatenate([image[r0 : r1 + 1, x0:x1] for r0, r1 in sections])
-        profile = 255.0 - rows.mean(axis=0, dtype=np.float64)
-        inked = np.flatnonzero(profile - profile.min() >= LINE_PROMINENCE)
+        pixels = np.concatenate([image[r0 : r1 + 1, x0:x1] for r0, r1 in sections])
+        darker = np.median(pixels) - pixels.mean(axis=0, dtype=np.float64)  # 0 on paper
+        inked = np.flatnonzero(darker > LINE_PROMINENCE / 2)
         if inked.size:
             out[k] = (x0 + int(inked[0]), x1) if left else (x0, x0 + int(inked[-1]) + 1)
     return out
