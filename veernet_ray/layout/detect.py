@@ -90,7 +90,8 @@ INK_LEVEL = 110
 #: px either side along the log (a long scan fed askew, pages joined slightly out of line: 25 px over
 #: 11,000 rows at 400 dpi), so no single column is ruled along it, yet every 32-row block is
 DRIFT_PX = 8
-#: a drifting rule's envelope: the columns ruled in at least this share of its log blocks
+#: a drifting rule's envelope spans its line's positions but this share of its log blocks at either
+#: side (a stray block where a curve runs beside it)
 DRIFT_ENVELOPE = 0.02
 
 
