@@ -309,6 +309,136 @@ def test_a_dark_track_does_not_trim_its_section_away():
     assert trim_rules(ink, (100, 899), (0, 400)) == (103, 896)
 
 
+def test_grid_lines_as_heavy_as_the_borders_are_not_borders():
+    # a 400-dpi scan draws its grid 3-4 px, as heavy as its borders: weight cannot tell them apart, but a
+    # grid is regular and a border ends it (the depth column or the margin beyond is another spacing)
+    borders = [(40, 44), (400, 404), (460, 464), (900, 904)]
+    img = _ruled_sheet(940, 2400, 400, borders, (404, 460))
+    for x in [*range(80, 400, 40), *range(500, 900, 40)]:
+        img[400:2380, x : x + 4] = 0
+    lay = find_layout(img)
+    assert [(b.x0, b.x1) for b in lay.borders] == borders
+    assert lay.tracks == ((44, 400), (464, 900)) and lay.depth_column == (404, 460)
+
+
+def test_a_sheet_ruled_only_in_hairlines_has_its_borders_where_the_grid_breaks():
+    # a 100-dpi print (compass): borders and grid all 1 px. No rule is heavy, but the grid divides
+    # each track evenly, and the rules that break its period are the borders
+    hair = [(40, 41), (400, 401), (460, 461), (900, 901)]
+    img = _ruled_sheet(940, 2400, 400, hair, (401, 460), grid=240)
+    for x in [*range(76, 400, 36), *range(504, 900, 44)]:
+        img[400:2380, x] = 0
+    lay = find_layout(img)
+    assert [(b.x0, b.x1) for b in lay.borders] == hair
+    assert lay.tracks == ((41, 400), (461, 900)) and lay.depth_column == (401, 460)
+    # cropped at its left border, which is then on the scan's first column: the track's horizontal
+    # grid runs up to it, so it is not paper to trim (`trim_to_paper`)
+    img[400:2380:20, 41:400] = 0
+    img[400:2380:20, 461:900] = 0
+    lay = find_layout(img[:, 40:])
+    assert lay.tracks == ((1, 360), (421, 860)) and lay.depth_column == (361, 420)
+
+
+def _askew(image: np.ndarray, drift: int) -> np.ndarray:
+    """The sheet fed askew: row r moved right by drift x r / (height - 1) px, paper where it left."""
+    h, w = image.shape
+    out = np.full((h, w + drift), 255, np.uint8)
+    for r in range(h):
+        o = int(round(drift * r / (h - 1)))
+        out[r, o : o + w] = image[r]
+    return out
+
+
+def test_rules_that_drift_along_an_askew_scan_are_found(sheets):
+    # a long scan fed askew (BXG57: 25 px over 11,000 rows at 400 dpi): no column is ruled along the
+    # log, so straight rules find no track. The second try lets a rule drift: each track is the
+    # columns inside its borders' envelopes, the depth fit is as exact as on the straight sheet, and
+    # the note flags the sheet
+    s = sheets[2]
+    t = s.truth
+    img = _askew(s.image, 12)
+    a = analyse_sheet(img, reader="digits", read_header=False)
+    assert len(a.layout.tracks) == len(t.tracks)
+    for (f0, f1), (t0, t1) in zip(a.layout.tracks, t.tracks):
+        assert t0 + 6 <= f0 <= t0 + 12 + 6 and t1 - 6 <= f1 <= t1 + 6  # inside the track at every row
+    assert a.fits[0].ok and not a.fits[0].flagged
+    rows = np.array([lab.row for lab in t.labels])
+    assert np.max(np.abs(a.fits[0].depth_at(rows) - t.sections[0].depth_at(rows))) < 0.1 * t.sections[0].interval
+    assert a.flagged and "drift" in a.reasons[0]
+    # three pages joined: a header page (a table of horizontal rules) above the askew log, and the
+    # scanner's edge line down the whole image. A track's curve running along a grid line widens it
+    # in many blocks: a rule's weight is its commonest width, or that grid line reads as a border
+    page = np.full((int(0.6 * img.shape[0]), img.shape[1]), 255, np.uint8)
+    page[400 : page.shape[0] - 400 : 90] = 0
+    joined = np.vstack([page, img])
+    joined[:, -3:] = 0
+    lay = find_layout(joined)
+    assert len(lay.tracks) == len(t.tracks) and lay.depth_column is not None
+    assert abs(lay.sections[0][0] - (page.shape[0] + t.sections[0].row0)) <= 6
+
+
+def _cut_by_the_scan(header_table: list[int], table_rows: tuple[int, int], frame: bool) -> np.ndarray:
+    """A log cropped past its right border, which is too faint to be a rule (1 px, grey); the
+    scanner's edge line down the whole image; a table of vertical lines in the header, and
+    optionally a frame line down the header page that is also the log's left border."""
+    img = _ruled_sheet(720, 3000, 1350, [(40, 44), (300, 304), (360, 364), (700, 704)], (304, 360))
+    img[:, 700:704] = 240
+    img[1350:2980, 701] = 150  # the faint border
+    img[:, 716:720] = 0  # the edge line
+    if frame:
+        img[0:1350, 40:44] = 0
+    for x in header_table:
+        img[table_rows[0] : table_rows[1], x : x + 3] = 0
+    return img
+
+
+def test_a_scan_edge_line_does_not_make_the_log_run_up_the_header():
+    # A table in the header runs three lines together: its blocks count with the log's, so the edge
+    # line (the whole page) covers more than the borders; with the frame it is two of four borders
+    # "running" all down the header
+    lay = find_layout(_cut_by_the_scan([120, 200, 450, 600], (300, 700), frame=True))
+    assert [(b.x0, b.x1) for b in lay.borders] == [(40, 44), (300, 304), (360, 364), (716, 720)]
+    assert lay.depth_column == (304, 360)
+    assert len(lay.sections) == 1 and abs(lay.sections[0][0] - 1353) <= 2
+    # without the frame, a taller table: its blocks are a third of the "log" blocks, so the borders
+    # cover 0.65 of them, and the edge line all: it does not set the cover a border needs
+    lay = find_layout(_cut_by_the_scan([120, 200, 450], (100, 1000), frame=False))
+    assert lay.tracks[0] == (44, 300) and lay.depth_column == (304, 360)
+
+
+def test_a_track_cut_by_the_scan_ends_where_its_lines_end():
+    # the edge line is not the track's border: the paper between the faint border and the scan's edge
+    # is not track (BXG57's right track ran on 150 px of margin)
+    lay = find_layout(_cut_by_the_scan([], (0, 0), frame=False))
+    assert lay.tracks == ((44, 300), (364, 702))
+
+
+def test_a_mid_track_line_as_heavy_as_the_borders_does_not_split_its_track(sheets):
+    # an MWD log (archer): each linear track has a grey 10-division grid and a mid line as heavy as
+    # the borders. The mid line is at the middle of its neighbours' interval and the grid mirrors
+    # about it; a true border has another track's grid on its other side
+    s = sheets[2]
+    t = s.truth
+    img = s.image.copy()
+    r0, r1 = t.sections[0].row0, t.sections[0].row1
+    x0, x1 = t.tracks[1]
+    weight = next(b.width for b in find_layout(s.image).borders)
+    img[r0 : r1 + 1, x0:x1] = 255
+    for k in range(1, 10):
+        x = x0 + round(k * (x1 - x0) / 10)
+        img[r0 : r1 + 1, x] = 190
+    mid = round((x0 + x1 - weight) / 2)
+    img[r0 : r1 + 1, mid : mid + weight] = 0
+    rows = np.arange(r0, r1 + 1)
+    xs = ((x0 + x1) / 2 + 0.3 * (x1 - x0) * np.sin(rows / 37.0)).astype(int)  # a curve crossing the mid line
+    img[rows, xs] = 0
+    img[rows, xs + 1] = 0
+    lay = find_layout(img)
+    assert len(lay.tracks) == len(t.tracks)
+    for (f0, f1), (t0, t1) in zip(lay.tracks, t.tracks):
+        assert abs(f0 - t0) <= 6 and abs(f1 - t1) <= 6
+
+
 # ------------------------------------------------------------------ generated sheets, end to end on a CPU
 @pytest.fixture(scope="module")
 def sheets():
