@@ -5,6 +5,9 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+#: pytest-xdist workers for `make test`: the Ray and MLflow tests wait on their services most of the
+#: time, so two workers on two cores overlap that wait with the other tests (tests/conftest.py)
+TEST_WORKERS ?= 2
 
 .PHONY: demo test install clean-demo help
 
@@ -57,7 +60,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	@$(PY) -m veernet_ray.trace
-	$(PY) -m pytest -q --durations=15
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --durations=15
 
 clean-demo:
 	rm -rf runs/demo

@@ -131,12 +131,54 @@ def _head() -> _Head:
 
 
 def pytest_collection_finish(session) -> None:
-    """Start the shared Ray head early when a collected test uses this file's `ray_head`."""
+    """Start the shared Ray head early when a collected test uses this file's `ray_head`.
+
+    Not in a pytest-xdist worker: every worker collects every test. There the modules that use the
+    head and the MLflow server run on one worker, first (`pytest_xdist_make_scheduler`), and the
+    first of them starts it while the other worker runs other tests.
+    """
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return
     for item in session.items:
         defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {}).get("ray_head")
         if defs and defs[-1].func.__module__ == __name__:  # not a module's own ray_head
             _head()
             return
+
+
+#: Under pytest-xdist (`make test`: two workers), the modules that share the session's Ray head and
+#: MLflow server go to one worker as one unit, so each service starts once; every other module is a
+#: unit of its own (its module fixtures start once). The shared-service unit, then test_hardening_ray
+#: (~5 min), are scheduled first: the other worker takes the short modules meanwhile. A module that
+#: starts using `ray_head` or `mlflow_server` belongs here (test_xdist_units checks it).
+SHARED_SERVICES = ("test_infer.py", "test_review.py", "test_train_job.py", "test_tune.py")
+FIRST_UNITS = ("shared-services", "tests/test_hardening_ray.py")
+
+
+def _unit(nodeid: str) -> str:
+    """The scheduling unit of a test: "shared-services" or its module's path."""
+    module = nodeid.split("::", 1)[0]
+    return "shared-services" if Path(module).name in SHARED_SERVICES else module
+
+
+def pytest_collection_modifyitems(session, config, items) -> None:
+    """Under pytest-xdist: the FIRST_UNITS' tests first, each unit in collection order otherwise."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    rank = {u: i for i, u in enumerate(FIRST_UNITS)}
+    items.sort(key=lambda item: rank.get(_unit(item.nodeid), len(rank)))  # stable: same order in every worker
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """Load-scope scheduling by `_unit`. (Not `--dist loadgroup`: with pytest 9.2 and pytest-xdist
+    3.8 it sent tests of one `xdist_group` to both workers, checked on a five-test example.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByUnit(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _unit(nodeid)
+
+    return ByUnit(config, log)
 
 
 def pytest_sessionfinish(session, exitstatus) -> None:
