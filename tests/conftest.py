@@ -139,11 +139,14 @@ def pytest_collection_finish(session) -> None:
     """
     if os.environ.get("PYTEST_XDIST_WORKER"):
         return
-    for item in session.items:
-        defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {}).get("ray_head")
-        if defs and defs[-1].func.__module__ == __name__:  # not a module's own ray_head
-            _head()
-            return
+    if any(uses(item, "ray_head") for item in session.items):
+        _head()
+
+
+def uses(item, fixture: str) -> bool:
+    """Whether a collected test uses this file's `fixture` (not a module's own of that name)."""
+    defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {}).get(fixture)
+    return bool(defs) and defs[-1].func.__module__ == __name__
 
 
 #: Under pytest-xdist (`make test`: two workers), the modules that share the session's Ray head and

@@ -6,16 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.conftest import SHARED_SERVICES, _unit
+from tests.conftest import SHARED_SERVICES, _unit, uses
 
 
 def test_every_user_of_the_shared_services_is_in_their_unit(request):
-    users = set()
-    for item in request.session.items:
-        defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
-        for name in ("ray_head", "mlflow_server"):
-            if name in defs and defs[name][-1].func.__module__ == "tests.conftest":  # not a module's own
-                users.add(Path(item.nodeid.split("::", 1)[0]).name)
+    users = {Path(item.nodeid.split("::", 1)[0]).name for item in request.session.items
+             if uses(item, "ray_head") or uses(item, "mlflow_server")}
     missing = users - set(SHARED_SERVICES)
     assert not missing, f"add {sorted(missing)} to tests/conftest.py SHARED_SERVICES"
     assert _unit("tests/test_tune.py::test_x") == "shared-services" and _unit("tests/test_trace.py::t") == "tests/test_trace.py"
