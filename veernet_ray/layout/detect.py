@@ -280,7 +280,7 @@ def pick_borders(rules: list[Rule], min_gap: int, ink: np.ndarray | None = None,
     if not rules:
         return []
     # a scanner's edge shadow runs the whole page, a log's rules only the log: it does not set the cover
-    inner = [r for r in rules if r.x0 > 0 and (ink is None or r.x1 < ink.shape[1])] or rules
+    inner = off_edge(rules, ink.shape[1] if ink is not None else None) or rules
     best_cover = max(r.cover for r in inner)
     widths = sorted((r.width for r in rules if r.cover >= BORDER_COVER * best_cover), reverse=True)
     heavy = widths[min(2, len(widths) - 1)]
@@ -304,6 +304,12 @@ def pick_borders(rules: list[Rule], min_gap: int, ink: np.ndarray | None = None,
         else:
             merged.append(r)
     return merged
+
+
+def off_edge(rules: list[Rule], width: int | None) -> list[Rule]:
+    """The rules not on the scan's first or last column (`width`: the scan's; None: only the first
+    is known). A rule there may be the scanner's edge shadow, which runs the whole page."""
+    return [r for r in rules if r.x0 > 0 and (width is None or r.x1 < width)]
 
 
 def on_grid(rules: list[Rule]) -> list[bool]:
@@ -418,7 +424,7 @@ def find_sections(ink: np.ndarray, borders: list[Rule], min_rows: int = MIN_SECT
     """
     if len(borders) < 2:
         return []
-    inner = [r for r in borders if r.x0 > 0 and r.x1 < ink.shape[1]]
+    inner = off_edge(borders, ink.shape[1])
     voters = inner if len(inner) >= 2 else borders
     cols = [ink[:, r.x0 : r.x1].sum(axis=1) >= 0.5 * r.width for r in voters]  # width: a drifting line's own
     on = np.mean(cols, axis=0) >= 0.5
