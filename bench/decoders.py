@@ -28,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint", default=None, help="default: the shipped weights")
     p.add_argument("--data", default="runs/eval/data")
     p.add_argument("--cache", default="runs/eval/cache")
+    p.add_argument("--decoders", default=None, help="comma-separated names from trace.decode.DECODERS (default: all)")
     p.add_argument("--smoke-test", action="store_true", help="2 scans, tiny untrained model: the code path only")
     args = p.parse_args(argv)
 
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from veernet_ray.data.manifest import read_manifest
     from veernet_ray.evaluate import normalised
-    from veernet_ray.evaluate.heldout import ensure_set, load_scan, model_probs
+    from veernet_ray.evaluate.heldout import cache_folder, ensure_set, load_scan, model_probs
     from veernet_ray.infer.pipeline import model_provenance, resolve_checkpoint
     from veernet_ray.infer.stages import ModelStage
     from veernet_ray.metrics.curves import curve_metrics
@@ -58,14 +59,19 @@ def main(argv: list[str] | None = None) -> int:
                       width=(640, 1024) if args.smoke_test else None)
     stage = ModelStage(str(ckpt), device="cpu", batch_size=1, max_width=8192, num_threads=None)
     rows = []
-    t_dec = {k: 0.0 for k in DECODERS}
+    names = args.decoders.split(",") if args.decoders else list(DECODERS)
+    unknown = [k for k in names if k not in DECODERS]
+    if unknown:
+        p.error(f"unknown decoder(s) {', '.join(unknown)}; choose from {', '.join(DECODERS)}")
+    chosen = {k: DECODERS[k] for k in names}
+    t_dec = {k: 0.0 for k in chosen}
     for family, manifest in sets:
         root = Path(manifest).parent
         for r in read_manifest(manifest).itertuples(index=False):
             image, truth, class_ids, wrap = load_scan(root, r)
             h = image.shape[0]
-            probs = model_probs(stage, image, cache / ckpt_hash / family / f"{r.id}.npy").astype(np.float32) / 255.0
-            for name, (fn, _) in DECODERS.items():
+            probs = model_probs(stage, image, cache_folder(cache, ckpt_hash) / family / f"{r.id}.npy").astype(np.float32) / 255.0
+            for name, (fn, _) in chosen.items():
                 t0 = time.perf_counter()
                 res = fn(probs, class_ids, wrap_px=wrap or None, image=image)
                 t_dec[name] += time.perf_counter() - t0

@@ -130,6 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     from veernet_ray.model import veernet
 
     veernet.NORM_KERNEL = args.norm
+    # counting needs no fast kernel, and oneDNN's AVX-512 bf16 backward of a strided 1x1 channels_last
+    # convolution corrupts the heap on some CPUs (torch 2.13, an AMD EPYC with avx512_bf16): take
+    # torch's own kernels, which run the same operators
+    torch.backends.mkldnn.enabled = False
     torch.manual_seed(0)
     model = VeerNet(VeerNetConfig(num_classes=3, **kw)).to(memory_format=torch.channels_last)
     px = args.batch * args.height * args.width

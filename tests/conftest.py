@@ -103,6 +103,12 @@ class _Head:
             f"--temp-dir={self.ray_tmp}", "--disable-usage-stats",
         ]
         try:
+            # with token auth `ray start` needs a token and, unlike ray.init, never makes one: on a
+            # machine that has never run Ray there is none yet (made once, in ~/.ray, as ray.init does)
+            made = run([str(BIN / "ray"), "get-auth-token", "--generate"], env=env, timeout=60)
+            if made.returncode != 0:
+                self.error = f"ray get-auth-token --generate failed:\n{made.stderr}"
+                return
             out = run(cmd, env=env, timeout=180)
             if out.returncode != 0:
                 self.error = f"ray start failed:\n{out.stdout}\n{out.stderr}"

@@ -123,6 +123,18 @@ def test_wrap_counts_cycles_from_the_scale_not_from_the_first_column():
     assert np.max(np.abs(res.page[0][ok] - drawn[ok])) < 1.0
 
 
+def test_wrap_counts_a_crossing_made_in_a_gap():
+    """A dashed backup curve that leaves the top edge between two dashes (a gap longer than the
+    tracer bridges): the crossing is still counted, measured from the last dash, so the trace
+    beyond it reads past the page (unwrapped), not back on scale."""
+    unwrapped, drawn, period = backup_curve()  # reaches row 0 at column 240
+    dashed = np.where((COLS + 5) % 50 < 30, drawn, np.nan)  # dashes at 195-224 and 245-274: 240 in a gap
+    res = trace_curves(render([dashed], H, W), (1,), wrap_px={1: period})
+    ok = np.isfinite(res.rows[0]) & np.isfinite(dashed)
+    assert ok[260:].sum() > 30
+    assert np.max(np.abs(res.rows[0][ok] - unwrapped[ok])) < 1.0
+
+
 def test_wrap_not_declared_cuts_at_jump():
     unwrapped, drawn, _ = backup_curve()
     res = trace_curves(render([drawn], H, W), (1,))

@@ -46,7 +46,7 @@ def build_parser(prog: str = "veernet evaluate") -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from veernet_ray.evaluate.heldout import (curve_table, ensure_set, evaluate_sets, mask_table, markdown,
+    from veernet_ray.evaluate.heldout import (cache_folder, curve_table, ensure_set, evaluate_sets, mask_table, markdown,
                                               qc_table, write_report)
     from veernet_ray.infer.pipeline import model_provenance, resolve_checkpoint
     from veernet_ray.synth.styles import parse_range
@@ -62,8 +62,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.time()
     from veernet_ray.infer.stages import INFER_FILL, INFER_MARGIN
 
-    # probabilities depend on the checkpoint and on how the model stage pads a scan
-    cache = Path(args.cache) / f"{facts['checkpoint_hash']}-m{INFER_MARGIN}{'p' if INFER_FILL == 'paper' else INFER_FILL}" if args.cache else None
+    cache = cache_folder(args.cache, facts["checkpoint_hash"]) if args.cache else None
     result = evaluate_sets(ckpt, sets, baselines=not args.no_baselines, progress=not args.quiet, cache=cache)
     meta = {"set": args.set_name, "families": [f for f, _ in sets], "n_per_family": args.n, "seed": args.seed,
             "checkpoint": str(ckpt), "source": source, **facts, "decoder": DEFAULT_DECODER,

@@ -62,6 +62,14 @@ class EvalResult:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
+def cache_folder(root: str | Path, checkpoint_hash: str) -> Path:
+    """Where a checkpoint's cached probabilities live under `root`: they depend on the checkpoint and on
+    how the model stage pads a scan (its margin and fill), so both are in the name."""
+    from veernet_ray.infer.stages import INFER_FILL, INFER_MARGIN
+
+    return Path(root) / f"{checkpoint_hash}-m{INFER_MARGIN}{'p' if INFER_FILL == 'paper' else INFER_FILL}"
+
+
 def model_probs(stage, image: np.ndarray, cache_file: Path | None = None) -> np.ndarray:
     """The model's (C, H, W) uint8 probabilities for one scan, kept in `cache_file` (.npy) when given
     and read back from it on later calls (when its shape fits the scan), so decoders and QC can be

@@ -52,6 +52,9 @@ SHARED_HALF = 2  # rows either side of a trace that count as the same ink
 CAND_BLOCK = 8
 #: default threshold below which a column is "not confident" (-> NaN)
 MIN_CONFIDENCE = 0.3
+#: a wrapped path's edge crossing is counted between on-columns at most this many apart: a broken
+#: (dashed, dotted) backup curve often leaves the page in a gap (bench/RESULTS.md, "Wraps across gaps")
+UNWRAP_GAP = 256
 
 
 @dataclass(frozen=True)
@@ -415,7 +418,9 @@ def _viterbi(
     recovered here for the wrapped classes.
 
     Returns state (K, W) int (n = absent) and path_shift (K, W) int in {-1, 0, 1}: the
-    wrap crossing taken into each column (unwrap offset += shift * P).
+    wrap crossing taken into each column (unwrap offset += shift * P), from the path's last
+    on-column when that is at most UNWRAP_GAP columns back (so across gaps too: a broken pen
+    often leaves the page between two strokes); after a longer gap, none.
     """
     k, width, n = cand.shape
     cand = np.ascontiguousarray(cand, dtype=np.int64)
@@ -423,11 +428,15 @@ def _viterbi(
                             np.ascontiguousarray(periods, dtype=np.float64), float(pen), float(switch))
     path_shift = np.zeros((k, width), np.int64)
     for ci in np.flatnonzero(np.isfinite(periods)):
-        # the wrap crossing of each on -> on step: argmin over s of |r_t + sP - r_{t-1}|,
+        # the wrap crossing of each step between on-columns: argmin over s of |r_t + sP - r_prev|,
         # ties to 0 then +1 (the order the DP minimised its jump costs in)
-        tt = np.flatnonzero((state[ci, :-1] < n) & (state[ci, 1:] < n)) + 1
+        on_cols = np.flatnonzero(state[ci] < n)
         r = cand[ci, np.arange(width), np.minimum(state[ci], n - 1)].astype(np.float64)
-        d = r[tt] - r[tt - 1]
+        prev = on_cols[:-1]
+        tt = on_cols[1:]
+        near = (tt - prev) <= UNWRAP_GAP
+        tt, prev = tt[near], prev[near]
+        d = r[tt] - r[prev]
         opts = np.abs(d[:, None] + np.array([0.0, 1.0, -1.0]) * periods[ci])
         path_shift[ci, tt] = np.array([0, 1, -1])[opts.argmin(axis=1)]
     return state, path_shift
