@@ -532,3 +532,30 @@ def test_ink_stroke_decoder_does_not_ride_a_border_the_model_calls_curve():
     res = decode_ink_stroke(q, (1, 2))
     assert np.nanmedian(np.abs(res.rows[0] - solid)) < 1.0
     assert np.nanmedian(np.abs(res.rows[1] - dipping)) < 1.0
+
+
+def test_the_curve_without_a_backup_period_is_traced_on_the_page():
+    """The ink passes are traced with the backup period (identity is not known yet), so a path may
+    step across the page's edge. Curve 1 has no backup scale: it runs along the top of the track,
+    with one-column breaks in its pen where specks sit at the bottom edge, a few rows away the
+    short way round. Once identity is known, curve 1 is traced again on the page without the period
+    (`retrace_on_page`, on the ink less the backup curve's stroke) and stays on its pen."""
+    from veernet_ray.trace.decode import curve_ink, decode_ink_stroke, retrace_on_page
+
+    h, w = 96, 1200
+    cols = np.arange(w)
+    solid = 3 + np.sin(cols / 110)
+    breaks = (cols % 50 == 25).astype(np.float32)
+    backup = 50 + 10 * np.sin(cols / 90)  # declared a backup curve; on scale here
+    dashes = ((cols // 10) % 3 != 2).astype(np.float32)
+    ink = np.maximum.reduce([_pen(h, w, solid, 1, 1 - breaks), 0.8 * _pen(h, w, backup, 1, dashes),
+                             _pen(h, w, np.full(w, h - 2.0), 1, breaks)])
+    probs = np.zeros((3, h, w), np.float32)
+    probs[1] = 0.9 * ink
+    probs[0] = 1 - probs[1]
+    res = decode_ink_stroke(probs, (1, 2), wrap_px={2: h - 1.0})
+    assert not np.any(res.offset[0])
+    assert np.nanmax(res.rows[0]) < 10, "curve 1 stepped to the specks across the edge"
+    assert np.nanmedian(np.abs(res.rows[0] - solid)) < 1.0
+    assert np.nanmedian(np.abs(res.rows[1] - backup)) < 1.0
+    np.testing.assert_array_equal(res.rows[0], retrace_on_page(curve_ink(probs, (1, 2)), res.page[1]).rows[0])

@@ -78,7 +78,6 @@ def trace_twice(ink: np.ndarray, period: float | None, erase_half: int, **kwargs
     pen (up to 6 px, more where it runs steeply) otherwise leaves its edges for the second pass to
     ride instead of the fainter curve.
     """
-    h = ink.shape[0]
     full = 255 if ink.dtype == np.uint8 else 1.0
 
     def one_pass(chan: np.ndarray) -> TraceResult:
@@ -87,13 +86,20 @@ def trace_twice(ink: np.ndarray, period: float | None, erase_half: int, **kwargs
                             wrap_px={1: period} if period else None, **kwargs)
 
     first = one_pass(ink)
+    return first, one_pass(erase_path(ink, first.page[0], erase_half))  # its pixels, not its unwrapped rows
+
+
+def erase_path(ink: np.ndarray, page: np.ndarray, erase_half: int) -> np.ndarray:
+    """A copy of (H, W) `ink` (uint8 or float in [0, 1]) with a path's stroke erased: +-erase_half rows
+    about its page rows `page` (W,; NaN where absent), and the rest of the stroke (`erase_stroke`)."""
+    h = ink.shape[0]
     erased = ink.copy()
-    cols = np.flatnonzero(np.isfinite(first.rows[0]))
-    base = np.clip(np.round(first.page[0][cols]).astype(np.int64), 0, h - 1)  # its pixels, not its unwrapped rows
+    cols = np.flatnonzero(np.isfinite(page))
+    base = np.clip(np.round(page[cols]).astype(np.int64), 0, h - 1)
     for d in range(-erase_half, erase_half + 1):
         erased[(base + d) % h, cols] = 0
-    erase_stroke(erased, ink, cols, base, erase_half, STROKE_LEVEL * full)
-    return first, one_pass(erased)
+    erase_stroke(erased, ink, cols, base, erase_half, STROKE_LEVEL * (255 if ink.dtype == np.uint8 else 1.0))
+    return erased
 
 
 #: ink level (of 1) that still counts as the same stroke when erasing a traced path
@@ -300,8 +306,10 @@ def decode_ink_stroke(probs: np.ndarray, class_ids: Sequence[int] = (1, 2), *,
 
     Curve 1 is drawn solid and curve 2 broken or thinner (docs/contracts.md section 1), a cue a
     person reads at a glance and one that holds for pen patterns the model never saw, where its
-    class channels do not (bench/RESULTS.md, "Decoders, third pass"). Falls back to `trace_curves`
-    for anything but two curve classes.
+    class channels do not (bench/RESULTS.md, "Decoders, third pass"). Where one curve has a backup
+    period and the other none, both passes run with the period, and the curve without one is then
+    traced again on the page (`retrace_on_page`). Falls back to `trace_curves` for anything but two
+    curve classes.
     """
     asked = tuple(int(c) for c in class_ids)
     if len(asked) != 2:
@@ -325,8 +333,23 @@ def decode_ink_stroke(probs: np.ndarray, class_ids: Sequence[int] = (1, 2), *,
         if not (wrap_px or {}).get(cid):  # a class without a backup period lies on the page
             rows[k] -= offset[k]
             offset[k] = 0.0
+    plain = [k for k, cid in enumerate(class_ids) if not (wrap_px or {}).get(cid)]
+    if period and len(plain) == 1:
+        # both passes were traced with the backup period (before identity was known), which lets the
+        # curve without one step across the page's edge; trace it again on the page, without the
+        # period, on the ink less the backup curve's stroke
+        k, j = plain[0], 1 - plain[0]
+        again = retrace_on_page(ink, rows[j] - offset[j], **kwargs)
+        rows[k], conf[k], bridged[k] = again.rows[0], again.confidence[0], again.bridged[0]
     order = [class_ids.index(c) for c in asked]
     return TraceResult(rows[order], conf[order], asked, bridged[order], h, offset[order])
+
+
+def retrace_on_page(ink: np.ndarray, other: np.ndarray, **kwargs) -> TraceResult:
+    """One path through (H, W) uint8 `ink` without a backup period, once the stroke of the other
+    curve (its page rows `other`, NaN where absent) is erased as `trace_twice` erases a first path."""
+    erased = erase_path(ink, other, ERASE_HALF)
+    return trace_curves(np.stack([255 - erased, erased]), (1,), **kwargs)
 
 
 #: name -> (decoder(probs, class_ids, *, wrap_px, image) -> TraceResult, one-line description)
