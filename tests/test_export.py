@@ -195,3 +195,16 @@ def test_safe_output_name(name, expected, tmp_path):
     assert out == expected
     assert "/" not in out and "\\" not in out and ".." not in out
     assert output_path(tmp_path, name).parent == tmp_path.resolve()
+
+
+def test_sidecar_keeps_a_tiny_log_scale_edge_positive():
+    """A real resistivity window with near-zero garbage readings gave a generated log scale running from
+    1e-10: written with 9 decimals it read back as 0, which no log scale can hold, and the training run's
+    validation stopped on that sample. Values under 1e-3 keep 9 significant digits."""
+    import json
+
+    d = json.loads(json.dumps(SIDECAR))
+    d["curves"][1]["ref"] = [{"px": H - 1, "value": 1e-10}, {"px": 0, "value": 1e6}]
+    back = Sidecar.from_dict(json.loads(json.dumps(Sidecar.from_dict(d).to_dict())))
+    assert back.curves[1].ref[0][1] == pytest.approx(1e-10, rel=1e-9)
+    assert back.curves[0].ref[1][1] == 150  # whole values stay whole

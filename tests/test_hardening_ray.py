@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -377,9 +378,22 @@ def test_smoke_test_cleans_up_and_runs_without_deprecation_warnings(env_base):
     import glob
 
     before = set(glob.glob("/tmp/veernet-infer-smoke-*"))
-    clusters_before = set(glob.glob("/tmp/vn*-*"))
-    res = subprocess.run([str(BIN / "veernet"), "infer", "--smoke-test", "--no-progress"], capture_output=True,
-                         text=True, env=env_base, cwd=ROOT, timeout=400)
+    # its private cluster's folder is /tmp/vn<its pid>-*: watched while it runs, since other tests (other
+    # xdist workers) start and stop clusters of their own meanwhile
+    ours: set[str] = set()
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen([str(BIN / "veernet"), "infer", "--smoke-test", "--no-progress"], stdout=out,
+                                stderr=err, text=True, env=env_base, cwd=ROOT)
+        deadline = time.monotonic() + 400
+        while proc.poll() is None and time.monotonic() < deadline:
+            ours |= set(glob.glob(f"/tmp/vn{proc.pid}-*"))
+            time.sleep(0.2)
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        out.seek(0)
+        err.seek(0)
+        res = subprocess.CompletedProcess(proc.args, proc.returncode, out.read(), err.read())
     log = res.stdout + res.stderr
     assert res.returncode == 0, log[-3000:]
     assert "4 done" in res.stdout and "removed /tmp/veernet-infer-smoke-" in res.stdout
@@ -389,5 +403,5 @@ def test_smoke_test_cleans_up_and_runs_without_deprecation_warnings(env_base):
     # its private local cluster (no --address) is gone with it: processes and folder
     from veernet_ray.raycluster import cluster_pids
 
-    ours = set(glob.glob("/tmp/vn*-*")) - clusters_before
+    assert ours, "never saw the smoke test's local cluster folder (/tmp/vn<pid>-*)"
     assert _wait_for(lambda: not any(Path(d).exists() or cluster_pids(d) for d in ours), 30), ours

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -159,6 +161,33 @@ def test_decode_batch_collates_a_planned_batch_and_merges_classes_for_the_binary
         # truth positions are given where the curve is drawn, NaN over the padding
         assert np.isfinite(multi["truth"][i, 0, :w]).mean() > 0.5
         assert np.isnan(multi["truth"][i, :, w:]).all()
+
+
+def test_validation_batch_with_an_unreadable_truth_says_so_and_keeps_going(demo_data, tmp_path, capsys):
+    """One sample whose sidecar cannot be read (a log scale edge written as 0) must not end a training
+    run at its validation: that scan's truth is NaN (left out of the curve metrics), the others' is
+    read, and the message names the sample and what to do."""
+    import dataclasses
+    import json
+
+    from veernet_ray.data.pipeline import decode_batch, load_items, plan_split
+
+    items = load_items(demo_data, "train")[:2]
+    broken = json.loads(Path(items[0].calibration).read_text())
+    broken["curves"][0].update(scale="log", ref=[{"px": items[0].height - 1, "value": 0.0},
+                                                 {"px": 0, "value": 1000.0}])
+    (tmp_path / "broken.json").write_text(json.dumps(broken))
+    items[0] = dataclasses.replace(items[0], calibration=str(tmp_path / "broken.json"))
+    plan = plan_split(items, 2, multiple=32, num_workers=1)
+    rows = plan.rows(items)
+    out = [decode_batch(r, binary=False, with_truth=True, multiple=32) for r in rows]
+    by_id = {i: (o, k) for o in out for k, i in enumerate(json.loads(o["ids"]))}
+    bad, k = by_id[items[0].id]
+    assert np.isnan(bad["truth"][k]).all()
+    good, j = by_id[items[1].id]
+    assert np.isfinite(good["truth"][j, 0]).mean() > 0.5
+    err = capsys.readouterr().err
+    assert items[0].id in err and "truth unreadable" in err and "regenerate" in err
 
 
 def test_grid_plan_pads_every_batch_to_its_cell_and_fills_batches(demo_data):

@@ -11,6 +11,7 @@ float on the device.
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -143,7 +144,15 @@ def decode_batch(row: dict[str, Any], *, binary: bool, with_truth: bool, multipl
         wrap = np.full((len(members), 2), np.nan, np.float32)
         for b, it in enumerate(members):
             if it.las and it.calibration:
-                t = truth_positions(it.las, it.calibration, it.height, it.width)
+                try:
+                    t = truth_positions(it.las, it.calibration, it.height, it.width)
+                except (OSError, ValueError) as exc:  # SidecarError and LAS errors are ValueErrors
+                    # one unreadable truth must not end a training run at its validation: the scan's masks
+                    # still count, its curves (NaN truth) are left out of the curve metrics, and it says so
+                    print(f"[veernet] {it.id}: truth unreadable ({exc}); its curves are left out of the "
+                          "validation curve metrics (the masks still count). Fix or regenerate that sample.",
+                          file=sys.stderr, flush=True)
+                    continue
                 truth[b, : t.positions.shape[0], : it.width] = t.positions
                 wrap[b, : t.positions.shape[0]] = [np.nan if w is None else w for w in t.wrap_px]
         out["truth"] = truth

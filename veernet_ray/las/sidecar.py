@@ -304,5 +304,9 @@ def _bounded(pairs: list[tuple[float, float]], limit: float, name: str, where: s
 
 
 def _num(x: float) -> float | int:
+    """A number as the sidecar writes it: an int where whole, else 9 decimals, or 9 significant digits
+    below 1e-3 (9 decimals would write a log scale's edge of 1e-10 as 0, which no log scale can hold)."""
     x = float(x)
-    return int(x) if x.is_integer() and abs(x) < 1e15 else round(x, 9)
+    if x.is_integer() and abs(x) < 1e15:
+        return int(x)
+    return round(x, 9) if abs(x) >= 1e-3 else float(f"{x:.9g}")
