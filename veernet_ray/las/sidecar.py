@@ -226,10 +226,14 @@ class Sidecar:
         return out
 
     def save(self, path: str | os.PathLike) -> None:
+        """Write the sidecar as JSON, after checking that what is written reads back (a writer that
+        rounds a value out of its valid range fails here, naming the file, not in a later reader)."""
         from veernet_ray.io import atomic_path
 
+        d = self.to_dict()
+        Sidecar.from_dict(d, source=Path(path).name)
         with atomic_path(path) as tmp:
-            tmp.write_text(json.dumps(self.to_dict(), indent=1) + "\n", encoding="utf-8")
+            tmp.write_text(json.dumps(d, indent=1) + "\n", encoding="utf-8")
 
     # ---------------------------------------------------------- orientation
     def canonical(self, scan_shape: tuple[int, int]) -> "Sidecar":
