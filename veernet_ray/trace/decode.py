@@ -78,15 +78,17 @@ def trace_twice(ink: np.ndarray, period: float | None, erase_half: int, **kwargs
     pen (up to 6 px, more where it runs steeply) otherwise leaves its edges for the second pass to
     ride instead of the fainter curve.
     """
+    first = trace_ink(ink, period, **kwargs)
+    return first, trace_ink(erase_path(ink, first.page[0], erase_half), period, **kwargs)  # its pixels, not its unwrapped rows
+
+
+def trace_ink(ink: np.ndarray, period: float | None = None, **kwargs) -> TraceResult:
+    """The strongest path through an (H, W) ink map (float in [0, 1], or uint8 ink * 255), with the
+    backup `period` (px) or none. kwargs go to `trace_curves`."""
     full = 255 if ink.dtype == np.uint8 else 1.0
-
-    def one_pass(chan: np.ndarray) -> TraceResult:
-        two = np.stack([full - chan, chan])
-        return trace_curves(two if ink.dtype == np.uint8 else two.astype(np.float32), (1,),
-                            wrap_px={1: period} if period else None, **kwargs)
-
-    first = one_pass(ink)
-    return first, one_pass(erase_path(ink, first.page[0], erase_half))  # its pixels, not its unwrapped rows
+    two = np.stack([full - ink, ink])
+    return trace_curves(two if ink.dtype == np.uint8 else two.astype(np.float32), (1,),
+                        wrap_px={1: period} if period else None, **kwargs)
 
 
 def erase_path(ink: np.ndarray, page: np.ndarray, erase_half: int) -> np.ndarray:
@@ -329,11 +331,10 @@ def decode_ink_stroke(probs: np.ndarray, class_ids: Sequence[int] = (1, 2), *,
         rows, offset, conf, bridged = (np.where(swap[None, :], a[::-1], a) for a in (rows, offset, conf, bridged))
     if solidity(ink, rows[1] - offset[1]) > solidity(ink, rows[0] - offset[0]):
         rows, offset, conf, bridged = (a[::-1].copy() for a in (rows, offset, conf, bridged))
-    for k, cid in enumerate(class_ids):
-        if not (wrap_px or {}).get(cid):  # a class without a backup period lies on the page
-            rows[k] -= offset[k]
-            offset[k] = 0.0
     plain = [k for k, cid in enumerate(class_ids) if not (wrap_px or {}).get(cid)]
+    for k in plain:  # a class without a backup period lies on the page
+        rows[k] -= offset[k]
+        offset[k] = 0.0
     if period and len(plain) == 1:
         # both passes were traced with the backup period (before identity was known), which lets the
         # curve without one step across the page's edge; trace it again on the page, without the
@@ -348,8 +349,7 @@ def decode_ink_stroke(probs: np.ndarray, class_ids: Sequence[int] = (1, 2), *,
 def retrace_on_page(ink: np.ndarray, other: np.ndarray, **kwargs) -> TraceResult:
     """One path through (H, W) uint8 `ink` without a backup period, once the stroke of the other
     curve (its page rows `other`, NaN where absent) is erased as `trace_twice` erases a first path."""
-    erased = erase_path(ink, other, ERASE_HALF)
-    return trace_curves(np.stack([255 - erased, erased]), (1,), **kwargs)
+    return trace_ink(erase_path(ink, other, ERASE_HALF), None, **kwargs)
 
 
 #: name -> (decoder(probs, class_ids, *, wrap_px, image) -> TraceResult, one-line description)
