@@ -87,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         tab.append({"family": fam, "decoder": dec, "curves": len(g), "r2_median": round(float(g.r2.median()), 3),
                     "r2_median_c1": round(float(g[g.class_id == 1].r2.median()), 3),
                     "r2_median_c2": round(float(g[g.class_id == 2].r2.median()), 3),
-                    "below_0.8": round(float((g.r2 < 0.8).mean()), 3), "mae_mean": round(float(g.mae.mean()), 3)})
+                    "below_0.8": round(float((g.r2 < 0.8).mean()), 3), "at_0.95": int((g.r2 >= 0.95).sum()),
+                    "mae_mean": round(float(g.mae.mean()), 3)})
     from veernet_ray.evaluate.heldout import markdown
 
     print(markdown(f"Decoders on {args.set_name}, n={n}/family, checkpoint {ckpt_hash}", tab))

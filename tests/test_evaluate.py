@@ -138,6 +138,15 @@ def test_qc_passes_a_good_trace_and_flags_confidently_wrong_ones():
     assert "margin" in judge(sig[1])[1]
 
 
+def test_curve_2_has_its_own_margin_threshold():
+    # the model calls most broken backup pens curve 1, so curve 2's margin is below 0 on good traces
+    sig = {"coverage": 1.0, "confidence": 0.9, "margin": -0.3}
+    t = QCThresholds(min_margin=-0.1, min_margin_2=-1.0)
+    assert "margin" in judge(sig, t, 1)[1] and "margin" in judge(sig, t)[1]  # None judges as curve 1
+    assert judge(sig, t, 2) == (False, "")
+    assert "margin" in judge(sig, QCThresholds(min_margin_2=-0.2), 2)[1]
+
+
 def test_qc_without_a_curve_says_so():
     assert judge({"coverage": 0.0}) == (True, "no curve found")
     t = QCThresholds(min_coverage=0.9)

@@ -47,7 +47,7 @@ def build_parser(prog: str = "veernet evaluate") -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from veernet_ray.evaluate.heldout import (cache_folder, curve_table, ensure_set, evaluate_sets, mask_table, markdown,
-                                              qc_table, write_report)
+                                              QC_TITLE, qc_table, write_report)
     from veernet_ray.infer.pipeline import model_provenance, resolve_checkpoint
     from veernet_ray.synth.styles import parse_range
     from veernet_ray.trace.decode import DEFAULT_DECODER
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     paths = write_report(out, result, meta)
     print(markdown("Recovered curves (track-normalised, against the truth LAS)", curve_table(result.rows)))
     print(markdown("Masks (model)", mask_table(result.confusion)))
-    print(markdown("QC on the model's curves (bad: R^2 < 0.8, good: R^2 >= 0.95)", qc_table(result.rows)))
+    print(markdown(QC_TITLE, qc_table(result.rows)))
     print(f"report: {paths['markdown']}  (every curve: {paths['parquet']})")
     return 0
 

@@ -141,7 +141,7 @@ def evaluate_sets(checkpoint: str | os.PathLike | None, sets: list[tuple[str, Pa
             model_pos = normalised(trace.rows, h)
             for k, cid in enumerate(class_ids):
                 m = curve_metrics(model_pos[k], truth.positions[k].astype(np.float64))
-                flagged, reason = judge(signals[k], thresholds)
+                flagged, reason = judge(signals[k], thresholds, cid)
                 result.rows.append({**base, "method": "model", "class_id": cid, **_pick(m),
                                     **{f"qc_{s}": v for s, v in signals[k].items()}, "flagged": flagged,
                                     "reason": reason})
@@ -221,8 +221,17 @@ def mask_table(confusion: dict[str, np.ndarray]) -> list[dict[str, Any]]:
     return out
 
 
-def qc_table(rows: list[dict[str, Any]], bad: float = 0.8, good: float = 0.95) -> list[dict[str, Any]]:
-    """How QC did on the model's curves: share of bad curves (R^2 < bad) flagged, of good ones (>= good) flagged."""
+QC_TITLE = ("QC on the model's curves (bad: R^2 < 0.8, good: R^2 >= 0.95, "
+            "whole good: good over at least 90% of the depth)")
+
+
+def qc_table(rows: list[dict[str, Any]], bad: float = 0.8, good: float = 0.95, whole: float = 0.9) -> list[dict[str, Any]]:
+    """How QC did on the model's curves: share of bad curves (R^2 < bad) flagged, of good ones (>= good) flagged.
+
+    A good curve traced over only part of the depth is rightly sent to review (R^2 counts only where
+    it has values), so the good curves that also cover at least `whole` of the depth ("whole") get
+    their own share.
+    """
     import pandas as pd
 
     df = pd.DataFrame([r for r in rows if r["method"] == "model"])
@@ -233,11 +242,14 @@ def qc_table(rows: list[dict[str, Any]], bad: float = 0.8, good: float = 0.95) -
         s = df if fam == "all" else df[df["family"] == fam]
         r2 = s["r2"].fillna(-np.inf)
         badm, goodm = r2 < bad, r2 >= good
+        wholem = goodm & (s["coverage"].fillna(0) >= whole)
         out.append({
             "family": fam, "curves": int(len(s)), "flagged": int(s["flagged"].sum()),
             "bad": int(badm.sum()), "bad_flagged": float(s.loc[badm, "flagged"].mean()) if badm.any() else float("nan"),
             "good": int(goodm.sum()),
             "good_flagged": float(s.loc[goodm, "flagged"].mean()) if goodm.any() else float("nan"),
+            "whole_good": int(wholem.sum()),
+            "whole_good_flagged": float(s.loc[wholem, "flagged"].mean()) if wholem.any() else float("nan"),
         })
     return out
 
@@ -270,7 +282,7 @@ def write_report(out_dir: str | os.PathLike, result: EvalResult, meta: dict[str,
     md = [f"# Evaluation: {meta.get('set')}", "", "```", json.dumps(meta, indent=1, default=str), "```", "",
           markdown("Recovered curves (track-normalised, against the truth LAS)", tables["curves"]),
           markdown("Masks (model only)", tables["masks"]),
-          markdown("QC on the model's curves (bad: R^2 < 0.8, good: R^2 >= 0.95)", tables["qc"])]
+          markdown(QC_TITLE, tables["qc"])]
     (out / "report.md").write_text("\n".join(md), encoding="utf-8")
     (out / "report.json").write_text(json.dumps({"meta": meta, **tables, "seconds": result.seconds},
                                                 indent=1, default=str), encoding="utf-8")

@@ -170,7 +170,7 @@ def qc_rows(scan_id: str, log: DigitisedLog, *, min_coverage: float = QC_DEFAULT
         mean_conf = float(np.mean(c.confidence[have])) if have.any() else 0.0
         sig = dict(signals[i]) if signals is not None else {}
         sig.update(coverage=coverage, confidence=mean_conf)
-        flagged, reason = judge(sig, t)
+        flagged, reason = judge(sig, t, c.class_id)
         reasons = [reason] if reason else []
         if not log.calibrated:
             reasons.append("uncalibrated")

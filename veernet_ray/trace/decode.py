@@ -12,10 +12,14 @@ decoders differ in how they answer the second:
   model has already cleaned of grid lines, text and noise; the model's class
   channels along each path then decide which is which (per stretch of columns,
   or once per scan).
-- ``ink-stroke`` (the default, `decode`): the same two paths; the more solid one
-  is curve 1. Curve 1 is drawn solid and curve 2 broken or thinner
-  (docs/contracts.md section 1): a cue that holds for pen patterns the model
-  never saw, where its class channels do not.
+- ``ink-stroke``: the same two paths; the more solid one is curve 1. Curve 1
+  is drawn solid and curve 2 broken or thinner (docs/contracts.md section 1): a
+  cue that holds for pen patterns the model never saw, where its class channels
+  do not. Paths that trade curves far from a crossing are swapped back (`untangle`).
+- ``ink-stroke-closed`` (the default, `decode`): ``ink-stroke`` without
+  `untangle`, and a pass that covers little of the depth (a dotted or
+  short-dash pen, whose gaps cost the tracer more than leaving it does) traced
+  again over its gaps closed, then put back on its ink (`trace_sparse`).
 
 `DECODERS` names them for `bench/decoders.py`, which chose the default on
 training styles (never on the held-out set; see bench/RESULTS.md).
@@ -24,6 +28,7 @@ training styles (never on the held-out set; see bench/RESULTS.md).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import partial
 
 import numba
 import numpy as np
@@ -68,7 +73,8 @@ def wrap_period(wrap_px: Mapping[int, float | None] | None) -> float | None:
     return next((float(p) for p in (wrap_px or {}).values() if p), None)
 
 
-def trace_twice(ink: np.ndarray, period: float | None, erase_half: int, **kwargs) -> tuple[TraceResult, TraceResult]:
+def trace_twice(ink: np.ndarray, period: float | None, erase_half: int, close: int = 0,
+                **kwargs) -> tuple[TraceResult, TraceResult]:
     """Two identity-free paths through an (H, W) ink map: the strongest one, then the strongest once
     that path's stroke is erased. A classical digitiser's way, shared by the ink decoders and the
     `viterbi-ink` baseline. kwargs go to `trace_curves`.
@@ -76,10 +82,68 @@ def trace_twice(ink: np.ndarray, period: float | None, erase_half: int, **kwargs
     ink: float in [0, 1], or uint8 (ink * 255). Erased: +-erase_half rows about the path, and beyond
     them the rest of the stroke, as long as it stays inked without a break (`erase_stroke`): a bold
     pen (up to 6 px, more where it runs steeply) otherwise leaves its edges for the second pass to
-    ride instead of the fainter curve.
+    ride instead of the fainter curve. close: the second pass runs on the erased ink with its gaps
+    closed over that many columns (`close_gaps`; 0: not).
     """
     first = trace_ink(ink, period, **kwargs)
-    return first, trace_ink(erase_path(ink, first.page[0], erase_half), period, **kwargs)  # its pixels, not its unwrapped rows
+    return first, trace_sparse(erase_path(ink, first.page[0], erase_half), period, close, **kwargs)  # its pixels
+
+
+#: columns across which the default decoder closes a sparse pass's gaps (`trace_sparse`): chosen on
+#: training styles among 5, 9 and 15 (bench/decoders.py; bench/RESULTS.md, "Dotted pens")
+CLOSE_COLUMNS = 9
+#: a pass covering less than this share of the columns is traced again over closed gaps (`trace_sparse`)
+CLOSE_BELOW = 0.6
+#: rows either side of a path traced over closed gaps searched for the ink it stands for
+SNAP_ROWS = 3
+
+
+def trace_sparse(ink: np.ndarray, period: float | None, close: int, **kwargs) -> TraceResult:
+    """The strongest path through (H, W) `ink`; where that covers less than CLOSE_BELOW of the columns
+    and `close` > 1, the path through the ink with its gaps closed over `close` columns
+    (`close_gaps`), put back on the ink itself (`snap_to_ink`), if that covers more.
+
+    On the bare map a dotted or short-dash pen's gaps cost the tracer more than leaving the curve
+    does, so such a curve comes out absent or in scraps; a curve the bare map traces whole keeps
+    its trace."""
+    plain = trace_ink(ink, period, **kwargs)
+    if close <= 1 or np.isfinite(plain.rows[0]).mean() >= CLOSE_BELOW:
+        return plain
+    closed = snap_to_ink(trace_ink(close_gaps(ink, close), period, **kwargs), ink, max_gap=max(close, 12))
+    return closed if np.isfinite(closed.rows[0]).sum() > np.isfinite(plain.rows[0]).sum() else plain
+
+
+def snap_to_ink(res: TraceResult, ink: np.ndarray, max_gap: int) -> TraceResult:
+    """A one-path `res` moved onto the ink of (H, W) `ink` (uint8 ink * 255, or float in [0, 1]): in each
+    column, the centroid of the inked rows (>= 128 of 255) within SNAP_ROWS of the path, NaN where there are none; gaps of up to `max_gap`
+    columns then bridged as the tracer bridges."""
+    from veernet_ray.trace.tracer import MIN_CONFIDENCE, _bridge
+
+    h, w = ink.shape
+    page, rows, conf = res.page[0], res.rows[0], res.confidence[0]
+    cols = np.flatnonzero(np.isfinite(page))
+    base = np.clip(np.round(page[cols]).astype(np.int64), 0, h - 1)
+    win = np.clip(base[:, None] + np.arange(-SNAP_ROWS, SNAP_ROWS + 1)[None, :], 0, h - 1)
+    v = ink[win, cols[:, None]].astype(np.float64)
+    weight = np.where(v >= (128 if ink.dtype == np.uint8 else 128 / 255), v, 0.0)
+    on = weight.sum(axis=1) > 0
+    centre = (weight * win).sum(axis=1) / np.where(on, weight.sum(axis=1), 1.0)
+    new = np.full(w, np.nan)
+    new[cols[on]] = centre[on] + (rows[cols[on]] - page[cols[on]])  # the unwrapping offset kept
+    new_conf = np.where(np.isfinite(new), conf, 0.0)
+    out, out_conf, bridged = _bridge(new[None], new_conf[None], max_gap, 0.5 * h, MIN_CONFIDENCE)
+    return TraceResult(out, out_conf, res.class_ids, bridged, h, res.offset)
+
+
+def close_gaps(ink: np.ndarray, columns: int) -> np.ndarray:
+    """(H, W) `ink` with each pixel the most ink within `columns` columns centred on it (a running max
+    along depth; 0 or 1: unchanged). A dotted or short-dash pen then reads as a band the tracer can
+    stay on: on the bare map its gaps cost more than leaving the curve does."""
+    if columns <= 1:
+        return ink
+    from scipy.ndimage import maximum_filter1d
+
+    return maximum_filter1d(ink, int(columns), axis=1, mode="constant", cval=0)
 
 
 def trace_ink(ink: np.ndarray, period: float | None = None, **kwargs) -> TraceResult:
@@ -302,7 +366,7 @@ def _untangle(rows, saving, apart):  # pragma: no cover - compiled
 
 def decode_ink_stroke(probs: np.ndarray, class_ids: Sequence[int] = (1, 2), *,
                       wrap_px: Mapping[int, float | None] | None = None, image: np.ndarray | None = None,
-                      **kwargs) -> TraceResult:
+                      close: int = 0, untangle_paths: bool = True, **kwargs) -> TraceResult:
     """Where from the model's ink, which from the pen: the curve ink traced twice (`trace_twice`),
     then the more solid path is curve 1 (`solidity`), one identity for the whole scan.
 
@@ -320,13 +384,13 @@ def decode_ink_stroke(probs: np.ndarray, class_ids: Sequence[int] = (1, 2), *,
     h = probs.shape[1]
     ink = drop_edge_lines(curve_ink(probs, class_ids))
     period = wrap_period(wrap_px)
-    first, second = trace_twice(ink, period, ERASE_HALF, **kwargs)
+    first, second = trace_twice(ink, period, ERASE_HALF, close, **kwargs)
     paths = [first, second]
     rows = np.stack([p.rows[0] for p in paths])
     offset = np.stack([np.zeros(rows.shape[1]) if p.offset is None else p.offset[0] for p in paths])
     conf = np.stack([p.confidence[0] for p in paths])
     bridged = np.stack([p.bridged[0] for p in paths])
-    swap = untangle(rows, h)
+    swap = untangle(rows, h) if untangle_paths else np.zeros(rows.shape[1], bool)
     if swap.any():
         rows, offset, conf, bridged = (np.where(swap[None, :], a[::-1], a) for a in (rows, offset, conf, bridged))
     if solidity(ink, rows[1] - offset[1]) > solidity(ink, rows[0] - offset[0]):
@@ -340,16 +404,17 @@ def decode_ink_stroke(probs: np.ndarray, class_ids: Sequence[int] = (1, 2), *,
         # curve without one step across the page's edge; trace it again on the page, without the
         # period, on the ink less the backup curve's stroke
         k, j = plain[0], 1 - plain[0]
-        again = retrace_on_page(ink, rows[j] - offset[j], **kwargs)
+        again = retrace_on_page(ink, rows[j] - offset[j], close, **kwargs)
         rows[k], conf[k], bridged[k] = again.rows[0], again.confidence[0], again.bridged[0]
     order = [class_ids.index(c) for c in asked]
     return TraceResult(rows[order], conf[order], asked, bridged[order], h, offset[order])
 
 
-def retrace_on_page(ink: np.ndarray, other: np.ndarray, **kwargs) -> TraceResult:
+def retrace_on_page(ink: np.ndarray, other: np.ndarray, close: int = 0, **kwargs) -> TraceResult:
     """One path through (H, W) uint8 `ink` without a backup period, once the stroke of the other
-    curve (its page rows `other`, NaN where absent) is erased as `trace_twice` erases a first path."""
-    return trace_ink(erase_path(ink, other, ERASE_HALF), None, **kwargs)
+    curve (its page rows `other`, NaN where absent) is erased as `trace_twice` erases a first path
+    (and its gaps closed as there)."""
+    return trace_sparse(erase_path(ink, other, ERASE_HALF), None, close, **kwargs)
 
 
 #: name -> (decoder(probs, class_ids, *, wrap_px, image) -> TraceResult, one-line description)
@@ -360,9 +425,15 @@ DECODERS = {
     "per-class-damped": (decode_per_class_damped, "per-class on probabilities damped on the scan's long lines"),
     "ink-identity-damped": (decode_ink_identity_damped, "ink-identity on probabilities damped on long lines"),
     "ink-stroke": (decode_ink_stroke, "curve ink traced twice, the more solid path is curve 1"),
+    "ink-stroke-straight": (partial(decode_ink_stroke, untangle_paths=False),
+                            "ink-stroke without `untangle`: each pass keeps its own path"),
+    "ink-stroke-closed": (partial(decode_ink_stroke, close=CLOSE_COLUMNS, untangle_paths=False),
+                          f"ink-stroke-straight, a sparse pass traced again over gaps closed across {CLOSE_COLUMNS} columns"),
+    **{f"ink-stroke-closed{k}": (partial(decode_ink_stroke, close=k, untangle_paths=False),
+                                 f"ink-stroke-closed across {k} columns") for k in (5, 15)},
 }
 #: what inference, sheets and `veernet evaluate` use: chosen on training styles (bench/decoders.py)
-DEFAULT_DECODER = "ink-stroke"
+DEFAULT_DECODER = "ink-stroke-closed"
 
 
 def decode(probs: np.ndarray, class_ids: Sequence[int] = (1, 2), *,

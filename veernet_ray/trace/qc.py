@@ -169,8 +169,11 @@ def _line_beyond(runs: np.ndarray, pr: np.ndarray, page: np.ndarray, ink) -> np.
     return out
 
 
-def judge(sig: dict[str, float], t: QCThresholds = QCThresholds()) -> tuple[bool, str]:
-    """(flagged, reason) for one curve's signals; the reason lists every check that failed."""
+def judge(sig: dict[str, float], t: QCThresholds = QCThresholds(), class_id: int | None = None) -> tuple[bool, str]:
+    """(flagged, reason) for one curve's signals; the reason lists every check that failed.
+
+    class_id: the curve's class (curve 2 has its own margin threshold); None judges as curve 1.
+    """
     reasons = []
     cov = sig.get("coverage", 0.0)
     if cov <= 0:
@@ -189,7 +192,7 @@ def judge(sig: dict[str, float], t: QCThresholds = QCThresholds()) -> tuple[bool
             reasons.append(f"{text} {v:.2f} > {lim:.2f}")
 
     below("confidence", t.min_confidence, "low confidence")
-    below("margin", t.min_margin, "curves hard to tell apart: class margin")
+    below("margin", t.min_margin_2 if class_id == 2 else t.min_margin, "curves hard to tell apart: class margin")
     below("pen", t.min_pen, "curves hard to tell apart: pen contrast")
     above("shared", t.max_shared, "shares ink with the other trace")
     below("ink", t.min_ink, "trace off the ink: ink support")

@@ -19,7 +19,11 @@ class QCThresholds:
     min_coverage: float = 0.9
     # the tuner's 0.8 flagged 1.4% more bad curves, and a perfect trace of soft probabilities (mean 0.76)
     min_confidence: float = 0.5
-    min_margin: float = -0.1  # own class minus the other curve class; < 0: the other class wins
+    min_margin: float = -0.1  # curve 1: own class minus the other curve class; < 0: the other class wins
+    # the same for curve 2. The model seldom calls a broken backup pen curve 2 (it calls it curve 1 and
+    # the decoder takes identity from the pen), so curve 2's margin is below 0 on good and bad traces
+    # alike; -1: off
+    min_margin_2: float = -0.1
     min_pen: float = 0.10  # curve 1's trace at least this much more solid than curve 2's (-1: off)
     max_shared: float = 0.25  # 0.15 flagged good curves that overlap the other for a stretch
     min_ink: float = 0.9
