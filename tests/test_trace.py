@@ -590,3 +590,26 @@ def test_a_dotted_pen_is_traced_over_its_closed_gaps():
     res = decode_ink_stroke(probs, (1, 2), close=9, untangle_paths=False)
     assert np.nanmedian(np.abs(res.rows[0] - solid)) < 1.0
     assert np.nanmedian(np.abs(res.rows[1] - dotted)) < 1.0 and np.isfinite(res.rows[1]).mean() > 0.95
+
+
+def test_the_default_ink_passes_stay_on_a_curve_through_a_faint_stretch():
+    """Curve 1 fades for 8 columns, 50 rows from a strong curve 2. The tracer's own costs (0.05 a row,
+    6 to leave) make the strongest path jump to curve 2 there and back; the default decoder's
+    (`INK_TRACER`) keep it on curve 1, whose identity the pen then decides."""
+    from veernet_ray.trace.decode import INK_TRACER, decode, trace_ink
+
+    h, w = 96, 600
+    cols = np.arange(w)
+    one, two = np.full(w, 20.0), np.full(w, 70.0)
+    faint = (cols >= 300) & (cols < 308)
+    dashes = ((cols // 10) % 3 != 2).astype(np.float32)
+    ink = np.maximum(np.where(faint[None, :], 0.1, 1.0) * _pen(h, w, one, 1), 0.9 * _pen(h, w, two, 1, dashes))
+    ink[:, faint] = np.maximum(ink[:, faint], 0.9 * _pen(h, w, two, 1)[:, faint])  # curve 2 inked there
+    bare = trace_ink(ink).rows[0]
+    assert np.nanmin(np.abs(bare[faint] - two[faint])) < 2, "the case this test is about: the bare tracer jumps"
+    assert np.nanmax(np.abs(trace_ink(ink, **INK_TRACER).rows[0][faint] - one[faint])) < 2
+    probs = np.zeros((3, h, w), np.float32)
+    probs[1] = 0.9 * ink
+    probs[0] = 1 - probs[1]
+    res = decode(probs, (1, 2))
+    assert np.nanmax(np.abs(res.rows[0] - one)) < 2 and np.nanmax(np.abs(res.rows[1] - two)) < 2

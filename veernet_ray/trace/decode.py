@@ -17,9 +17,10 @@ decoders differ in how they answer the second:
   cue that holds for pen patterns the model never saw, where its class channels
   do not. Paths that trade curves far from a crossing are swapped back (`untangle`).
 - ``ink-stroke-closed`` (the default, `decode`): ``ink-stroke`` without
-  `untangle`, and a pass that covers little of the depth (a dotted or
-  short-dash pen, whose gaps cost the tracer more than leaving it does) traced
-  again over its gaps closed, then put back on its ink (`trace_sparse`).
+  `untangle`, with a stiffer tracer (`INK_TRACER`: dearer jumps and dearer
+  leaving), and a pass that covers little of the depth (a dotted or short-dash
+  pen, whose gaps cost the tracer more than leaving it does) traced again over
+  its gaps closed, then put back on its ink (`trace_sparse`).
 
 `DECODERS` names them for `bench/decoders.py`, which chose the default on
 training styles (never on the held-out set; see bench/RESULTS.md).
@@ -92,6 +93,10 @@ def trace_twice(ink: np.ndarray, period: float | None, erase_half: int, close: i
 #: columns across which the default decoder closes a sparse pass's gaps (`trace_sparse`): chosen on
 #: training styles among 5, 9 and 15 (bench/decoders.py; bench/RESULTS.md, "Dotted pens")
 CLOSE_COLUMNS = 9
+#: the tracer's costs for the default decoder's ink passes (`trace_curves`' defaults are 0.05 and 6): a
+#: pass then leaves a curve that fades for a stretch less readily for the other curve's ink or for
+#: nothing; chosen on training styles (bench/RESULTS.md, "Dotted pens")
+INK_TRACER = {"jump_penalty": 0.13, "switch_cost": 15.0}
 #: a pass covering less than this share of the columns is traced again over closed gaps (`trace_sparse`)
 CLOSE_BELOW = 0.6
 #: rows either side of a path traced over closed gaps searched for the ink it stands for
@@ -427,9 +432,10 @@ DECODERS = {
     "ink-stroke": (decode_ink_stroke, "curve ink traced twice, the more solid path is curve 1"),
     "ink-stroke-straight": (partial(decode_ink_stroke, untangle_paths=False),
                             "ink-stroke without `untangle`: each pass keeps its own path"),
-    "ink-stroke-closed": (partial(decode_ink_stroke, close=CLOSE_COLUMNS, untangle_paths=False),
-                          f"ink-stroke-straight, a sparse pass traced again over gaps closed across {CLOSE_COLUMNS} columns"),
-    **{f"ink-stroke-closed{k}": (partial(decode_ink_stroke, close=k, untangle_paths=False),
+    "ink-stroke-closed": (partial(decode_ink_stroke, close=CLOSE_COLUMNS, untangle_paths=False, **INK_TRACER),
+                          f"ink-stroke-straight, a sparse pass traced again over gaps closed across {CLOSE_COLUMNS} "
+                          f"columns, a stiffer tracer ({INK_TRACER})"),
+    **{f"ink-stroke-closed{k}": (partial(decode_ink_stroke, close=k, untangle_paths=False, **INK_TRACER),
                                  f"ink-stroke-closed across {k} columns") for k in (5, 15)},
 }
 #: what inference, sheets and `veernet evaluate` use: chosen on training styles (bench/decoders.py)
