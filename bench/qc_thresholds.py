@@ -45,13 +45,14 @@ def rates(df, t) -> tuple[float, float]:
             float(flagged[good].mean()) if good.any() else float("nan"))
 
 
-def search(df, max_good: float, rounds: int = 4, min_bad: float | None = None, keep: tuple[str, ...] = ()):
+def search(df, max_good: float, rounds: int = 4, min_bad: float | None = None, keep: tuple[str, ...] = (),
+           penalty: float = 2.0):
     """Coordinate ascent on: bad curves flagged, minus 2x every point of good curves flagged above max_good.
 
     The penalty (not a hard limit) lets the search walk from defaults that flag too many good
     curves towards ones that do not; ties go to the threshold flagging fewer good curves.
     With min_bad, the objective is instead: fewest good curves flagged while at least min_bad of
-    the bad ones are (2x every point of bad recall short of it as the penalty). keep: thresholds
+    the bad ones are (`penalty` x every point of bad recall short of it). keep: thresholds
     left at their defaults.
     """
     from veernet_ray.trace.qc import QCThresholds
@@ -59,8 +60,8 @@ def search(df, max_good: float, rounds: int = 4, min_bad: float | None = None, k
     def score(rates_: tuple[float, float]) -> tuple[float, float]:
         bad, good = rates_
         if min_bad is not None:
-            return -good - 2.0 * max(0.0, min_bad - bad), bad
-        return bad - 2.0 * max(0.0, good - max_good), -good
+            return -good - penalty * max(0.0, min_bad - bad), bad
+        return bad - penalty * max(0.0, good - max_good), -good
 
     t = QCThresholds()
     for _ in range(rounds):
@@ -85,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-good", type=float, default=0.10, help="most good curves QC may flag on the tuning set")
     p.add_argument("--min-bad", type=float, default=None,
                    help="instead: flag the fewest good curves while flagging at least this share of bad ones")
+    p.add_argument("--penalty", type=float, default=2.0,
+                   help="cost of each point short of --min-bad (or over --max-good) against the other rate")
     p.add_argument("--keep", default="max_shared",
                    help="comma-separated thresholds left at their defaults (default max_shared: on training styles "
                         "the curves seldom cross, so any shared ink reads as wrong; held out, good crossing curves "
@@ -110,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [k for k in keep if k not in GRIDS]
     if unknown:
         p.error(f"--keep: unknown threshold(s) {', '.join(unknown)}; choose from {', '.join(GRIDS)}")
-    t, (bad, good) = search(df, args.max_good, min_bad=args.min_bad, keep=keep)
+    t, (bad, good) = search(df, args.max_good, min_bad=args.min_bad, keep=keep, penalty=args.penalty)
     print(f"tuning curves: {len(df)}  (bad R^2<0.8: {(df['r2'].fillna(-9) < 0.8).sum()}, "
           f"good R^2>=0.95: {(df['r2'] >= 0.95).sum()})")
     print(f"current defaults: bad flagged {before[0]:.2f}, good flagged {before[1]:.2f}")

@@ -13,23 +13,22 @@ from dataclasses import asdict, dataclass
 class QCThresholds:
     """A curve is flagged when any signal crosses its threshold."""
 
-    # chosen together on training styles (train-style n=120, 240 curves) for the ink-stroke decoder, the
-    # model stage's 16-row margin and the grid signal that looks beyond the trace (`qc._line_beyond`):
-    # bench/qc_thresholds.py --min-bad 0.9 (bench/RESULTS.md, "QC: flat stretches are not grid lines")
-    min_coverage: float = 0.9
-    # the tuner's 0.8 flagged 1.4% more bad curves, and a perfect trace of soft probabilities (mean 0.76)
+    # chosen together on training styles (train-style n=120, 240 curves) for the stage-5 weights and the
+    # ink-stroke-closed decoder: bench/qc_thresholds.py --min-bad 0.92 --keep max_shared,min_confidence
+    # (bench/RESULTS.md, "The shipped model, fifth stage")
+    min_coverage: float = 0.65
+    # the tuner's 0.75 flagged 1% more bad curves, and a perfect trace of soft probabilities (mean 0.76)
     min_confidence: float = 0.5
-    min_margin: float = -0.1  # curve 1: own class minus the other curve class; < 0: the other class wins
-    # the same for curve 2. The model seldom calls a broken backup pen curve 2 (it calls it curve 1 and
-    # the decoder takes identity from the pen), so curve 2's margin is below 0 on good and bad traces
-    # alike; -1: off
-    min_margin_2: float = -0.1
-    min_pen: float = 0.10  # curve 1's trace at least this much more solid than curve 2's (-1: off)
+    min_margin: float = 0.2  # curve 1: own class minus the other curve class; < 0: the other class wins
+    # the same for curve 2. The model calls much of a broken backup pen curve 1 (the decoder takes
+    # identity from the pen), so curve 2's margin is often below 0 on good traces too; -1: off
+    min_margin_2: float = -0.2
+    min_pen: float = 0.2  # curve 1's trace at least this much more solid than curve 2's (-1: off)
     max_shared: float = 0.25  # 0.15 flagged good curves that overlap the other for a stretch
-    min_ink: float = 0.9
-    max_grid: float = 0.15  # of the riding signal (RIDE_COLUMNS, confirmed beyond the trace)
+    min_ink: float = 0.8
+    max_grid: float = 0.05  # of the riding signal (RIDE_COLUMNS, confirmed beyond the trace)
     max_jumps: float = 1.0  # per 1,000 columns
-    min_spread: float = 0.04  # std of the trace, track fractions
+    min_spread: float = 0.035  # std of the trace, track fractions
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
