@@ -262,6 +262,8 @@ def train_func(config: dict[str, Any]) -> None:
     val_shard = ray.train.get_dataset_shard("val")
 
     for epoch in range(start_epoch, tc.epochs):
+        # each worker's current epoch beside its pid: what an operator, or a fault test, reads
+        (run_dir / "pids" / f"rank{rank}.epoch").write_text(str(epoch))
         loss_fn = schedule.loss_for_epoch(epoch)
         rows = _rows(train_shard, shuffle_buffer=cfg.data.shuffle_buffer, seed=tc.seed * 1_000_003 + epoch * 101 + rank)
         metrics = train_one_epoch(model, optimizer, scheduler, loss_fn, rows, accum=accum, device=device,
