@@ -114,14 +114,20 @@ def trace_sparse(ink: np.ndarray, period: float | None, close: int, **kwargs) ->
     plain = trace_ink(ink, period, **kwargs)
     if close <= 1 or np.isfinite(plain.rows[0]).mean() >= CLOSE_BELOW:
         return plain
-    closed = snap_to_ink(trace_ink(close_gaps(ink, close), period, **kwargs), ink, max_gap=max(close, 12))
+    from veernet_ray.trace.tracer import MAX_GAP, MIN_CONFIDENCE
+
+    closed = snap_to_ink(trace_ink(close_gaps(ink, close), period, **kwargs), ink,
+                         max_gap=max(close, kwargs.get("max_gap", MAX_GAP)), max_jump=kwargs.get("max_jump"),
+                         min_confidence=kwargs.get("min_confidence", MIN_CONFIDENCE))
     return closed if np.isfinite(closed.rows[0]).sum() > np.isfinite(plain.rows[0]).sum() else plain
 
 
-def snap_to_ink(res: TraceResult, ink: np.ndarray, max_gap: int) -> TraceResult:
+def snap_to_ink(res: TraceResult, ink: np.ndarray, max_gap: int, max_jump: float | None = None,
+                min_confidence: float | None = None) -> TraceResult:
     """A one-path `res` moved onto the ink of (H, W) `ink` (uint8 ink * 255, or float in [0, 1]): in each
-    column, the centroid of the inked rows (>= 128 of 255) within SNAP_ROWS of the path, NaN where there are none; gaps of up to `max_gap`
-    columns then bridged as the tracer bridges."""
+    column, the centroid of the inked rows (>= 128 of 255) within SNAP_ROWS of the path, NaN where there
+    are none; gaps of up to `max_gap` columns then bridged as the tracer bridges (`max_jump` and
+    `min_confidence` as `trace_curves` takes them; None: its defaults)."""
     from veernet_ray.trace.tracer import MIN_CONFIDENCE, _bridge
 
     h, w = ink.shape
@@ -136,7 +142,8 @@ def snap_to_ink(res: TraceResult, ink: np.ndarray, max_gap: int) -> TraceResult:
     new = np.full(w, np.nan)
     new[cols[on]] = centre[on] + (rows[cols[on]] - page[cols[on]])  # the unwrapping offset kept
     new_conf = np.where(np.isfinite(new), conf, 0.0)
-    out, out_conf, bridged = _bridge(new[None], new_conf[None], max_gap, 0.5 * h, MIN_CONFIDENCE)
+    out, out_conf, bridged = _bridge(new[None], new_conf[None], max_gap, 0.5 * h if max_jump is None else float(max_jump),
+                                     MIN_CONFIDENCE if min_confidence is None else min_confidence)
     return TraceResult(out, out_conf, res.class_ids, bridged, h, res.offset)
 
 
@@ -395,8 +402,8 @@ def decode_ink_stroke(probs: np.ndarray, class_ids: Sequence[int] = (1, 2), *,
     offset = np.stack([np.zeros(rows.shape[1]) if p.offset is None else p.offset[0] for p in paths])
     conf = np.stack([p.confidence[0] for p in paths])
     bridged = np.stack([p.bridged[0] for p in paths])
-    swap = untangle(rows, h) if untangle_paths else np.zeros(rows.shape[1], bool)
-    if swap.any():
+    swap = untangle(rows, h) if untangle_paths else None
+    if swap is not None and swap.any():
         rows, offset, conf, bridged = (np.where(swap[None, :], a[::-1], a) for a in (rows, offset, conf, bridged))
     if solidity(ink, rows[1] - offset[1]) > solidity(ink, rows[0] - offset[0]):
         rows, offset, conf, bridged = (a[::-1].copy() for a in (rows, offset, conf, bridged))

@@ -52,6 +52,8 @@ SHARED_HALF = 2  # rows either side of a trace that count as the same ink
 CAND_BLOCK = 8
 #: default threshold below which a column is "not confident" (-> NaN)
 MIN_CONFIDENCE = 0.3
+#: default longest run of NaN columns (between confident ones) that is bridged
+MAX_GAP = 12
 #: a wrapped path's edge crossing is counted between on-columns at most this many apart: a broken
 #: (dashed, dotted) backup curve often leaves the page in a gap (bench/RESULTS.md, "Wraps across gaps")
 UNWRAP_GAP = 256
@@ -101,7 +103,7 @@ def trace_curves(
     switch_cost: float = 6.0,
     presence: float = 0.5,
     min_confidence: float = MIN_CONFIDENCE,
-    max_gap: int = 12,
+    max_gap: int = MAX_GAP,
     max_jump: float | None = None,
 ) -> TraceResult:
     """Trace each class in `class_ids` through a (C, H, W) probability map.
