@@ -15,14 +15,16 @@ set -uo pipefail
 PART=${1:-all}
 OUT=${OUT:-/tmp/veernet-gpu}
 mkdir -p "$OUT"
+# setup's output goes to one file: the device tool brings back at most 8 files from $OUT
+SETUP="$OUT/setup.log"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-  > "$OUT/install.log" 2>&1
+  > "$SETUP" 2>&1
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
-nvidia-smi > "$OUT/nvidia-smi.log" 2>&1
+{ nvidia-smi; git log -1 --format='commit %H %s' 2>/dev/null; } >> "$SETUP" 2>&1
 python3 -c "import torch, ray, numba; print(torch.__version__, ray.__version__, numba.__version__, torch.cuda.get_device_name(0))" \
-  > "$OUT/versions.log" 2>&1
+  >> "$SETUP" 2>&1
 # the tracer's Numba kernels compile once into trace/__pycache__ (~10 s), not in every write task at once
-python3 -m veernet_ray.trace >> "$OUT/versions.log" 2>&1
+python3 -m veernet_ray.trace >> "$SETUP" 2>&1
 
 step() {  # step NAME SECONDS COMMAND...
   local name=$1 limit=$2; shift 2
@@ -32,17 +34,17 @@ step() {  # step NAME SECONDS COMMAND...
   echo "   rc $? in $(( $(date +%s) - t0 )) s" | tee -a "$OUT/steps.log"
 }
 if [ "$PART" = all ]; then
-  # the whole issue-13 measurement in one call (about 8 minutes), most valuable first, so a slow
+  # the whole issue-13 measurement in one call (under 10 minutes; 7 log files), most valuable first, so a slow
   # step leaves the earlier ones' figures: each regime's row is printed as it finishes.
   # 2026-11-27's two H200 runs: bench/gpu-logs/ and bench/RESULTS.md; what they asked next: bench/NOTES.md
-  step profile 60 python3 bench/gpu_profile.py --top 12   # where a step's and the actor's time goes
+  step profile 50 python3 bench/gpu_profile.py --top 12   # where a step's and the actor's time goes
   step train 230 python3 bench/train_throughput.py --preset seed --n 128 --naive-n 48 --batch 16 \
     --effective-batch 16 --epochs 3 --regimes widest,naive,grid,grid_sliced
   label=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
-  step infer_grid 100 python3 bench/infer_throughput.py --n 256 --preset seed --batch-size 16 --naive-n 24 \
+  step infer_grid 120 python3 bench/infer_throughput.py --n 256 --preset seed --batch-size 16 --naive-n 24 \
     --batching grid --device-label "$label"
   # what each scan's region (GroupNorm and attention over the scan, not the cell) costs on the GPU
-  step valid_region 40 python3 bench/valid_region.py --device cuda --batch 8 --rounds 5
+  step valid_region 30 python3 bench/valid_region.py --device cuda --batch 8 --rounds 5
   step train_compile ${COMPILE_S:-120} python3 bench/train_throughput.py --preset seed --n 64 --batch 16 \
     --effective-batch 16 --epochs 3 --regimes compiled,grid
 elif [ "$PART" = train ]; then
