@@ -179,7 +179,8 @@ def main(argv=None) -> int:
     p.add_argument("--compile", action="store_true", help="also the grid regime compiled (static shapes per cell)")
     p.add_argument("--regimes", default=None,
                    help="comma-separated, run in this order, each row printed as it finishes: naive, buckets, grid, "
-                        "grid_sliced (the grid with the sliced float32 GroupNorm), compiled, widest (default: "
+                        "grid_sliced (the grid with the sliced float32 GroupNorm), grid_nchw (the grid without channels_last: "
+                        "CUDA's GroupNorm kernels take NCHW only), compiled, widest (default: "
                         "naive,buckets,grid, then compiled with --compile and widest with --widest)")
     p.add_argument("--naive-n", type=int, help="the naive regime on the first N images only (its rate is per "
                    "image; default: all)")
@@ -203,10 +204,10 @@ def main(argv=None) -> int:
         args.batch, args.effective_batch, args.epochs = 2, 4, 2
     regimes = (args.regimes.split(",") if args.regimes else
                ["naive", "buckets", "grid"] + (["compiled"] if args.compile else []) + (["widest"] if args.widest else []))
-    unknown = set(regimes) - {"naive", "buckets", "grid", "grid_sliced", "compiled", "widest"}
+    known = ("naive", "buckets", "grid", "grid_sliced", "grid_nchw", "compiled", "widest")
+    unknown = set(regimes) - set(known)
     if unknown:
-        p.error(f"unknown regime(s) {sorted(unknown)}: choose from naive, buckets, grid, grid_sliced, compiled, "
-                "widest")
+        p.error(f"unknown regime(s) {sorted(unknown)}: choose from {', '.join(known)}")
     cfg = VeerNetConfig(num_classes=3, **kw)
     images = make_images(args.n, preset, args.seed)
     torch.manual_seed(args.seed)
@@ -257,17 +258,22 @@ def main(argv=None) -> int:
             r = run_regime(f"buckets: batch {args.batch}, <= 3% padding, {precision}", fresh(on_gpu), images,
                            plan_batches(shapes, args.batch), amp="auto", channels_last=on_gpu,
                            physical_batch=args.batch, **common)
-        elif regime in ("grid", "compiled", "grid_sliced"):
+        elif regime in ("grid", "compiled", "grid_sliced", "grid_nchw"):
             torch.backends.cudnn.benchmark = on_gpu
-            model = fresh(on_gpu)
-            name = f"grid: batch {args.batch}, {precision}"
+            # grid_nchw: the model and batches in NCHW, so the GroupNorm inputs need no NCHW copy on CUDA
+            # (2026-11-28 H200 profile: copies were a third of the step's device time), cuDNN's bf16
+            # convolutions then take NCHW
+            nhwc = on_gpu and regime != "grid_nchw"
+            model = fresh(nhwc)
+            name = f"grid: batch {args.batch}, {precision}" if regime != "grid_nchw" else \
+                f"grid: batch {args.batch}, {'bf16' if on_gpu else 'fp32 (CPU)'}, NCHW"
             if regime == "grid_sliced":  # issue 13's first GroupNorm: float32 arithmetic in operators
                 veernet.NORM_KERNEL, name = "sliced", name + ", sliced GroupNorm"
             if regime == "compiled":
                 torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit,
                                                             gp.distinct_shapes + 2)
                 model, name = torch.compile(model, dynamic=False), name + ", compiled per cell"
-            r = run_regime(name, model, images, gp.batches, pad_to=gp.shapes, amp="auto", channels_last=on_gpu,
+            r = run_regime(name, model, images, gp.batches, pad_to=gp.shapes, amp="auto", channels_last=nhwc,
                            physical_batch=args.batch, **common)
             veernet.NORM_KERNEL = "native"
         elif regime == "widest":

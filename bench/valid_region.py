@@ -77,6 +77,10 @@ def main(argv: list[str] | None = None) -> int:
         _, out = run(v)  # warm-up
         d = np.abs(out.astype(np.int16) - alone)
         diffs[v] = (int(d.max()), float(d.mean()))
+    # the floor: the same scan in a batch of `--batch` at its own shape. On a GPU (bf16, cuDNN choosing
+    # kernels per shape) that alone moves probabilities; on a CPU in float32 it is rounding only
+    d = np.abs(stage.forward([image] * args.batch)[0].astype(np.int16) - alone)
+    floor = (int(d.max()), float(d.mean()))
     for _ in range(args.rounds):
         for v in variants:
             times[v].append(run(v)[0])
@@ -88,8 +92,14 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|")
     for v in variants:
         print(f"| {v} | {1000 * statistics.median(times[v]):.0f} | {diffs[v][0]} | {diffs[v][1]:.3f} |")
+    print(f"| (floor: batch {args.batch} at its own shape, no cell) | - | {floor[0]} | {floor[1]:.3f} |")
     ratio = statistics.median(times["region"]) / statistics.median(times["whole tensor"])
     print(f"region / whole-tensor time: {ratio:.2f}x")
+    if not args.device.startswith("cpu"):
+        # 2026-11-28, H200, batch 8: region max 12, mean 0.033 against whole tensor 136 / 0.733; bf16
+        # kernels differ per shape, so exactness is checked on the CPU only (tests/test_model.py too)
+        print("not checked for exactness on this device: compare the region's row with the floor's")
+        return 0
     if diffs["region"][0] > 1:  # more than uint8 rounding: the region no longer isolates the scan
         print(f"error: with its region the scan's probabilities differ from its own by up to {diffs['region'][0]}/255",
               file=sys.stderr)

@@ -50,11 +50,13 @@ class DeviceCost:
             raise ValueError(f"px_per_s must be a positive number, got {self.px_per_s!r}")
 
 
-#: measured on an H200, 2026-11-27 (bench/RESULTS.md, "Issue 13 on a GPU"): the grid regime at batch 16
-#: computed 72.9 Mpx/s (seed model, bf16, channels_last, the sliced GroupNorm), and its warm-up pass took
-#: 47.8 s more than a timed pass over 8 shapes, 6.0 s a shape (cuDNN autotuning forward and backward);
-#: 20 ms host overhead per step. Re-measure with bench/gpu_session.sh after a kernel change.
-GPU_COST = DeviceCost(step_overhead_s=0.02, px_per_s=73e6, warmup_s=6.0)
+#: measured on an H200, 2026-11-28 (bench/RESULTS.md, "Issue 13 on a GPU, second session"): the grid
+#: regime at batch 16 (seed model, bf16, channels_last, torch's native GroupNorm kernels on NCHW copies)
+#: computed 107 Mpx/s (77.0 useful at 28.3% padding), and its warm-up pass took 57.6 s more than a
+#: timed pass over 8 shapes, 7.2 s a shape (cuDNN autotuning forward and backward); 20 ms host
+#: overhead per step. 2026-11-27, with the sliced GroupNorm: 73 Mpx/s and 6.0 s. Re-measure with
+#: bench/gpu_session.sh after a kernel change.
+GPU_COST = DeviceCost(step_overhead_s=0.02, px_per_s=107e6, warmup_s=7.2)
 #: a CPU has no per-shape warm-up worth the name; its cost is the pixels
 CPU_COST = DeviceCost(step_overhead_s=0.01, px_per_s=1.5e6, warmup_s=0.0)
 

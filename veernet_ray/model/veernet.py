@@ -207,15 +207,19 @@ class _NativeGroupNormAct(torch.autograd.Function):
         N, C = x.shape[:2]
         hw = x.numel() // max(1, N * C)
         w, b = weight.to(x.dtype), bias.to(x.dtype)
+        out_format = _format(x)
+        # CUDA's GroupNorm kernels take NCHW only (they raise "Expected X.is_contiguous(memory_format)"
+        # on channels_last; the CPU kernels take either): the copy is kept for backward in x's place
+        x = x.contiguous() if x.is_cuda else x
         y, mean, rstd = torch.ops.aten.native_group_norm(x, w, b, N, C, hw, groups, eps)
         ctx.save_for_backward(x, w, b, mean, rstd)
-        ctx.meta = (groups, eps, act, weight.dtype)
-        return (F.silu(y) if act else y).contiguous(memory_format=_format(x))
+        ctx.meta = (groups, eps, act, weight.dtype, out_format)
+        return (F.silu(y) if act else y).contiguous(memory_format=out_format)
 
     @staticmethod
     def backward(ctx, grad):
         x, w, b, mean, rstd = ctx.saved_tensors
-        groups, eps, act, pdtype = ctx.meta
+        groups, eps, act, pdtype, out_format = ctx.meta
         N, C = x.shape[:2]
         hw = x.numel() // max(1, N * C)
         if act:
@@ -224,7 +228,7 @@ class _NativeGroupNormAct(torch.autograd.Function):
             del y
         gx, gw, gb = torch.ops.aten.native_group_norm_backward(
             grad.contiguous(memory_format=_format(x)), x, mean, rstd, w, N, C, hw, groups, [True, True, True])
-        return gx.contiguous(memory_format=_format(x)), gw.to(pdtype), gb.to(pdtype), None, None, None
+        return gx.contiguous(memory_format=out_format), gw.to(pdtype), gb.to(pdtype), None, None, None
 
 
 def _format(t: torch.Tensor) -> torch.memory_format:
