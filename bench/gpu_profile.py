@@ -43,7 +43,11 @@ def _profile(fn, steps: int, device: torch.device, trace: Path | None, top: int)
     events = prof.key_averages()
     lines = [f"- wall {wall * 1e3:.1f} ms per step ({steps} steps profiled)"]
     if device.type == "cuda":
-        dev = sum(e.self_device_time_total for e in events) / 1e3 / steps  # us -> ms
+        # the kernels' own events only: an operator's row carries its kernels' time too, so summing every
+        # row counted it twice (2026-11-28's H200 log printed "busy 184%"); torch's table sums the same way
+        from torch.autograd import DeviceType
+
+        dev = sum(e.self_device_time_total for e in events if e.device_type != DeviceType.CPU) / 1e3 / steps
         lines.append(f"- device kernel time {dev:.1f} ms per step: busy {dev / (wall * 1e3):.0%} of the wall")
         lines += ["", "Most device time:", "", "```",
                   events.table(sort_by="self_device_time_total", row_limit=top, max_name_column_width=60), "```"]

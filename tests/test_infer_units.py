@@ -268,6 +268,19 @@ def test_model_stage_gpu_batching_fills_cells_with_blank_rows_and_runs_channels_
         assert p.shape == q.shape and np.abs(p.astype(int) - q.astype(int)).max() <= 1
 
 
+def test_model_stage_warm_up_runs_every_grid_cell_once_at_the_full_batch(tiny_ckpt):
+    """A GPU actor runs a blank full batch through every grid cell before its first scan, so cuDNN's
+    autotuning happens once per cell at start-up, not in each cell's first batch (issue 13). On the
+    CPU it is off; called here directly, on a GPU-like actor: one (batch, cell) shape per cell, and
+    the scans' forward count untouched."""
+    cpu = ModelStage(tiny_ckpt.read_bytes(), batch_size=4, grid=((64, 96), (512, 1024)))
+    assert cpu.warmup_s == 0.0 and cpu.shapes_seen == set()
+    cpu.fill_batches = True
+    seconds = cpu.warm_up()
+    assert seconds > 0 and cpu.forwards == 0
+    assert cpu.shapes_seen == {(4, h, w) for h in (64, 96) for w in (512, 1024)}
+
+
 def test_write_stage_uses_the_pixels_the_model_stage_carried_on(tmp_path, tiny_ckpt):
     """QC and the overlay read the decoded pixels carried on from decode, not the file again: the
     write succeeds after the scan's file is gone."""
