@@ -162,3 +162,28 @@ def test_rerunning_a_finished_run_resumes_instead_of_retraining(train_job, ray_h
     assert f"resumed from the checkpoint of epoch {EPOCHS - 1}" in out
     assert "(resumed)" in out  # same MLflow run
     assert f"epoch 1/{EPOCHS}" not in out  # no epoch trained again
+
+
+def test_training_runs_without_mlflow_when_tracking_is_off(ray_head, demo_data, env_base, tmp_path):
+    """`tracking.enabled=false` trains on a machine without MLflow (a lent GPU has none): the driver
+    never imports it (here it cannot: a package named mlflow that raises on import comes first on the
+    path), the epochs' metrics stay in the checkpoints, and the plan's facts go beside the config."""
+    blocker = tmp_path / "no-mlflow" / "mlflow"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('MLflow is not on this machine')\n")
+    storage = tmp_path / "runs"
+    env = {**env_base, "PYTHONPATH": os.pathsep.join([str(blocker.parent), env_base.get("PYTHONPATH", "")])}
+    cmd = [
+        sys.executable, "jobs/train.py", "--config", "configs/demo.yaml", "--name", "off", "--manifest", str(demo_data),
+        "--address", ray_head["gcs"],
+        "--set", f"storage={storage}", "tracking.enabled=false", "train.epochs=1", "train.physical_batch=2",
+        "train.effective_batch=4", "scale.num_workers=1", "scale.cpus_per_worker=0.5", "model.stem_width=8",
+        "model.widths=[8,16,16,32,32]", "data.decode_cpus=0.25",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, cwd=ROOT)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    assert "MLflow off" in out and "mlflow ui" not in out
+    assert (storage / "off" / "best" / "checkpoint.pt").exists()
+    assert json.loads((storage / "off" / "run_facts.json").read_text())["data.train_scans"] > 0
+    assert not (storage / "mlflow.db").exists()

@@ -119,6 +119,7 @@ class ScaleConfig:
 
 @dataclass(frozen=True)
 class TrackingConfig:
+    enabled: bool = True  # false: no MLflow (a machine without it, e.g. a lent GPU); metrics stay in the checkpoints
     experiment: str = "veernet-train"
     tracking_uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else sqlite:///<runs>/mlflow.db (absolute)
     register_as: str | None = "veernet"  # registered model name; None = do not register

@@ -56,7 +56,8 @@ def main(argv: list[str] | None = None, prog: str = "veernet train") -> int:
     print(f"[veernet] best checkpoint: {result.best_checkpoint}")
     if result.model_version:
         print(f"[veernet] registered model: models:/{cfg.tracking.register_as}/{result.model_version}")
-    print(f"[veernet] MLflow: mlflow ui --backend-store-uri {result.tracking_uri}  (run {result.mlflow_run_id})")
+    if result.mlflow_run_id:
+        print(f"[veernet] MLflow: mlflow ui --backend-store-uri {result.tracking_uri}  (run {result.mlflow_run_id})")
     return 0
 
 

@@ -7,6 +7,8 @@ starts locally; under `ray job submit` RAY_ADDRESS points at the cluster.
 
 from __future__ import annotations
 
+import json
+
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -109,10 +111,13 @@ def run_training(cfg: RunConfig, *, ray_address: str | None = None, verbose: boo
     batches_per_worker = len(train_plan.batches) // workers
     steps_per_epoch = -(-batches_per_worker // accum)
 
-    tracking_uri = tracking.resolve_tracking_uri(cfg.tracking.tracking_uri, storage)
-    exp_id = tracking.ensure_experiment(tracking_uri, cfg.tracking.experiment, storage)
-    run_id, resumed = tracking.get_or_create_run(tracking_uri, exp_id, cfg.name, tags={"veernet.stage": cfg.train.stage},
-                                                 parent_run_id=cfg.tracking.parent_run_id)
+    track = cfg.tracking.enabled
+    tracking_uri, run_id, resumed = "", None, False
+    if track:
+        tracking_uri = tracking.resolve_tracking_uri(cfg.tracking.tracking_uri, storage)
+        exp_id = tracking.ensure_experiment(tracking_uri, cfg.tracking.experiment, storage)
+        run_id, resumed = tracking.get_or_create_run(tracking_uri, exp_id, cfg.name, tags={"veernet.stage": cfg.train.stage},
+                                                     parent_run_id=cfg.tracking.parent_run_id)
     data_facts = {
         "data.manifest_resolved": str(manifest),
         "data.train_scans": len(train_items),
@@ -122,13 +127,17 @@ def run_training(cfg: RunConfig, *, ray_address: str | None = None, verbose: boo
         "data.grid": f"{list(grid.heights)} x {list(grid.widths)}" if grid else "",
         "train.steps_per_epoch": steps_per_epoch,
     }
-    tracking.log_params(tracking_uri, run_id, {**cfg.to_dict(), **data_facts})
-    tracking.log_metrics(tracking_uri, run_id, {
+    plan_facts = {
         "padding_fraction": train_plan.padding.padding,
         "bucket_padding_fraction": train_plan.padding.bucket_padding,
         "batch_fill": train_plan.fill(physical_batch),
         "distinct_shapes": train_plan.distinct_shapes,
-    })
+    }
+    if track:
+        tracking.log_params(tracking_uri, run_id, {**cfg.to_dict(), **data_facts})
+        tracking.log_metrics(tracking_uri, run_id, plan_facts)
+    else:  # what MLflow would have held, beside the config
+        (run_dir / "run_facts.json").write_text(json.dumps({**data_facts, **plan_facts}, indent=1))
     save_config(cfg, run_dir / "config.yaml")
     if verbose:
         print(f"[veernet] run {cfg.name!r}: {len(train_items)} train / {len(val_items)} val scans, "
@@ -137,7 +146,9 @@ def run_training(cfg: RunConfig, *, ray_address: str | None = None, verbose: boo
               f"padding {train_plan.padding.padding:.1%} (of which batching {train_plan.padding.bucket_padding:.1%}); "
               f"{batching} batching: fill {train_plan.fill(physical_batch):.0%}, "
               f"{train_plan.distinct_shapes} distinct batch shapes")
-        print(f"[veernet] MLflow run {run_id} ({'resumed' if resumed else 'new'}) at {tracking_uri}")
+        print(f"[veernet] MLflow run {run_id} ({'resumed' if resumed else 'new'}) at {tracking_uri}" if track else
+              f"[veernet] MLflow off (tracking.enabled=false): epochs' metrics go in the checkpoints, "
+              f"run facts in {run_dir / 'run_facts.json'}")
 
     if not ray.is_initialized():
         # keep Ray's dashboard: Train V2's placement-group cleaner polls the state API it serves
@@ -166,7 +177,7 @@ def run_training(cfg: RunConfig, *, ray_address: str | None = None, verbose: boo
             "steps_per_epoch": steps_per_epoch,
             "distinct_shapes": train_plan.distinct_shapes + val_plan.distinct_shapes if grid else None,
             "run_dir": str(run_dir),
-            "mlflow": {"tracking_uri": tracking_uri, "run_id": run_id},
+            "mlflow": {"tracking_uri": tracking_uri, "run_id": run_id} if track else None,
         },
         scaling_config=ScalingConfig(num_workers=workers, use_gpu=cfg.scale.use_gpu, resources_per_worker=resources),
         run_config=ray.train.RunConfig(
@@ -198,8 +209,9 @@ def run_training(cfg: RunConfig, *, ray_address: str | None = None, verbose: boo
         if best.exists():
             shutil.rmtree(best)
         best_ckpt.to_directory(str(best))
-        version = _log_final_model(cfg, tracking_uri, run_id, best)
-    tracking.finish_run(tracking_uri, run_id)
+        version = _log_final_model(cfg, tracking_uri, run_id, best) if track else None
+    if track:
+        tracking.finish_run(tracking_uri, run_id)
     metrics = dict(result.metrics or {})
     return TrainResult(run_dir, best, metrics, run_id, tracking_uri, version)
 
