@@ -192,6 +192,19 @@ def test_real_las_pool_handles_the_shared_files():
     assert real >= 4
 
 
+def test_a_real_curve_whose_scale_no_sidecar_may_hold_is_replaced(tmp_path):
+    """kennetcook2_P-129.las's RLA2 holds an undeclared sentinel (100,000, from 0.004): in a narrow band
+    its log scale ran 1e-4 to 1e17, past the sidecar's bounds, and `veernet synth --seed 13` stopped at
+    sample 574. That curve is drawn stochastic instead; its partner stays real, and the sidecar saves."""
+    from veernet_ray.synth.styles import HELDOUT_LAS, style_family
+
+    cfg = SynthConfig.from_preset("seed", width=(640, 1536), source="mixed", style=style_family("train"))
+    s = render_sample(13, 574, cfg, load_las_pool(LAS_DIR, exclude=HELDOUT_LAS))
+    assert s.meta["curve1"] == "DRHO:kennetcook2_P-129.las" and s.meta["curve2"].endswith(":synthetic")
+    s.sidecar.save(tmp_path / "s.json")  # raised SidecarError before
+    assert all(abs(v) <= 1e12 for c in s.sidecar.curves for _, v in c.ref)
+
+
 def test_real_las_dataset_sources(tmp_path):
     m = generate_dataset(tmp_path / "r", n=3, seed=1, las_dir=LAS_DIR, source="las", progress=False, **TINY)
     import pandas as pd

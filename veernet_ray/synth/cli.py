@@ -107,6 +107,8 @@ def main(argv: list[str] | None = None, prog: str = "veernet synth") -> int:
     try:
         return run(args)
     except (ValueError, OSError) as exc:  # expected: bad settings, bad inputs, unwritable output
+        # raised in a Ray render task: Ray's wrapper's first line names only the task, so say the cause's
+        exc = exc.cause if isinstance(getattr(exc, "cause", None), BaseException) else exc
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if isinstance(exc, OSError) and getattr(exc, "filename", None) and str(exc.filename) not in msg:
             msg = f"{msg}: {exc.filename}"

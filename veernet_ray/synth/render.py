@@ -22,7 +22,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from veernet_ray.las.sidecar import CurveAxis, DepthAxis, Sidecar, Wrap
+from veernet_ray.las.sidecar import MAX_VALUE, CurveAxis, DepthAxis, Sidecar, Wrap
 from veernet_ray.synth import scan
 from veernet_ray.synth.las_source import LasPool, RealCurve, pick_window, sample_at
 from veernet_ray.synth.signals import CURVE_KINDS, CurveKind, pick_kinds, stochastic_signal, to_band
@@ -139,9 +139,10 @@ def render_sample(
     curves: list[_Curve] = []
     kinds = pick_kinds(rng, 2)
     for i, cid in enumerate((1, 2)):
-        if i < len(reals):
-            curves.append(_real_curve(rng, cid, reals[i], depth, bands[i], (t0, t1), wrap_cid == cid, wrap_up))
-        else:
+        real = _real_curve(rng, cid, reals[i], depth, bands[i], (t0, t1), wrap_cid == cid, wrap_up) if i < len(reals) else None
+        if real is not None and _printable(real.axis):
+            curves.append(real)
+        else:  # no real curve, or one whose printed scale no sidecar may hold: a stochastic one instead
             avoid = {c.axis.mnemonic for c in curves}
             kind = kinds[i] if kinds[i].mnemonic not in avoid else kinds[1 - i]
             curves.append(_stochastic_curve(rng, cid, kind, w, bands[i], (t0, t1), size))
@@ -267,6 +268,15 @@ def _stochastic_curve(rng, cid: int, kind: CurveKind, w: int, band, track, size:
     rows = t1 - u * (t1 - t0)
     values = axis.value_at(rows)
     return _Curve(cid, axis, values, "synthetic", u)
+
+
+def _printable(axis: CurveAxis) -> bool:
+    """Whether a scale chosen for a real curve lies within the sidecar's bounds (`las.sidecar.MAX_VALUE`).
+    A well whose curve holds an undeclared sentinel (kennetcook2_P-129.las: RLA2 at 100,000 over a
+    stretch, from 0.004) can stretch a narrow band's log scale to 21 decades, 1e-4 to 1e17, which the
+    sidecar refuses: seed 13's sample 574 stopped `veernet synth`. Every scale within the bounds is
+    kept as it was, so datasets generated before are unchanged."""
+    return all(abs(float(v)) <= MAX_VALUE for _, v in axis.ref)
 
 
 def _nice(x: float) -> float:
