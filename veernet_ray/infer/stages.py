@@ -240,7 +240,7 @@ class ModelStage:
         """Each scan's own pixels of the device's uint8 probabilities, copied into pinned host memory.
         On an H200 (2026-11-28, bench/gpu-logs/2026-11-28-h200-4/profile.log) the whole padded batch
         copied into pageable memory took 149 ms of the actor's 476 ms step (16 x 640 x 7,328; about
-        1.5 GB/s) and its host wait was 94% of the step; a pinned copy runs at the bus's rate, and
+        1.5 GB/s), the host blocked in it; a pinned copy runs at the bus's rate, and
         cropping on the device first leaves the cell's padding and the filler rows behind."""
         import torch
 
