@@ -8,7 +8,6 @@ starts locally; under `ray job submit` RAY_ADDRESS points at the cluster.
 from __future__ import annotations
 
 import json
-
 import shutil
 import tempfile
 from dataclasses import dataclass
