@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Train the model to ship on a lent GPU in one device call (issue 11): fresh seed-14 training scans
+# Train the model to ship on a lent GPU in one device call (issue 11): fresh seed-15 training scans
 # rendered on the machine's cores, then `jobs/train.py --config configs/ship_gpu.yaml` on Ray Train
 # (one GPU worker, no MLflow), cut off in time for its checkpoints to come back under $OUT.
 # Prepare here first (both in .git/info/exclude; the call carries about 58 MB with the tree):
@@ -29,8 +29,8 @@ export PYTHONUNBUFFERED=1
   python3 -c "import torch, ray; print(torch.__version__, ray.__version__, torch.cuda.get_device_name(0))"
   python3 -m veernet_ray.trace; } >> "$OUT/setup.log" 2>&1
 LAS=.las; [ -d "$LAS" ] || LAS=../shared/data/las
-echo "== synth: $N seed scans, seed 14 ($(( $(date +%s) - T0 )) s in)" | tee -a "$OUT/setup.log"
-python3 jobs/synth.py runs/data/ship-gpu --preset seed --width 640,1536 --n "$N" --seed 14 --las-dir "$LAS" \
+echo "== synth: $N seed scans, seed 15 ($(( $(date +%s) - T0 )) s in)" | tee -a "$OUT/setup.log"
+python3 jobs/synth.py runs/data/ship-gpu --preset seed --width 640,1536 --n "$N" --seed 15 --las-dir "$LAS" \
   --split 0.96,0.04,0 --workers "$(nproc)" --quiet > "$OUT/synth.log" 2>&1 || { echo "synth failed"; tail "$OUT/synth.log"; }
 LEFT=$(( BUDGET_S - ($(date +%s) - T0) - 25 ))
 echo "== train: ${LEFT} s left for it" | tee -a "$OUT/setup.log"

@@ -436,8 +436,9 @@ def test_trace_twice_erases_a_bold_pen_whole_before_the_second_pass():
 @pytest.mark.parametrize("order", [(1, 2), (2, 1)])
 def test_ink_stroke_decoder_reads_identity_from_the_pen_not_the_classes(order):
     """The model calls all ink class 1 (as on a pen pattern it never saw). The default decoder
-    traces the ink twice and calls the solid path curve 1 and the dashed one curve 2, in the order
-    asked; uint8 probabilities (the model stage's) and float ones give the same curves."""
+    traces the ink twice and, the classes saying next to nothing, calls the solid path curve 1 and
+    the dashed one curve 2, in the order asked; uint8 probabilities (the model stage's) and float
+    ones give the same curves."""
     from veernet_ray.trace.decode import DEFAULT_DECODER, decode, decode_ink_stroke
 
     h, w = 96, 1200
@@ -451,7 +452,7 @@ def test_ink_stroke_decoder_reads_identity_from_the_pen_not_the_classes(order):
     probs[2] = 0.05 * ink
     probs[0] = 1 - probs[1] - probs[2]
     res = decode(probs, order)
-    assert DEFAULT_DECODER == "ink-stroke-closed" and res.class_ids == order
+    assert DEFAULT_DECODER == "ink-classes-closed" and res.class_ids == order
     got = {cid: res.rows[k] for k, cid in enumerate(order)}
     assert np.nanmedian(np.abs(got[1] - solid)) < 1.0
     assert np.nanmedian(np.abs(got[2] - dashed)) < 1.0
@@ -460,6 +461,59 @@ def test_ink_stroke_decoder_reads_identity_from_the_pen_not_the_classes(order):
     np.testing.assert_array_equal(res8.rows, decode(q.astype(np.float32) / 255, order).rows)
     np.testing.assert_array_equal(decode_ink_stroke(q, order).rows, decode_ink_stroke(q.astype(np.float32) / 255, order).rows)
     assert np.nanmedian(np.abs(res8.rows[order.index(1)] - solid)) < 1.0
+
+
+def _crossing_probs(h, w, p1_on_1=0.7, p2_on_1=0.2):
+    """Two solid curves that cross twice (curve 1 falls, curve 2 rises, then back), each pen drawn
+    alike, so only the classes tell them apart: class 1 reads p1_on_1 on curve 1 and p2_on_1 of
+    class 2; curve 2 the mirror."""
+    cols = np.arange(w, dtype=float)
+    c1 = 48 + 30 * np.cos(cols / w * 2 * np.pi)
+    c2 = 48 - 30 * np.cos(cols / w * 2 * np.pi)
+    a, b = _pen(h, w, c1, 1), _pen(h, w, c2, 1)
+    probs = np.zeros((3, h, w), np.float32)
+    probs[1] = np.maximum(p1_on_1 * a, p2_on_1 * b)
+    probs[2] = np.maximum(p2_on_1 * a, p1_on_1 * b)
+    probs[0] = np.clip(1 - probs[1] - probs[2], 0, 1)
+    return probs, c1, c2
+
+
+@pytest.mark.parametrize("order", [(1, 2), (2, 1)])
+def test_default_decoder_keeps_curves_apart_across_crossings_by_their_classes(order):
+    """Same pens, two crossings: each pass may turn onto the other curve where they cross (a
+    Viterbi tie). The classes along each stretch between meetings hand the stretches back."""
+    from veernet_ray.trace.decode import DEFAULT_DECODER, decode, decode_ink_stroke
+
+    h, w = 96, 1200
+    probs, c1, c2 = _crossing_probs(h, w)
+    res = decode(probs, order)
+    got = {cid: res.rows[k] for k, cid in enumerate(order)}
+    far = np.abs(c1 - c2) > 12  # away from the crossings, where either curve is right
+    assert DEFAULT_DECODER == "ink-classes-closed"
+    assert np.nanmax(np.abs(got[1] - c1)[far]) < 1.5
+    assert np.nanmax(np.abs(got[2] - c2)[far]) < 1.5
+    # the pen alone cannot tell these curves apart, nor see the crossings
+    pen = decode_ink_stroke(probs, order, close=9, untangle_paths=False)
+    errs = [np.nanmedian(np.abs(pen.rows[order.index(1)] - c)[far]) for c in (c1, c2)]
+    assert min(errs) > 1.5  # the pen's curve 1 is partly on each curve
+
+
+def test_meeting_columns_take_a_crossing_and_the_gap_the_erase_leaves_there():
+    from veernet_ray.trace.decode import MEET_GAP, MEET_ROWS, meeting_columns
+
+    w = 400
+    x = np.arange(w, dtype=float)
+    a = 100 + 0.5 * (x - 200)
+    b = 100 - 0.5 * (x - 200)
+    near = meeting_columns(np.stack([a, b]))
+    assert near.tolist() == (np.abs(a - b) <= MEET_ROWS).tolist()
+    holed = b.copy()
+    holed[187:213] = np.nan  # the second pass loses the crossing to the first path's erased stroke
+    near = meeting_columns(np.stack([a, holed]))
+    assert near[187:213].all() and not near[:170].any() and not near[230:].any()
+    long_gap = b.copy()
+    long_gap[100:100 + MEET_GAP + 60] = np.nan  # a long absence is not a meeting
+    assert not meeting_columns(np.stack([a, long_gap]))[100:180].any()
 
 
 def test_trace_twice_erases_a_wrapped_path_where_its_ink_is():

@@ -16,11 +16,17 @@ decoders differ in how they answer the second:
   is drawn solid and curve 2 broken or thinner (docs/contracts.md section 1): a
   cue that holds for pen patterns the model never saw, where its class channels
   do not. Paths that trade curves far from a crossing are swapped back (`untangle`).
-- ``ink-stroke-closed`` (the default, `decode`): ``ink-stroke`` without
-  `untangle`, with a stiffer tracer (`INK_TRACER`: dearer jumps and dearer
-  leaving), and a pass that covers little of the depth (a dotted or short-dash
-  pen, whose gaps cost the tracer more than leaving it does) traced again over
-  its gaps closed, then put back on its ink (`trace_sparse`).
+- ``ink-stroke-closed``: ``ink-stroke`` without `untangle`, with a stiffer
+  tracer (`INK_TRACER`: dearer jumps and dearer leaving), and a pass that covers
+  little of the depth (a dotted or short-dash pen, whose gaps cost the tracer
+  more than leaving it does) traced again over its gaps closed, then put back on
+  its ink (`trace_sparse`).
+- ``ink-classes-closed`` (the default, `decode`): the same two paths; the pen
+  and the model's classes vote once per scan on which is curve 1, and then each
+  stretch between the paths' meetings goes to the curve its classes say
+  (`identity_swaps`): a pass that turned onto the other curve at a crossing is
+  handed back. Chosen once the model's classes had become the better cue on
+  training styles (bench/RESULTS.md, "Curve identity from the classes again").
 
 `DECODERS` names them for `bench/decoders.py`, which chose the default on
 training styles (never on the held-out set; see bench/RESULTS.md).
@@ -376,9 +382,94 @@ def _untangle(rows, saving, apart):  # pragma: no cover - compiled
     return swap
 
 
+#: weight of the model's class vote against the pen's solidity in a scan's curve identity
+#: (`identity_swaps`); chosen on training styles among 2-32 (bench/RESULTS.md, "Curve identity from
+#: the classes again")
+CLASS_WEIGHT = 2.0
+#: page rows apart at or below which two paths meet (a crossing, a touch): identity may change there
+MEET_ROWS = 10
+#: a gap in one path of at most this many columns whose two ends lie within MEET_GAP_ROWS of the other
+#: path is part of a meeting (the second pass loses a crossing to the first path's erased stroke)
+MEET_GAP = 48
+MEET_GAP_ROWS = 14
+#: a stretch between meetings is handed to the other curve where the model's class vote along the
+#: two paths (mean p1 - p2, `class_evidence`) disagrees with the scan's identity by more than this
+STRETCH_VOTE = 0.1
+#: ... and the stretch spans at least this many columns
+STRETCH_MIN = 30
+
+
+def class_evidence(probs: np.ndarray, page: np.ndarray) -> np.ndarray:
+    """(K, W): how much more class 1 than class 2 the model sees on each path (max over +-1 row of
+    p1 and of p2 at the path's page rows), in [-1, 1]; NaN where the path is absent.
+    probs: (C, H, W) uint8 (p * 255) or float in [0, 1]; page: (K, W) page rows."""
+    h, w = probs.shape[1], page.shape[1]
+    scale = 255.0 if probs.dtype == np.uint8 else 1.0
+    out = np.full(page.shape, np.nan)
+    for k in range(page.shape[0]):
+        cc = np.flatnonzero(np.isfinite(page[k]))
+        rr = np.clip(np.round(page[k, cc]).astype(np.int64), 0, h - 1)
+        win = np.clip(rr[:, None] + np.arange(-1, 2)[None, :], 0, h - 1)
+        p1 = probs[1][win, cc[:, None]].max(axis=1).astype(np.float64)
+        p2 = probs[2][win, cc[:, None]].max(axis=1).astype(np.float64)
+        out[k, cc] = (p1 - p2) / scale
+    return out
+
+
+def meeting_columns(page: np.ndarray) -> np.ndarray:
+    """(W,) bool: the columns where two paths (2, W page rows, NaN where absent) meet: both present
+    and at most MEET_ROWS apart, or one absent for at most MEET_GAP columns with the other path within
+    MEET_GAP_ROWS of both ends of that gap."""
+    a, b = page
+    w = a.size
+    near = np.isfinite(a) & np.isfinite(b) & (np.abs(np.nan_to_num(a - b, nan=np.inf)) <= MEET_ROWS)
+    for p, q in ((a, b), (b, a)):
+        on = np.concatenate(([True], np.isfinite(p), [True]))
+        edges = np.flatnonzero(on[1:] != on[:-1])
+        for s, e in zip(edges[::2], edges[1::2]):  # the path's absent runs [s, e)
+            if s == 0 or e == w or e - s > MEET_GAP:
+                continue
+            if abs(p[s - 1] - q[s - 1]) <= MEET_GAP_ROWS and abs(p[e] - q[e]) <= MEET_GAP_ROWS:
+                near[s:e] = True
+    return near
+
+
+def identity_swaps(probs: np.ndarray, ink: np.ndarray, page: np.ndarray) -> tuple[bool, np.ndarray]:
+    """Which of two identity-free paths is curve 1: (swap the whole scan?, (W,) bool columns where,
+    after that, the paths trade places).
+
+    Once per scan, the pen and the model's classes vote: solidity(path 0) - solidity(path 1) (curve 1
+    is drawn solid, docs/contracts.md section 1) plus CLASS_WEIGHT x (mean class evidence of path 0 -
+    of path 1). Then, per stretch between the paths' meetings (`meeting_columns`): a first pass that
+    took the other curve at a crossing carries on along it, and the stretch is handed back where the
+    classes along it disagree by more than STRETCH_VOTE. page: (2, W) page rows (NaN where absent);
+    ink: the model's curve ink (`curve_ink`); probs as `class_evidence` takes them."""
+    w = page.shape[1]
+    ev = class_evidence(probs, page)
+    present = np.isfinite(ev).any(axis=1)
+    vote = float(np.nanmean(ev[0]) - np.nanmean(ev[1])) if present.all() else 0.0
+    flip = solidity(ink, page[1]) - solidity(ink, page[0]) > CLASS_WEIGHT * vote
+    if flip:
+        page, ev = page[::-1], ev[::-1]
+    swap = np.zeros(w, dtype=bool)
+    if not present.all():
+        return flip, swap
+    on = np.concatenate(([False], meeting_columns(page), [False]))
+    edges = np.flatnonzero(on[1:] != on[:-1])
+    bounds = [0, *((edges[::2] + edges[1::2]) // 2).tolist(), w]
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        e0, e1 = ev[0, a:b], ev[1, a:b]
+        if b - a < STRETCH_MIN or not (np.isfinite(e0).any() and np.isfinite(e1).any()):
+            continue
+        if np.nanmean(e0) - np.nanmean(e1) < -STRETCH_VOTE:
+            swap[a:b] = True
+    return flip, swap
+
+
 def decode_ink_stroke(probs: np.ndarray, class_ids: Sequence[int] = (1, 2), *,
                       wrap_px: Mapping[int, float | None] | None = None, image: np.ndarray | None = None,
-                      close: int = 0, untangle_paths: bool = True, **kwargs) -> TraceResult:
+                      close: int = 0, untangle_paths: bool = True, classes: bool = False,
+                      **kwargs) -> TraceResult:
     """Where from the model's ink, which from the pen: the curve ink traced twice (`trace_twice`),
     then the more solid path is curve 1 (`solidity`), one identity for the whole scan.
 
@@ -387,7 +478,8 @@ def decode_ink_stroke(probs: np.ndarray, class_ids: Sequence[int] = (1, 2), *,
     class channels do not (bench/RESULTS.md, "Decoders, third pass"). Where one curve has a backup
     period and the other none, both passes run with the period, and the curve without one is then
     traced again on the page (`retrace_on_page`). Falls back to `trace_curves` for anything but two
-    curve classes.
+    curve classes. classes: identity from the pen and the model's classes together, per scan and then
+    per stretch between meetings (`identity_swaps`), instead of from the pen alone.
     """
     asked = tuple(int(c) for c in class_ids)
     if len(asked) != 2:
@@ -405,7 +497,13 @@ def decode_ink_stroke(probs: np.ndarray, class_ids: Sequence[int] = (1, 2), *,
     swap = untangle(rows, h) if untangle_paths else None
     if swap is not None and swap.any():
         rows, offset, conf, bridged = (np.where(swap[None, :], a[::-1], a) for a in (rows, offset, conf, bridged))
-    if solidity(ink, rows[1] - offset[1]) > solidity(ink, rows[0] - offset[0]):
+    if classes:
+        flip, swap = identity_swaps(probs, ink, rows - offset)
+        if flip:
+            rows, offset, conf, bridged = (a[::-1].copy() for a in (rows, offset, conf, bridged))
+        if swap.any():
+            rows, offset, conf, bridged = (np.where(swap[None, :], a[::-1], a) for a in (rows, offset, conf, bridged))
+    elif solidity(ink, rows[1] - offset[1]) > solidity(ink, rows[0] - offset[0]):
         rows, offset, conf, bridged = (a[::-1].copy() for a in (rows, offset, conf, bridged))
     plain = [k for k, cid in enumerate(class_ids) if not (wrap_px or {}).get(cid)]
     for k in plain:  # a class without a backup period lies on the page
@@ -442,11 +540,15 @@ DECODERS = {
     "ink-stroke-closed": (partial(decode_ink_stroke, close=CLOSE_COLUMNS, untangle_paths=False, **INK_TRACER),
                           f"ink-stroke-straight, a sparse pass traced again over gaps closed across {CLOSE_COLUMNS} "
                           f"columns, a stiffer tracer ({INK_TRACER})"),
+    "ink-classes-closed": (partial(decode_ink_stroke, close=CLOSE_COLUMNS, untangle_paths=False, classes=True,
+                                   **INK_TRACER),
+                           "ink-stroke-closed, identity from the pen and the classes per scan, then per stretch "
+                           "between meetings from the classes"),
     **{f"ink-stroke-closed{k}": (partial(decode_ink_stroke, close=k, untangle_paths=False, **INK_TRACER),
                                  f"ink-stroke-closed across {k} columns") for k in (5, 15)},
 }
 #: what inference, sheets and `veernet evaluate` use: chosen on training styles (bench/decoders.py)
-DEFAULT_DECODER = "ink-stroke-closed"
+DEFAULT_DECODER = "ink-classes-closed"
 
 
 def decode(probs: np.ndarray, class_ids: Sequence[int] = (1, 2), *,

@@ -13,17 +13,16 @@ from dataclasses import asdict, dataclass
 class QCThresholds:
     """A curve is flagged when any signal crosses its threshold."""
 
-    # chosen together on training styles (train-style n=120, 240 curves) for the stage-5 weights and the
-    # ink-stroke-closed decoder: bench/qc_thresholds.py --min-bad 0.92 --keep max_shared,min_confidence
-    # (bench/RESULTS.md, "The shipped model, fifth stage")
+    # chosen together on training styles (train-style n=120, 240 curves) for the stage-7 weights and the
+    # ink-classes-closed decoder: bench/qc_thresholds.py --min-bad 0.92 --keep max_shared,min_confidence
+    # (bench/RESULTS.md, "Curve identity from the classes again")
     min_coverage: float = 0.65
     # the tuner's 0.75 flagged 1% more bad curves, and a perfect trace of soft probabilities (mean 0.76)
     min_confidence: float = 0.5
-    min_margin: float = 0.2  # curve 1: own class minus the other curve class; < 0: the other class wins
-    # the same for curve 2. The model calls much of a broken backup pen curve 1 (the decoder takes
-    # identity from the pen), so curve 2's margin is often below 0 on good traces too; -1: off
-    min_margin_2: float = -0.2
-    min_pen: float = 0.2  # curve 1's trace at least this much more solid than curve 2's (-1: off)
+    min_margin: float = 0.15  # curve 1: own class minus the other curve class; < 0: the other class wins
+    # the same for curve 2 (-1: off); below 0 until stage 7, whose classes split the pens better
+    min_margin_2: float = 0.05
+    min_pen: float = 0.05  # curve 1's trace at least this much more solid than curve 2's (-1: off)
     max_shared: float = 0.25  # 0.15 flagged good curves that overlap the other for a stretch
     min_ink: float = 0.8
     max_grid: float = 0.05  # of the riding signal (RIDE_COLUMNS, confirmed beyond the trace)
