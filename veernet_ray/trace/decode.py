@@ -103,8 +103,10 @@ CLOSE_COLUMNS = 9
 #: pass then leaves a curve that fades for a stretch less readily for the other curve's ink or for
 #: nothing; chosen on training styles (bench/RESULTS.md, "Dotted pens")
 INK_TRACER = {"jump_penalty": 0.13, "switch_cost": 15.0}
-#: a pass covering less than this share of the columns is traced again over closed gaps (`trace_sparse`)
-CLOSE_BELOW = 0.6
+#: a pass covering less than this share of the columns is traced again over closed gaps (`trace_sparse`):
+#: 0.8 for stage 7 and `ink-classes-closed` (was 0.6; chosen on training styles among 0.6, 0.8 and always,
+#: bench/RESULTS.md "Curve identity from the classes again")
+CLOSE_BELOW = 0.8
 #: rows either side of a path traced over closed gaps searched for the ink it stands for
 SNAP_ROWS = 3
 
