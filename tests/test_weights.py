@@ -39,6 +39,10 @@ def test_export_weights_keeps_only_what_inference_needs(tmp_path):
     assert payload.keys() <= {"model", "model_config", "config", "history", "epoch"}
     card = json.loads((tmp_path / "w.json").read_text())
     assert card["note"] == "test" and card["sha256"] == sha256(dest)
+    # the same checkpoint exported again gives the same bytes (the shipped file's hash keys caches
+    # and the card): torch.save names its zip records after the file it writes to, here a temporary
+    again = export_weights(src, tmp_path / "again" / "w.pt", card={"note": "test"})
+    assert sha256(again) == sha256(dest)
 
 
 def test_infer_without_checkpoint_uses_the_shipped_model(tmp_path):

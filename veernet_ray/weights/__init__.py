@@ -51,8 +51,10 @@ def export_weights(checkpoint: str | os.PathLike, dest: str | os.PathLike = SHIP
     model_from_payload(payload)  # refuse anything that does not load as a VeerNet
     keep = {k: payload[k] for k in ("model", "model_config", "config", "history", "epoch") if k in payload}
     dest = Path(dest)
-    with atomic_path(dest) as tmp:
-        torch.save(keep, tmp)
+    with atomic_path(dest) as tmp, open(tmp, "wb") as fh:
+        # to a file object, not a path: torch.save names its zip records after the path it writes,
+        # here a temporary one, so the same weights hashed differently on every export
+        torch.save(keep, fh)
     size = dest.stat().st_size
     if size > MAX_BYTES:
         dest.unlink()
