@@ -40,11 +40,16 @@ GRIDS = {
 }
 
 
-def rates(df, t) -> tuple[float, float]:
+def flags(df, t) -> np.ndarray:
+    """(len(df),) bool: which curves thresholds `t` flag, from their qc_* signals."""
     from veernet_ray.trace.qc import judge
 
     sigs = [({k[3:]: r[k] for k in r.index if k.startswith("qc_")}, int(r["class_id"])) for _, r in df.iterrows()]
-    flagged = np.array([judge(s, t, cid)[0] for s, cid in sigs])
+    return np.array([judge(s, t, cid)[0] for s, cid in sigs], dtype=bool)
+
+
+def rates(df, t) -> tuple[float, float]:
+    flagged = flags(df, t)
     r2 = df["r2"].fillna(-np.inf).to_numpy()
     bad, good = r2 < 0.8, r2 >= 0.95
     return (float(flagged[bad].mean()) if bad.any() else float("nan"),
@@ -87,8 +92,6 @@ def search(df, max_good: float, rounds: int = 4, min_bad: float | None = None, k
 def cross_check(df, folds: int, repeats: int, seed: int = 0, **search_kwargs) -> tuple[float, float, list]:
     """Left-out rates of `search` over `repeats` shuffled `folds`-way splits of the scans:
     (bad flagged, good flagged, pooled over every left-out part; the per-part rates)."""
-    from veernet_ray.trace.qc import judge
-
     rng = np.random.default_rng(seed)
     scans = df["scan"].unique()
     flagged_bad = flagged_good = n_bad = n_good = 0
@@ -100,15 +103,14 @@ def cross_check(df, folds: int, repeats: int, seed: int = 0, **search_kwargs) ->
             test, tune = df[df["scan"].isin(out)], df[~df["scan"].isin(out)]
             t, _ = search(tune, **search_kwargs)
             r2 = test["r2"].fillna(-np.inf).to_numpy()
-            flags = np.array([judge({c[3:]: r[c] for c in r.index if c.startswith("qc_")}, t, int(r["class_id"]))[0]
-                              for _, r in test.iterrows()])
+            flagged = flags(test, t)
             bad, good = r2 < 0.8, r2 >= 0.95
-            flagged_bad += int(flags[bad].sum())
-            flagged_good += int(flags[good].sum())
+            flagged_bad += int(flagged[bad].sum())
+            flagged_good += int(flagged[good].sum())
             n_bad += int(bad.sum())
             n_good += int(good.sum())
-            parts.append((float(flags[bad].mean()) if bad.any() else float("nan"),
-                          float(flags[good].mean()) if good.any() else float("nan")))
+            parts.append((float(flagged[bad].mean()) if bad.any() else float("nan"),
+                          float(flagged[good].mean()) if good.any() else float("nan")))
     return flagged_bad / max(n_bad, 1), flagged_good / max(n_good, 1), parts
 
 
