@@ -68,3 +68,43 @@ def test_train_rejects_a_missing_manifest_without_a_traceback(tmp_path):
 def test_benchmark_smoke_modes_run(script):
     out = _run([sys.executable, script, "--smoke-test"], timeout=600)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+
+
+def test_decoder_bench_runs_the_model_on_stretched_and_flipped_views(tmp_path):
+    curves = tmp_path / "curves.parquet"
+    out = _run([sys.executable, "bench/decoders.py", "--smoke-test", "--decoders", "ink-classes-closed",
+                "--stretch", "0.5,90", "--flip", "w", "--curves", str(curves)], timeout=600)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    import pandas as pd
+
+    df = pd.read_parquet(curves)
+    assert len(df) == 4 and set(df.decoder) == {"ink-classes-closed"}  # 2 scans x 2 curves
+    bad = _run([sys.executable, "bench/decoders.py", "--smoke-test", "--stretch", "90,5"])
+    assert bad.returncode == 2 and "LO,HI" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_decoder_bench_views_are_the_model_on_the_changed_input(tmp_path):
+    """`view_probs`: the stretch maps the chosen percentiles onto black and white, and a flipped view
+    is flipped back before it is averaged (a scan and its mirror give each other's views)."""
+    import numpy as np
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from decoders import stretched, view_probs
+
+    from veernet_ray.infer.cli import tiny_checkpoint
+    from veernet_ray.infer.stages import ModelStage
+
+    tiny_ckpt = tiny_checkpoint(tmp_path / "ckpt")
+    rng = np.random.default_rng(3)
+    image = rng.integers(60, 200, (96, 256)).astype(np.uint8)
+    s = stretched(image, 0.0, 100.0)
+    assert s.min() == 0 and s.max() == 255 and np.array_equal(np.argsort(image, None, kind="stable"),
+                                                               np.argsort(s, None, kind="stable"))
+    stage = ModelStage(tiny_ckpt.read_bytes(), batch_size=1)
+    plain = view_probs(stage, image, tmp_path / "c", "f", "a", None, "")
+    both = view_probs(stage, image, tmp_path / "c", "f", "a", None, "w")
+    mirror = view_probs(stage, np.ascontiguousarray(image[:, ::-1]), tmp_path / "d", "f", "a", None, "")
+    assert np.allclose(both, (plain + mirror[:, :, ::-1]) / 2, atol=1e-6)
+    assert (tmp_path / "c-flipw" / "f" / "a.npy").is_file()  # each view cached apart
+    st = view_probs(stage, image, tmp_path / "c", "f", "a", (0.0, 100.0), "")
+    assert np.allclose(st, stage.infer([s])[0] / 255.0, atol=1e-6)
