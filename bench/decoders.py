@@ -33,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--set", dest="set_name", default="train-style")
     p.add_argument("--n", type=int, default=None, help="scans per family (default: 16 train-style, 12 held-out)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="the set's generator seed (default: veernet evaluate's); another seed gives fresh scans "
+                        "of the same styles, to confirm a choice made on the default ones")
     p.add_argument("--checkpoint", default=None, help="default: the shipped weights")
     p.add_argument("--data", default="runs/eval/data")
     p.add_argument("--cache", default="runs/eval/cache")
@@ -68,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         ckpt, source = resolve_checkpoint(args.checkpoint, tracking_uri=None, state_dir=Path("runs/eval").resolve())
         ckpt_hash = model_provenance(ckpt, source)[1]["checkpoint_hash"]
         data, cache = Path(args.data), Path(args.cache)
-    sets = ensure_set(args.set_name, data, n=n, progress=False,
+    seed = {} if args.seed is None else {"seed": args.seed}
+    sets = ensure_set(args.set_name, data, n=n, progress=False, **seed,
                       width=(640, 1024) if args.smoke_test else None)
     stage = ModelStage(str(ckpt), device="cpu", batch_size=1, max_width=8192, num_threads=None)
     rows = []

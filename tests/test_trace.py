@@ -452,7 +452,7 @@ def test_ink_stroke_decoder_reads_identity_from_the_pen_not_the_classes(order):
     probs[2] = 0.05 * ink
     probs[0] = 1 - probs[1] - probs[2]
     res = decode(probs, order)
-    assert DEFAULT_DECODER == "ink-classes-closed" and res.class_ids == order
+    assert DEFAULT_DECODER == "ink-classes-jumps" and res.class_ids == order
     got = {cid: res.rows[k] for k, cid in enumerate(order)}
     assert np.nanmedian(np.abs(got[1] - solid)) < 1.0
     assert np.nanmedian(np.abs(got[2] - dashed)) < 1.0
@@ -489,7 +489,7 @@ def test_default_decoder_keeps_curves_apart_across_crossings_by_their_classes(or
     res = decode(probs, order)
     got = {cid: res.rows[k] for k, cid in enumerate(order)}
     far = np.abs(c1 - c2) > 12  # away from the crossings, where either curve is right
-    assert DEFAULT_DECODER == "ink-classes-closed"
+    assert DEFAULT_DECODER == "ink-classes-jumps"
     assert np.nanmax(np.abs(got[1] - c1)[far]) < 1.5
     assert np.nanmax(np.abs(got[2] - c2)[far]) < 1.5
     # the pen alone cannot tell these curves apart, nor see the crossings
@@ -514,6 +514,50 @@ def test_meeting_columns_take_a_crossing_and_the_gap_the_erase_leaves_there():
     long_gap = b.copy()
     long_gap[100:100 + MEET_GAP + 60] = np.nan  # a long absence is not a meeting
     assert not meeting_columns(np.stack([a, long_gap]))[100:180].any()
+
+
+def test_jump_columns_are_where_a_path_moves_far_between_present_columns():
+    from veernet_ray.trace.decode import JUMP_ROWS, jump_columns
+
+    x = np.arange(300, dtype=float)
+    a = 40 + 0.2 * x  # smooth: no jumps
+    b = np.where(x < 120, 200.0, 200.0 + JUMP_ROWS + 5)  # one step at 120
+    b[150:170] = np.nan
+    b[170:] = b[149] + JUMP_ROWS - 1  # across a gap, a step within the limit
+    assert jump_columns(np.stack([a, b])).tolist() == [120]
+    c = b.copy()
+    c[170:] = b[149] + JUMP_ROWS + 1  # the same gap, a step past the limit: counted at the gap's far end
+    assert jump_columns(np.stack([a, c])).tolist() == [120, 170]
+    assert jump_columns(np.full((2, 50), np.nan)).size == 0
+
+
+def test_jumps_decoder_hands_back_a_curve_the_first_pass_left_across_a_gap():
+    """Two alike pens 26 rows apart (never meeting) that trade strength at a gap in both: the first
+    pass takes the stronger ink on each side, so it leaves curve 1 for curve 2 across the gap and the
+    second pass does the mirror; no meeting marks the place. Stretches that end at the paths' jumps
+    too let the classes hand the right half back (the decoder without them keeps the swap)."""
+    from veernet_ray.trace.decode import DECODERS
+
+    h, w = 96, 1200
+    cols = np.arange(w)
+    a = 36 + 3 * np.sin(cols / 80)
+    b = 62 + 3 * np.cos(cols / 60)
+    left, right = cols < 590, cols >= 610
+    gap = ~(left | right)
+    ink_a = _pen(h, w, a, 1) * (np.where(left, 1.0, 0.3) * ~gap)
+    ink_b = _pen(h, w, b, 1) * (np.where(left, 0.3, 1.0) * ~gap)
+    probs = np.zeros((3, h, w), np.float32)
+    probs[1] = np.maximum(0.7 * ink_a, 0.2 * ink_b)
+    probs[2] = np.maximum(0.2 * ink_a, 0.7 * ink_b)
+    probs[0] = np.clip(1 - probs[1] - probs[2], 0, 1)
+    for order in ((1, 2), (2, 1)):
+        res = DECODERS["ink-classes-jumps"][0](probs, order)
+        got = {cid: res.rows[k] for k, cid in enumerate(order)}
+        for cid, truth in ((1, a), (2, b)):
+            assert np.nanmedian(np.abs(got[cid] - truth)[left]) < 1.0
+            assert np.nanmedian(np.abs(got[cid] - truth)[right]) < 1.0
+    before = DECODERS["ink-classes-closed"][0](probs, (1, 2))
+    assert np.nanmedian(np.abs(before.rows[0] - a)[right]) > 20  # the case this test is about
 
 
 def test_trace_twice_erases_a_wrapped_path_where_its_ink_is():

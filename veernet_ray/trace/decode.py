@@ -21,12 +21,17 @@ decoders differ in how they answer the second:
   little of the depth (a dotted or short-dash pen, whose gaps cost the tracer
   more than leaving it does) traced again over its gaps closed, then put back on
   its ink (`trace_sparse`).
-- ``ink-classes-closed`` (the default, `decode`): the same two paths; the pen
+- ``ink-classes-closed``: the same two paths; the pen
   and the model's classes vote once per scan on which is curve 1, and then each
   stretch between the paths' meetings goes to the curve its classes say
   (`identity_swaps`): a pass that turned onto the other curve at a crossing is
   handed back. Chosen once the model's classes had become the better cue on
   training styles (bench/RESULTS.md, "Curve identity from the classes again").
+- ``ink-classes-jumps`` (the default, `decode`): ``ink-classes-closed`` whose
+  stretches also end where a path jumps (`jump_columns`): the first pass may
+  leave one curve for the other across a gap without meeting it, and the second
+  pass then takes the rest of both, so the paths trade curves far apart
+  (bench/RESULTS.md, "Curve identity at the paths' jumps").
 
 `DECODERS` names them for `bench/decoders.py`, which chose the default on
 training styles (never on the held-out set; see bench/RESULTS.md).
@@ -399,6 +404,12 @@ MEET_GAP_ROWS = 14
 STRETCH_VOTE = 0.1
 #: ... and the stretch spans at least this many columns
 STRETCH_MIN = 30
+#: identity may also change where a path jumps more than this many rows from one present column to the
+#: next: the first pass leaves one curve for the other across a gap without meeting it, and the second
+#: pass takes what is left, so the two paths trade curves there while far apart (`jump_columns`)
+JUMP_ROWS = 20
+#: the class vote a stretch needs when jumps bound stretches too: they make more, shorter stretches
+JUMP_STRETCH_VOTE = 0.2
 
 
 def class_evidence(probs: np.ndarray, page: np.ndarray) -> np.ndarray:
@@ -436,7 +447,19 @@ def meeting_columns(page: np.ndarray) -> np.ndarray:
     return near
 
 
-def identity_swaps(probs: np.ndarray, ink: np.ndarray, page: np.ndarray) -> tuple[bool, np.ndarray]:
+def jump_columns(page: np.ndarray, jump_rows: float = JUMP_ROWS) -> np.ndarray:
+    """Sorted columns where a path (K, W page rows, NaN where absent) lies more than `jump_rows` rows
+    from where it was at its previous present column, gaps skipped."""
+    cols = []
+    for p in page:
+        cc = np.flatnonzero(np.isfinite(p))
+        if cc.size > 1:
+            cols.append(cc[1:][np.abs(np.diff(p[cc])) > jump_rows])
+    return np.unique(np.concatenate(cols)) if cols else np.zeros(0, np.int64)
+
+
+def identity_swaps(probs: np.ndarray, ink: np.ndarray, page: np.ndarray,
+                   jumps: bool = False) -> tuple[bool, np.ndarray]:
     """Which of two identity-free paths is curve 1: (swap the whole scan?, (W,) bool columns where,
     after that, the paths trade places).
 
@@ -444,8 +467,9 @@ def identity_swaps(probs: np.ndarray, ink: np.ndarray, page: np.ndarray) -> tupl
     is drawn solid, docs/contracts.md section 1) plus CLASS_WEIGHT x (mean class evidence of path 0 -
     of path 1). Then, per stretch between the paths' meetings (`meeting_columns`): a first pass that
     took the other curve at a crossing carries on along it, and the stretch is handed back where the
-    classes along it disagree by more than STRETCH_VOTE. page: (2, W) page rows (NaN where absent);
-    ink: the model's curve ink (`curve_ink`); probs as `class_evidence` takes them."""
+    classes along it disagree by more than STRETCH_VOTE. jumps: stretches end at the paths' jumps too
+    (`jump_columns`), where a vote of JUMP_STRETCH_VOTE hands them over. page: (2, W) page rows (NaN
+    where absent); ink: the model's curve ink (`curve_ink`); probs as `class_evidence` takes them."""
     w = page.shape[1]
     ev = class_evidence(probs, page)
     present = np.isfinite(ev).any(axis=1)
@@ -459,11 +483,15 @@ def identity_swaps(probs: np.ndarray, ink: np.ndarray, page: np.ndarray) -> tupl
     on = np.concatenate(([False], meeting_columns(page), [False]))
     edges = np.flatnonzero(on[1:] != on[:-1])
     bounds = [0, *((edges[::2] + edges[1::2]) // 2).tolist(), w]
+    needed = STRETCH_VOTE
+    if jumps:
+        bounds = sorted({*bounds, *jump_columns(page).tolist()})
+        needed = JUMP_STRETCH_VOTE
     for a, b in zip(bounds[:-1], bounds[1:]):
         e0, e1 = ev[0, a:b], ev[1, a:b]
         if b - a < STRETCH_MIN or not (np.isfinite(e0).any() and np.isfinite(e1).any()):
             continue
-        if np.nanmean(e0) - np.nanmean(e1) < -STRETCH_VOTE:
+        if np.nanmean(e0) - np.nanmean(e1) < -needed:
             swap[a:b] = True
     return flip, swap
 
@@ -471,7 +499,7 @@ def identity_swaps(probs: np.ndarray, ink: np.ndarray, page: np.ndarray) -> tupl
 def decode_ink_stroke(probs: np.ndarray, class_ids: Sequence[int] = (1, 2), *,
                       wrap_px: Mapping[int, float | None] | None = None, image: np.ndarray | None = None,
                       close: int = 0, untangle_paths: bool = True, classes: bool = False,
-                      **kwargs) -> TraceResult:
+                      jumps: bool = False, **kwargs) -> TraceResult:
     """Where from the model's ink, which from the pen: the curve ink traced twice (`trace_twice`),
     then the more solid path is curve 1 (`solidity`), one identity for the whole scan.
 
@@ -481,7 +509,8 @@ def decode_ink_stroke(probs: np.ndarray, class_ids: Sequence[int] = (1, 2), *,
     period and the other none, both passes run with the period, and the curve without one is then
     traced again on the page (`retrace_on_page`). Falls back to `trace_curves` for anything but two
     curve classes. classes: identity from the pen and the model's classes together, per scan and then
-    per stretch between meetings (`identity_swaps`), instead of from the pen alone.
+    per stretch between meetings (`identity_swaps`), instead of from the pen alone; jumps: the
+    stretches end at the paths' jumps too.
     """
     asked = tuple(int(c) for c in class_ids)
     if len(asked) != 2:
@@ -500,7 +529,7 @@ def decode_ink_stroke(probs: np.ndarray, class_ids: Sequence[int] = (1, 2), *,
     if swap is not None and swap.any():
         rows, offset, conf, bridged = (np.where(swap[None, :], a[::-1], a) for a in (rows, offset, conf, bridged))
     if classes:
-        flip, swap = identity_swaps(probs, ink, rows - offset)
+        flip, swap = identity_swaps(probs, ink, rows - offset, jumps)
         if flip:
             rows, offset, conf, bridged = (a[::-1].copy() for a in (rows, offset, conf, bridged))
         if swap.any():
@@ -546,11 +575,14 @@ DECODERS = {
                                    **INK_TRACER),
                            "ink-stroke-closed, identity from the pen and the classes per scan, then per stretch "
                            "between meetings from the classes"),
+    "ink-classes-jumps": (partial(decode_ink_stroke, close=CLOSE_COLUMNS, untangle_paths=False, classes=True,
+                                  jumps=True, **INK_TRACER),
+                          f"ink-classes-closed, the stretches ending at jumps of over {JUMP_ROWS} rows too"),
     **{f"ink-stroke-closed{k}": (partial(decode_ink_stroke, close=k, untangle_paths=False, **INK_TRACER),
                                  f"ink-stroke-closed across {k} columns") for k in (5, 15)},
 }
 #: what inference, sheets and `veernet evaluate` use: chosen on training styles (bench/decoders.py)
-DEFAULT_DECODER = "ink-classes-closed"
+DEFAULT_DECODER = "ink-classes-jumps"
 
 
 def decode(probs: np.ndarray, class_ids: Sequence[int] = (1, 2), *,
