@@ -84,8 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.stretch:
         try:
             stretch = tuple(float(v) for v in args.stretch.split(","))
-            assert len(stretch) == 2 and 0 <= stretch[0] < stretch[1] <= 100
-        except (ValueError, AssertionError):
+        except ValueError:
+            stretch = ()
+        if len(stretch) != 2 or not 0 <= stretch[0] < stretch[1] <= 100:
             p.error(f"--stretch wants two percentiles LO,HI with 0 <= LO < HI <= 100, got {args.stretch!r}")
     chosen = {k: DECODERS[k] for k in names}
     t_dec = {k: 0.0 for k in chosen}

@@ -416,7 +416,7 @@ def class_evidence(probs: np.ndarray, page: np.ndarray) -> np.ndarray:
     """(K, W): how much more class 1 than class 2 the model sees on each path (max over +-1 row of
     p1 and of p2 at the path's page rows), in [-1, 1]; NaN where the path is absent.
     probs: (C, H, W) uint8 (p * 255) or float in [0, 1]; page: (K, W) page rows."""
-    h, w = probs.shape[1], page.shape[1]
+    h = probs.shape[1]
     scale = 255.0 if probs.dtype == np.uint8 else 1.0
     out = np.full(page.shape, np.nan)
     for k in range(page.shape[0]):
@@ -525,17 +525,17 @@ def decode_ink_stroke(probs: np.ndarray, class_ids: Sequence[int] = (1, 2), *,
     offset = np.stack([np.zeros(rows.shape[1]) if p.offset is None else p.offset[0] for p in paths])
     conf = np.stack([p.confidence[0] for p in paths])
     bridged = np.stack([p.bridged[0] for p in paths])
-    swap = untangle(rows, h) if untangle_paths else None
-    if swap is not None and swap.any():
-        rows, offset, conf, bridged = (np.where(swap[None, :], a[::-1], a) for a in (rows, offset, conf, bridged))
+    traced = (rows, offset, conf, bridged)
+    every = np.ones(rows.shape[1], dtype=bool)
+    if untangle_paths:
+        traced = _trade(traced, untangle(rows, h))
+    rows, offset = traced[:2]
     if classes:
         flip, swap = identity_swaps(probs, ink, rows - offset, jumps)
-        if flip:
-            rows, offset, conf, bridged = (a[::-1].copy() for a in (rows, offset, conf, bridged))
-        if swap.any():
-            rows, offset, conf, bridged = (np.where(swap[None, :], a[::-1], a) for a in (rows, offset, conf, bridged))
+        traced = _trade(_trade(traced, every) if flip else traced, swap)
     elif solidity(ink, rows[1] - offset[1]) > solidity(ink, rows[0] - offset[0]):
-        rows, offset, conf, bridged = (a[::-1].copy() for a in (rows, offset, conf, bridged))
+        traced = _trade(traced, every)
+    rows, offset, conf, bridged = traced
     plain = [k for k, cid in enumerate(class_ids) if not (wrap_px or {}).get(cid)]
     for k in plain:  # a class without a backup period lies on the page
         rows[k] -= offset[k]
@@ -549,6 +549,14 @@ def decode_ink_stroke(probs: np.ndarray, class_ids: Sequence[int] = (1, 2), *,
         rows[k], conf[k], bridged[k] = again.rows[0], again.confidence[0], again.bridged[0]
     order = [class_ids.index(c) for c in asked]
     return TraceResult(rows[order], conf[order], asked, bridged[order], h, offset[order])
+
+
+def _trade(paths: tuple[np.ndarray, ...], where: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(2, W) arrays of two paths (rows, offsets, confidences, bridges) with the paths swapped in the
+    columns `where` ((W,) bool); the same arrays when `where` is all False."""
+    if not where.any():
+        return paths
+    return tuple(np.where(where[None, :], a[::-1], a) for a in paths)
 
 
 def retrace_on_page(ink: np.ndarray, other: np.ndarray, close: int = 0, **kwargs) -> TraceResult:
