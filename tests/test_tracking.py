@@ -9,10 +9,10 @@ import mlflow
 from veernet_ray import tracking
 
 
-def _run(tmp_path):
+def _run(tmp_path, name="r1"):
     uri = tracking.resolve_tracking_uri(None, tmp_path)
     exp = tracking.ensure_experiment(uri, "t", tmp_path)
-    run_id, resumed = tracking.get_or_create_run(uri, exp, "r1")
+    run_id, resumed = tracking.get_or_create_run(uri, exp, name)
     return uri, exp, run_id, resumed
 
 
@@ -45,3 +45,29 @@ def test_epoch_logger_heals_epochs_the_checkpoint_has_and_mlflow_lacks(tmp_path)
     assert sorted((m.step, m.value) for m in history) == [(0, 0.9), (1, 0.7), (2, 0.5)]
     assert tracking.reader(uri).list_artifacts(run_id, "overlays/epoch_0002")[0].path.endswith("val_0.png")
     tracking.EpochLogger(None, history=[]).log_epoch({"train_loss": 1.0}, 0, None)  # no MLflow: a no-op
+
+
+def test_the_controller_logs_an_epoch_with_the_overlays_its_checkpoint_carries(tmp_path):
+    """`EpochsToMlflow` is what Ray Train's controller calls once every rank has reported an epoch:
+    rank 0's metrics at the epoch's step, the overlays from the committed checkpoint; the other
+    ranks' empty reports and a report without an epoch log nothing."""
+    import ray.train
+
+    from veernet_ray.model.checkpoint import OVERLAYS_DIR
+    from veernet_ray.train.epochs import EpochsToMlflow
+
+    uri, _, run_id, _ = _run(tmp_path, "controller")
+    ckpt = tmp_path / "epoch_0003"
+    (ckpt / OVERLAYS_DIR).mkdir(parents=True)
+    (ckpt / OVERLAYS_DIR / "val_0.png").write_bytes(b"png")
+    callback = EpochsToMlflow({"tracking_uri": uri, "run_id": run_id})
+    callback.after_report(None, [{"epoch": 3, "train_loss": 0.25, "val_miou_fg": float("-inf")}, {}],
+                          ray.train.Checkpoint.from_directory(str(ckpt)))
+    callback.after_report(None, [{}, {}], None)
+    callback.after_report(None, [{"epoch": 4, "train_loss": 0.2}], None)
+    client = mlflow.MlflowClient(uri)
+    assert [(m.step, m.value) for m in client.get_metric_history(run_id, "train_loss")] == [(3, 0.25), (4, 0.2)]
+    assert client.get_metric_history(run_id, "val_miou_fg") == []  # -inf (no validation metric) is left out
+    assert [a.path for a in tracking.reader(uri).list_artifacts(run_id, "overlays/epoch_0003")] == [
+        "overlays/epoch_0003/val_0.png"]
+    assert tracking.reader(uri).list_artifacts(run_id, "overlays/epoch_0004") == []

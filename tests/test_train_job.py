@@ -27,20 +27,27 @@ pytestmark = pytest.mark.slow
 EPOCHS = 2
 
 
-def _kill_rank1_once(run_dir: Path, ray_dir: Path, done: threading.Event, record: dict) -> None:
-    """Once Ray Train has committed epoch 0's checkpoint and rank 1 is in epoch 1, SIGKILL rank 1's
-    worker (once).
+def _kill_rank1_once(run_dir: Path, ray_dir: Path, moment: str, done: threading.Event, record: dict) -> None:
+    """SIGKILL rank 1's worker once, at `moment`:
 
-    The commit is read from Ray's checkpoint snapshot (a checkpoint folder can exist before it is
-    committed, and rank 1 starts epoch 1 before then); rank 1's epoch from the file it writes beside
-    its pid as each epoch starts. A fixed delay after the folder appeared (2 s, before) could land
-    after a fast epoch 1 had ended on rank 0, whose MLflow logging then ran before the restart
-    repeated the epoch."""
+    - "mid-epoch": Ray Train has committed epoch 0's checkpoint and rank 1 is training epoch 1. The
+      commit is read from Ray's checkpoint snapshot (a checkpoint folder can exist before it is
+      committed, and rank 1 starts epoch 1 before then); rank 1's epoch from the file it writes
+      beside its pid as each epoch starts.
+    - "commit": rank 0 has reported epoch 1 (its checkpoint is in storage) and the controller has
+      not committed it yet. Ray trains epoch 1 again from epoch 0's checkpoint. Before the
+      controller logged epochs (EpochsToMlflow), rank 0 had logged epoch 1 already and MLflow held
+      it twice: CI's failure at stop 29, reproduced by this moment every time it was tried.
+    """
     deadline = time.time() + 600
+    pid_file, epoch_file = run_dir / "pids" / "rank1.pid", run_dir / "pids" / "rank1.epoch"
     while time.time() < deadline and not done.is_set():
-        committed = any("epoch_0000" in p.read_text() for p in ray_dir.glob("**/checkpoint_manager_snapshot.json"))
-        pid_file, epoch_file = run_dir / "pids" / "rank1.pid", run_dir / "pids" / "rank1.epoch"
-        if committed and pid_file.exists() and epoch_file.exists() and epoch_file.read_text().strip() == "1":
+        snapshots = " ".join(p.read_text() for p in ray_dir.glob("**/checkpoint_manager_snapshot.json"))
+        if moment == "mid-epoch":
+            due = ("epoch_0000" in snapshots and epoch_file.exists() and epoch_file.read_text().strip() == "1")
+        else:
+            due = any(ray_dir.glob("**/epoch_0001/checkpoint.pt")) and "epoch_0001" not in snapshots
+        if due and pid_file.exists():
             pid = int(pid_file.read_text())
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -48,26 +55,25 @@ def _kill_rank1_once(run_dir: Path, ray_dir: Path, done: threading.Event, record
             except ProcessLookupError:
                 record["error"] = f"pid {pid} already gone"
             return
-        time.sleep(0.05)
+        time.sleep(0.01)
 
 
-@pytest.fixture(scope="module")
-def train_job(ray_head, mlflow_server, demo_data, tmp_path_factory, env_base):
-    storage = tmp_path_factory.mktemp("runs")
-    name = "e2e"
+def _submit_with_a_kill(moment: str, name: str, register_as: str, ray_head, mlflow_server, demo_data, storage: Path,
+                        env_base) -> dict:
     cmd = [
         str(BIN / "ray"), "job", "submit", "--address", ray_head["address"], "--working-dir", str(ROOT), "--",
         sys.executable, "jobs/train.py", "--config", "configs/demo.yaml", "--name", name,
         "--manifest", str(demo_data),
-        "--set", f"storage={storage}", f"tracking.tracking_uri={mlflow_server}", "tracking.experiment=e2e",
-        "tracking.register_as=veernet-e2e", f"train.epochs={EPOCHS}", "train.physical_batch=2",
+        "--set", f"storage={storage}", f"tracking.tracking_uri={mlflow_server}", f"tracking.experiment={name}",
+        f"tracking.register_as={register_as}", f"train.epochs={EPOCHS}", "train.physical_batch=2",
         "train.effective_batch=8", "train.loss=sce->dice@1", "scale.num_workers=2", "scale.cpus_per_worker=0.5",
         "scale.max_failures=2", "model.stem_width=8", "model.widths=[8,16,16,32,32]", "train.val_overlays=1",
         "data.decode_cpus=0.25", "data.batching=grid",  # the shape grid a GPU run uses, with 2 workers and a resume
     ]
     done = threading.Event()
     record: dict = {}
-    watcher = threading.Thread(target=_kill_rank1_once, args=(storage / name, storage / "ray", done, record), daemon=True)
+    watcher = threading.Thread(target=_kill_rank1_once, args=(storage / name, storage / "ray", moment, done, record),
+                               daemon=True)
     watcher.start()
     t0 = time.time()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env_base, timeout=1200, cwd=ROOT)
@@ -75,6 +81,37 @@ def train_job(ray_head, mlflow_server, demo_data, tmp_path_factory, env_base):
     watcher.join(5)
     return {"proc": proc, "storage": storage, "name": name, "tracking_uri": mlflow_server, "killed": record,
             "seconds": time.time() - t0}
+
+
+@pytest.fixture(scope="module")
+def train_job(ray_head, mlflow_server, demo_data, tmp_path_factory, env_base):
+    return _submit_with_a_kill("mid-epoch", "e2e", "veernet-e2e", ray_head, mlflow_server, demo_data,
+                               tmp_path_factory.mktemp("runs"), env_base)
+
+
+def _assert_each_epoch_logged_once(job: dict) -> "mlflow.entities.Run":
+    import mlflow
+    import torch
+
+    client = mlflow.MlflowClient(job["tracking_uri"])
+    exp = client.get_experiment_by_name(job["name"])
+    runs = client.search_runs([exp.experiment_id], filter_string=f"tags.`veernet.run_name` = '{job['name']}'")
+    assert len(runs) == 1, "a restarted run must log into the same MLflow run"
+    run = runs[0]
+    assert run.info.status == "FINISHED"
+    out = job["proc"].stdout + job["proc"].stderr
+    for key in ("train_loss", "val_miou_fg", "val_iou_1", "val_iou_2", "val_curve_r2_median", "images_per_s"):
+        steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, key))
+        assert steps == list(range(EPOCHS)), "\n".join([f"{key}: steps {steps}, {job['killed']}"] + [
+            ln for ln in out.splitlines() if "[veernet]" in ln or "Error" in ln][-40:])
+    # the values are the committed epochs': those in the final checkpoint's history
+    last = sorted((job["storage"] / "ray").glob("**/epoch_*/checkpoint.pt"))[-1]
+    history = json.loads(torch.load(last, map_location="cpu", weights_only=True)["history"])
+    logged = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "train_loss")}
+    assert logged == pytest.approx({int(h["epoch"]): h["train_loss"] for h in history})
+    overlays = {a.path for a in client.list_artifacts(run.info.run_id, "overlays")}
+    assert overlays == {f"overlays/epoch_{e:04d}" for e in range(EPOCHS)}
+    return run
 
 
 def _history(storage: Path, name: str) -> list[dict]:
@@ -114,20 +151,28 @@ def test_killed_worker_resumes_without_losing_or_repeating_an_epoch(train_job):
     assert all(isinstance(h["train_loss"], float) for h in history)
 
 
+@pytest.fixture(scope="module")
+def commit_window_job(ray_head, mlflow_server, demo_data, tmp_path_factory, env_base):
+    return _submit_with_a_kill("commit", "e2e-commit", "null", ray_head, mlflow_server, demo_data,
+                               tmp_path_factory.mktemp("runs"), env_base)
+
+
+def test_a_worker_killed_before_the_commit_leaves_each_epoch_in_mlflow_once(commit_window_job):
+    """Rank 1 dies after rank 0 has reported epoch 1 and before Ray commits it: Ray trains epoch 1
+    again, and MLflow holds it once, with the values of the epoch Ray kept."""
+    job = commit_window_job
+    assert "killed_pid" in job["killed"], f"the watcher never saw the commit window: {job['killed']}"
+    out = job["proc"].stdout + job["proc"].stderr
+    assert job["proc"].returncode == 0, out[-6000:]
+    assert "resumed from the checkpoint of epoch 0" in out, out[-4000:]
+    _assert_each_epoch_logged_once(job)
+
+
 def test_mlflow_run_has_per_epoch_metrics_and_the_registered_model(train_job):
     import mlflow
 
     client = mlflow.MlflowClient(train_job["tracking_uri"])
-    exp = client.get_experiment_by_name("e2e")
-    runs = client.search_runs([exp.experiment_id], filter_string="tags.`veernet.run_name` = 'e2e'")
-    assert len(runs) == 1, "a restarted run must log into the same MLflow run"
-    run = runs[0]
-    assert run.info.status == "FINISHED"
-    for key in ("train_loss", "val_miou_fg", "val_iou_1", "val_iou_2", "val_curve_r2_median", "images_per_s"):
-        steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, key))
-        out = train_job["proc"].stdout + train_job["proc"].stderr
-        assert steps == list(range(EPOCHS)), "\n".join([f"{key}: steps {steps}, {train_job['killed']}"] + [
-            ln for ln in out.splitlines() if "[veernet]" in ln or "Error" in ln][-40:])
+    run = _assert_each_epoch_logged_once(train_job)
     assert "padding_fraction" in run.data.metrics
     # grid batching: full micro-batches of a few grid shapes
     assert run.data.params["data.batching_used"] == "grid" and " x " in run.data.params["data.grid"]

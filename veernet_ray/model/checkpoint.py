@@ -17,6 +17,7 @@ import torch
 from veernet_ray.model.veernet import VeerNet, VeerNetConfig
 
 CHECKPOINT_FILE = "checkpoint.pt"
+OVERLAYS_DIR = "overlays"  # a training checkpoint's validation overlays for its epoch, beside the weights
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:

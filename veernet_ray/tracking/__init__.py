@@ -1,6 +1,6 @@
 """MLflow at the edges: the one module that talks to MLflow's client.
 
-Training (driver and rank 0's `EpochLogger`), inference, tuning and the demo log
+Training (the driver, and `EpochLogger` on the Ray Train controller and rank 0), inference, tuning and the demo log
 through the named functions here: tracking URI, experiments, runs, params,
 metrics, tags, artifacts, models. `mlflow` is imported inside each function, so
 importing this module costs nothing at CLI start-up.
@@ -17,7 +17,7 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 RUN_NAME_TAG = "veernet.run_name"
 
@@ -174,14 +174,15 @@ def reader(tracking_uri: str):
 
 
 class EpochLogger:
-    """Rank 0's per-epoch logging into the run the driver created (the same run after a restart).
+    """Per-epoch logging into the run the driver created (the same run after a restart).
 
     spec: {"tracking_uri", "run_id"} from the driver, or None (nothing is logged).
-    history: the epochs the checkpoint holds; those MLflow lacks (a crash between the
-    checkpoint and the logging) are logged now, so a resumed run heals its metrics.
+    history: the epochs a resumed checkpoint holds, all committed by Ray Train; those MLflow
+    lacks (the controller lost between the commit and its logging) are logged now, so a
+    resumed run heals its metrics. The controller's `EpochsToMlflow` passes none.
     """
 
-    def __init__(self, spec: Mapping[str, str] | None, history: list[dict[str, float]]):
+    def __init__(self, spec: Mapping[str, str] | None, history: Sequence[Mapping[str, float]] = ()):
         self.uri = self.run_id = None
         if not spec:
             return
@@ -189,6 +190,8 @@ class EpochLogger:
 
         mlflow.set_tracking_uri(spec["tracking_uri"])
         self.uri, self.run_id = spec["tracking_uri"], spec["run_id"]
+        if not history:
+            return
         logged = logged_steps(self.uri, self.run_id, "train_loss")
         for h in history:
             if int(h["epoch"]) not in logged:

@@ -65,7 +65,8 @@ def resolve_batching(cfg: RunConfig) -> RunConfig:
 
 def run_training(cfg: RunConfig, *, ray_address: str | None = None, verbose: bool = True,
                  callbacks: list | None = None) -> TrainResult:
-    """Plan, fit and register one run. `callbacks` go to Ray Train's RunConfig (Tune's report callback)."""
+    """Plan, fit and register one run. `callbacks` go to Ray Train's RunConfig (Tune's report callback),
+    with the MLflow epoch logger when tracking is on."""
     import ray
     import ray.train
     from ray.train import CheckpointConfig, FailureConfig, ScalingConfig
@@ -168,6 +169,10 @@ def run_training(cfg: RunConfig, *, ray_address: str | None = None, verbose: boo
     resources = {"CPU": cfg.scale.cpus_per_worker}
     if cfg.scale.use_gpu:
         resources["GPU"] = cfg.scale.gpus_per_worker
+    if track:  # each epoch reaches MLflow from the controller once Ray has committed it
+        from veernet_ray.train.epochs import EpochsToMlflow
+
+        callbacks = [*(callbacks or []), EpochsToMlflow({"tracking_uri": tracking_uri, "run_id": run_id})]
     trainer = TorchTrainer(
         train_loop_per_worker=_train_func,
         train_loop_config={

@@ -4,7 +4,9 @@ Read top to bottom. Gradient accumulation, mixed precision and rank-0 logging
 each live in one obvious place:
 - accumulation: `train_one_epoch`, the three lines around `no_sync`;
 - precision: `veernet_ray.device.autocast_for`;
-- rank-0 side effects (checkpoint files, MLflow, overlays): `train_func`.
+- rank-0 side effects (checkpoint files with their overlays): `train_func`; MLflow
+  gets each epoch from the controller once Ray has committed it
+  (`veernet_ray.train.epochs`).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from veernet_ray.losses import loss_normalizer
 from veernet_ray.losses.schedule import parse_schedule
 from veernet_ray.metrics.segmentation import SegmentationMeter
 from veernet_ray.model import VeerNet, model_config
-from veernet_ray.model.checkpoint import load_payload, save_checkpoint
+from veernet_ray.model.checkpoint import OVERLAYS_DIR, load_payload, save_checkpoint
 from veernet_ray.visual import truth_and_prediction, write_png
 
 
@@ -257,7 +259,8 @@ def train_func(config: dict[str, Any]) -> None:
             say(f"[veernet] resumed from the checkpoint of epoch {start_epoch - 1}")
 
     schedule = parse_schedule(tc.loss, tc.epochs, tc.loss_params or None)
-    tracker = tracking.EpochLogger(config.get("mlflow"), history) if rank == 0 else None
+    if rank == 0:  # epochs the checkpoint holds that MLflow lacks; new epochs are logged by the controller
+        tracking.EpochLogger(config.get("mlflow"), history)
     train_shard = ray.train.get_dataset_shard("train")
     val_shard = ray.train.get_dataset_shard("val")
 
@@ -272,20 +275,19 @@ def train_func(config: dict[str, Any]) -> None:
         metrics.update(epoch=epoch, loss_name=schedule.name_for_epoch(epoch), peak_memory_gb=peak_memory_gb(device))
         with tempfile.TemporaryDirectory() as tmp:
             if rank == 0:
-                overlay_dir = Path(tmp) / "overlays"
-                metrics.update(validate(model, _rows(val_shard), num_classes=tc.num_classes, device=device, amp=tc.amp,
-                                        channels_last=channels_last, overlays=tc.val_overlays, overlay_dir=overlay_dir))
-                history.append({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
                 ckpt_dir = Path(tmp) / "ckpt"
                 ckpt_dir.mkdir()
+                metrics.update(validate(model, _rows(val_shard), num_classes=tc.num_classes, device=device, amp=tc.amp,
+                                        channels_last=channels_last, overlays=tc.val_overlays,
+                                        overlay_dir=ckpt_dir / OVERLAYS_DIR))
+                history.append({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
                 save_checkpoint(ckpt_dir, model=model, optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
                                 epoch=epoch, config=cfg.to_dict(), history=json.dumps(history))
                 reported = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not _nan(v)}
                 reported.setdefault(cfg.scale.checkpoint_metric, float("-inf"))
+                # MLflow gets the epoch from the controller once every rank has reported (EpochsToMlflow)
                 ray.train.report(reported, checkpoint=ray.train.Checkpoint.from_directory(ckpt_dir),
                                  checkpoint_dir_name=f"epoch_{epoch:04d}")
-                # MLflow after the checkpoint is safe: a crash in between is healed on resume (EpochLogger)
-                tracker.log_epoch(metrics, epoch, overlay_dir)
                 say(f"[veernet] epoch {epoch + 1}/{tc.epochs} " + " ".join(
                     f"{k}={v:.4g}" for k, v in reported.items() if k in _PRINTED))
             else:
