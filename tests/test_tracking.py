@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import mlflow
@@ -71,3 +72,29 @@ def test_the_controller_logs_an_epoch_with_the_overlays_its_checkpoint_carries(t
     assert [a.path for a in tracking.reader(uri).list_artifacts(run_id, "overlays/epoch_0003")] == [
         "overlays/epoch_0003/val_0.png"]
     assert tracking.reader(uri).list_artifacts(run_id, "overlays/epoch_0004") == []
+
+
+def test_mlflow_down_costs_the_controller_a_warning_and_the_run_end_logs_the_epoch(tmp_path, monkeypatch, capsys):
+    """A server that does not answer must not stop the training: the controller warns, and the driver
+    logs the epochs the final checkpoint holds and MLflow lacks (`heal_from_checkpoint`)."""
+    import torch
+
+    from veernet_ray.model.checkpoint import CHECKPOINT_FILE
+    from veernet_ray.train.epochs import EpochsToMlflow, heal_from_checkpoint
+
+    uri, _, run_id, _ = _run(tmp_path, "healed")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+    EpochsToMlflow({"tracking_uri": "http://127.0.0.1:9", "run_id": run_id}).after_report(
+        None, [{"epoch": 1, "train_loss": 0.5}], None)
+    mlflow.set_tracking_uri(uri)  # EpochLogger sets the process's URI (artifact URIs resolve through it)
+    assert "MLflow did not take epoch 1" in capsys.readouterr().err
+
+    tracking.log_metrics(uri, run_id, {"train_loss": 0.9}, step=0)
+    ckpt = tmp_path / "epoch_0001"
+    ckpt.mkdir()
+    history = [{"epoch": 0, "train_loss": 0.9}, {"epoch": 1, "train_loss": 0.5}]
+    torch.save({"history": json.dumps(history)}, ckpt / CHECKPOINT_FILE)
+    heal_from_checkpoint({"tracking_uri": uri, "run_id": run_id}, ckpt)
+    logged = mlflow.MlflowClient(uri).get_metric_history(run_id, "train_loss")
+    assert sorted((m.step, m.value) for m in logged) == [(0, 0.9), (1, 0.5)]

@@ -215,6 +215,11 @@ def run_training(cfg: RunConfig, *, ray_address: str | None = None, verbose: boo
         best_ckpt.to_directory(str(best))
         version = _log_final_model(cfg, tracking_uri, run_id, best) if track else None
     if track:
+        if result.checkpoint is not None:  # epochs the controller could not log (MLflow was down)
+            from veernet_ray.train.epochs import heal_from_checkpoint
+
+            with result.checkpoint.as_directory() as latest:
+                heal_from_checkpoint({"tracking_uri": tracking_uri, "run_id": run_id}, Path(latest))
         tracking.finish_run(tracking_uri, run_id)
     metrics = dict(result.metrics or {})
     return TrainResult(run_dir, best, metrics, run_id, tracking_uri, version)
