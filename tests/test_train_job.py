@@ -60,12 +60,8 @@ def _kill_rank1_once(run_dir: Path, ray_dir: Path, moment: str, done: threading.
 
 def _submit_with_a_kill(moment: str, name: str, register_as: str, ray_head, mlflow_server, demo_data, storage: Path,
                         env_base) -> dict:
-    # the commit waits for the controller's next poll of the workers (every 2 s by default); 4 s
-    # leaves the watcher, which looks every 10 ms, a wide window to land in
-    slow_polls = ["--runtime-env-json", json.dumps({"env_vars": {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "4"}})]
     cmd = [
-        str(BIN / "ray"), "job", "submit", "--address", ray_head["address"], "--working-dir", str(ROOT),
-        *(slow_polls if moment == "commit" else []), "--",
+        str(BIN / "ray"), "job", "submit", "--address", ray_head["address"], "--working-dir", str(ROOT), "--",
         sys.executable, "jobs/train.py", "--config", "configs/demo.yaml", "--name", name,
         "--manifest", str(demo_data),
         "--set", f"storage={storage}", f"tracking.tracking_uri={mlflow_server}", f"tracking.experiment={name}",
