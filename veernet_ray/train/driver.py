@@ -169,10 +169,11 @@ def run_training(cfg: RunConfig, *, ray_address: str | None = None, verbose: boo
     resources = {"CPU": cfg.scale.cpus_per_worker}
     if cfg.scale.use_gpu:
         resources["GPU"] = cfg.scale.gpus_per_worker
-    if track:  # each epoch reaches MLflow from the controller once Ray has committed it
+    mlflow_spec = {"tracking_uri": tracking_uri, "run_id": run_id} if track else None
+    if mlflow_spec:  # each epoch reaches MLflow from the controller once Ray has committed it
         from veernet_ray.train.epochs import EpochsToMlflow
 
-        callbacks = [*(callbacks or []), EpochsToMlflow({"tracking_uri": tracking_uri, "run_id": run_id})]
+        callbacks = [*(callbacks or []), EpochsToMlflow(mlflow_spec)]
     trainer = TorchTrainer(
         train_loop_per_worker=_train_func,
         train_loop_config={
@@ -181,7 +182,7 @@ def run_training(cfg: RunConfig, *, ray_address: str | None = None, verbose: boo
             "steps_per_epoch": steps_per_epoch,
             "distinct_shapes": train_plan.distinct_shapes + val_plan.distinct_shapes if grid else None,
             "run_dir": str(run_dir),
-            "mlflow": {"tracking_uri": tracking_uri, "run_id": run_id} if track else None,
+            "mlflow": mlflow_spec,
         },
         scaling_config=ScalingConfig(num_workers=workers, use_gpu=cfg.scale.use_gpu, resources_per_worker=resources),
         run_config=ray.train.RunConfig(
@@ -219,7 +220,7 @@ def run_training(cfg: RunConfig, *, ray_address: str | None = None, verbose: boo
             from veernet_ray.train.epochs import heal_from_checkpoint
 
             with result.checkpoint.as_directory() as latest:
-                heal_from_checkpoint({"tracking_uri": tracking_uri, "run_id": run_id}, Path(latest))
+                heal_from_checkpoint(mlflow_spec, Path(latest))
         tracking.finish_run(tracking_uri, run_id)
     metrics = dict(result.metrics or {})
     return TrainResult(run_dir, best, metrics, run_id, tracking_uri, version)

@@ -24,7 +24,7 @@ from typing import Any
 import ray.train
 
 from veernet_ray import tracking
-from veernet_ray.model.checkpoint import OVERLAYS_DIR
+from veernet_ray.model.checkpoint import OVERLAYS_DIR, load_payload
 
 
 class EpochsToMlflow(ray.train.UserCallback):
@@ -52,7 +52,5 @@ class EpochsToMlflow(ray.train.UserCallback):
 
 def heal_from_checkpoint(spec: dict[str, str], checkpoint_dir: Path) -> None:
     """Log the epochs a checkpoint's history holds and MLflow lacks (the driver, after the fit)."""
-    from veernet_ray.model.checkpoint import load_payload
-
     history = json.loads(load_payload(checkpoint_dir).get("history", "[]"))
     tracking.EpochLogger(spec, history)
