@@ -33,7 +33,7 @@ GRIDS = {
     "min_pen": np.r_[-1.0, np.linspace(-0.3, 0.5, 17)],  # -1: off
     "max_shared": np.linspace(0.02, 0.6, 30),
     "min_ink": np.linspace(0.1, 0.9, 17),
-    "max_grid": np.linspace(0.05, 0.8, 16),
+    "max_grid": np.r_[0.0, 0.01, 0.02, np.linspace(0.05, 0.8, 16)],
     "max_jumps": np.array([1, 2, 3, 4, 6, 8, 12, 20, 1e9]),
     "min_spread": np.linspace(0.0, 0.05, 11),
     "min_coverage": np.linspace(0.3, 0.9, 13),

@@ -57,25 +57,36 @@ def _probs(h: int, w: int, rows: np.ndarray) -> np.ndarray:
 
 def test_qc_grid_signal_counts_riding_a_line_not_crossing_a_dense_grid():
     """A good curve on a dense grid (a dark row every 6) touches grid rows in a third of its
-    columns but never stays on one: the grid signal is ~0. A trace along one row is 1."""
-    h, w = 64, 600
+    columns but never stays on one: the grid signal is ~0. A trace along one row while the model
+    marks its curve elsewhere is 1; along the same row with nothing marked elsewhere it is 0 (the
+    curve may well be drawn on that line)."""
+    h, w = 80, 600
     img = np.full((h, w), 230, np.uint8)
     img[::6, :] = 110
     x = np.arange(w)
     r = 32 + 20 * np.sin(x / 25)
     img[np.round(r).astype(int), x] = 20
     rows = np.stack([r, np.full(w, 30.0)])
-    sig = curve_signals(rows, np.full((2, w), 0.9), (1, 2), _probs(h, w, rows), img)
+    probs = _probs(h, w, rows)
+    sig = curve_signals(rows, np.full((2, w), 0.9), (1, 2), probs, img)
     touching = np.mean(np.round(r) % 6 == 0)
     assert touching > 0.1  # it does touch grid rows often
     assert sig[0]["grid"] < 0.05
+    assert sig[1]["grid"] == 0.0  # nothing else marked as curve 2: not riding away from it
+
+    missed = np.round(70 + 3 * np.sin(x / 9)).astype(int)  # the dashed curve 2 the trace left
+    probs[2, missed, x] = 0.8
+    sig = curve_signals(rows, np.full((2, w), 0.9), (1, 2), probs, img)
+    assert sig[0]["grid"] < 0.05
     assert sig[1]["grid"] == pytest.approx(1.0)
+    assert judge(sig[1], class_id=2)[0] and "rides a grid line" in judge(sig[1], class_id=2)[1]
 
 
 def test_qc_grid_signal_tells_a_flat_stretch_of_curve_from_a_line():
     """A curve flat on one row for 600 columns (a shale baseline) darkens that row across the
     window just as a grid line does; it is not riding a line, because the row is blank where the
-    curve has left it. The same trace on a row that stays dark after it leaves is riding one."""
+    curve has left it. On a row that stays dark after the curve leaves it, the stretch is riding
+    the line only when the model marks the curve somewhere else there."""
     h, w = 80, 2000
     x = np.arange(w)
     r = 40 + 25 * np.sin(x / 60)
@@ -84,14 +95,20 @@ def test_qc_grid_signal_tells_a_flat_stretch_of_curve_from_a_line():
     img[::16, :] = 170  # a light grid that the flat row is not on
     img[np.round(r).astype(int), x] = 20
     rows = np.stack([r, np.full(w, 70.0)])
-    img[70, :] = 20  # curve 2: flat all the way: it never leaves its row, so it cannot be told
-    sig = curve_signals(rows, np.full((2, w), 0.9), (1, 2), _probs(h, w, rows), img)
+    img[70, :] = 20  # curve 2: flat all the way on a dark row
+    probs = _probs(h, w, rows)
+    probs[2, 4, :] = 0.7  # the model marks curve 2 on row 4 too: the flat trace may have left it
+    sig = curve_signals(rows, np.full((2, w), 0.9), (1, 2), probs, img)
     assert sig[0]["grid"] == 0.0
-    assert sig[1]["grid"] == pytest.approx(1.0)
+    assert sig[1]["grid"] == pytest.approx(1.0)  # it never leaves its row: a line or not, it cannot be told
 
     on_line = img.copy()
     on_line[20, :] = 60  # now a dark line runs along row 20 the whole way
-    sig = curve_signals(rows, np.full((2, w), 0.9), (1, 2), _probs(h, w, rows), on_line)
+    sig = curve_signals(rows, np.full((2, w), 0.9), (1, 2), probs, on_line)
+    assert sig[0]["grid"] == 0.0  # drawn on the line: the model marks curve 1 nowhere else there
+    elsewhere = probs.copy()
+    elsewhere[1, np.round(45 + 8 * np.sin(x[600:1200] / 30)).astype(int), x[600:1200]] = 0.9
+    sig = curve_signals(rows, np.full((2, w), 0.9), (1, 2), elsewhere, on_line)
     assert sig[0]["grid"] == pytest.approx(600 / w, abs=0.02)
 
 

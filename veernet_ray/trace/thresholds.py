@@ -27,7 +27,10 @@ class QCThresholds:
     min_pen: float = 0.05  # curve 1's trace at least this much more solid than curve 2's (-1: off)
     max_shared: float = 0.25  # 0.15 flagged good curves that overlap the other for a stretch
     min_ink: float = 0.8
-    max_grid: float = 0.05  # of the riding signal (RIDE_COLUMNS, confirmed beyond the trace)
+    # of the riding signal (RIDE_COLUMNS, confirmed beyond the trace, the curve seen elsewhere); 0.02
+    # (a 40-column run in 2,000) over 0 and 0.05: the best of the three on both training-style sets
+    # (bench/RESULTS.md, "QC: riding a grid line, or drawn on one")
+    max_grid: float = 0.02
     max_jumps: float = 1.0  # per 1,000 columns
     min_spread: float = 0.035  # std of the trace, track fractions
 
