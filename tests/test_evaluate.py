@@ -190,6 +190,38 @@ def test_evaluate_cli_writes_a_report_with_baselines(tmp_path, capsys):
     df = pd.read_parquet(out / "curves.parquet")
     assert set(df["method"]) == {"model", "viterbi-ink", "darkest-row"}
     assert len(df[df.method == "model"]) == 8  # 4 families x 1 scan x 2 curves
+    # the rules table counts what the per-curve reasons say
+    from collections import Counter
+
+    from veernet_ray.trace.qc import reason_rules
+
+    assert "QC rules over all families" in text
+    model = df[(df.method == "model") & df.flagged.astype(bool)]
+    want = Counter(rule for reason in model["reason"] for rule in reason_rules(reason))
+    assert {r["rule"]: r["flags"] for r in report["qc_rules"]} == dict(want)
+
+
+def test_qc_rules_table_counts_each_rule_and_the_curves_only_it_flags():
+    from veernet_ray.evaluate.heldout import qc_rules_table
+
+    rows = [
+        {"method": "model", "r2": -1.0, "flagged": True, "reason": "low coverage 0.40 < 0.65"},
+        {"method": "model", "r2": 0.99, "flagged": True,
+         "reason": "low coverage 0.50 < 0.65; trace off the ink: ink support 0.70 < 0.80"},
+        {"method": "model", "r2": 0.99, "flagged": True, "reason": "trace off the ink: ink support 0.10 < 0.80"},
+        {"method": "model", "r2": 0.9, "flagged": True, "reason": "trace off the ink: ink support 0.60 < 0.80"},
+        {"method": "model", "r2": float("nan"), "flagged": True, "reason": "no curve found"},
+        {"method": "model", "r2": 0.99, "flagged": False, "reason": ""},
+        {"method": "viterbi-ink", "r2": -5.0},
+    ]
+    table = {r["rule"]: r for r in qc_rules_table(rows)}
+    assert list(table) == ["trace off the ink: ink support", "low coverage", "no curve found"]
+    assert table["trace off the ink: ink support"] == {
+        "rule": "trace off the ink: ink support", "flags": 3, "bad": 0, "bad_alone": 0, "good": 2, "good_alone": 1}
+    assert table["low coverage"] == {"rule": "low coverage", "flags": 2, "bad": 1, "bad_alone": 1, "good": 1,
+                                     "good_alone": 0}
+    assert table["no curve found"]["bad_alone"] == 1  # no trace at all counts as bad
+    assert qc_rules_table([r for r in rows if not r.get("flagged")]) == []
 
 
 def test_evaluate_cli_errors_are_one_line(tmp_path, capsys):

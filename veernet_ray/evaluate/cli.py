@@ -47,7 +47,7 @@ def build_parser(prog: str = "veernet evaluate") -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from veernet_ray.evaluate.heldout import (cache_folder, curve_table, ensure_set, evaluate_sets, mask_table, markdown,
-                                              QC_TITLE, qc_table, write_report)
+                                              QC_RULES_TITLE, QC_TITLE, qc_rules_table, qc_table, write_report)
     from veernet_ray.infer.pipeline import model_provenance, resolve_checkpoint
     from veernet_ray.synth.styles import parse_range
     from veernet_ray.trace.decode import DEFAULT_DECODER
@@ -73,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
     print(markdown("Recovered curves (track-normalised, against the truth LAS)", curve_table(result.rows)))
     print(markdown("Masks (model)", mask_table(result.confusion)))
     print(markdown(QC_TITLE, qc_table(result.rows)))
+    print(markdown(QC_RULES_TITLE, qc_rules_table(result.rows)))
     print(f"report: {paths['markdown']}  (every curve: {paths['parquet']})")
     return 0
 

@@ -254,6 +254,32 @@ def qc_table(rows: list[dict[str, Any]], bad: float = 0.8, good: float = 0.95, w
     return out
 
 
+QC_RULES_TITLE = "QC rules over all families (alone: flagged by no other rule)"
+
+
+def qc_rules_table(rows: list[dict[str, Any]], bad: float = 0.8, good: float = 0.95) -> list[dict[str, Any]]:
+    """Per QC rule (`trace.qc.reason_rules` of each model curve's reason): curves it flags, bad and good
+    ones among them (R^2 < bad, >= good), and the bad and good ones it alone flags. Most flags first."""
+    from veernet_ray.trace.qc import reason_rules
+
+    counts: dict[str, dict[str, int]] = {}
+    for r in rows:
+        if r.get("method") != "model" or not r.get("flagged"):
+            continue
+        rules = reason_rules(r.get("reason", ""))
+        r2 = r.get("r2")
+        r2 = -np.inf if r2 is None or not np.isfinite(r2) else r2
+        kind = "bad" if r2 < bad else "good" if r2 >= good else None
+        for rule in rules:
+            c = counts.setdefault(rule, {"flags": 0, "bad": 0, "bad_alone": 0, "good": 0, "good_alone": 0})
+            c["flags"] += 1
+            if kind:
+                c[kind] += 1
+                c[f"{kind}_alone"] += len(rules) == 1
+    ordered = sorted(counts.items(), key=lambda kv: (-kv[1]["flags"], kv[0]))
+    return [{"rule": rule, **c} for rule, c in ordered]
+
+
 def _methods(df) -> list[str]:
     order = ["model", "viterbi-ink", "darkest-row"]
     return [m for m in order if m in set(df["method"])] + sorted(set(df["method"]) - set(order))
@@ -278,11 +304,12 @@ def write_report(out_dir: str | os.PathLike, result: EvalResult, meta: dict[str,
     out.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(result.rows).to_parquet(out / "curves.parquet", index=False)
     tables = {"curves": curve_table(result.rows), "masks": mask_table(result.confusion),
-              "qc": qc_table(result.rows)}
+              "qc": qc_table(result.rows), "qc_rules": qc_rules_table(result.rows)}
     md = [f"# Evaluation: {meta.get('set')}", "", "```", json.dumps(meta, indent=1, default=str), "```", "",
           markdown("Recovered curves (track-normalised, against the truth LAS)", tables["curves"]),
           markdown("Masks (model only)", tables["masks"]),
-          markdown(QC_TITLE, tables["qc"])]
+          markdown(QC_TITLE, tables["qc"]),
+          markdown(QC_RULES_TITLE, tables["qc_rules"])]
     (out / "report.md").write_text("\n".join(md), encoding="utf-8")
     (out / "report.json").write_text(json.dumps({"meta": meta, **tables, "seconds": result.seconds},
                                                 indent=1, default=str), encoding="utf-8")

@@ -41,12 +41,14 @@ validation scans, never on the held-out evaluation set (bench/RESULTS.md).
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from veernet_ray.trace.thresholds import QCThresholds
 from veernet_ray.trace.tracer import long_runs
 
-__all__ = ["QCThresholds", "curve_signals", "judge"]
+__all__ = ["QCThresholds", "curve_signals", "judge", "reason_rules"]
 
 #: rows either side of a trace that count as "the same ink" for the shared signal
 SHARED_ROWS = 2
@@ -237,3 +239,16 @@ def judge(sig: dict[str, float], t: QCThresholds = QCThresholds(), class_id: int
     above("jumps", t.max_jumps, "implausible jumps per 1000 columns")
     below("spread", t.min_spread, "nearly flat trace (grid line?): spread")
     return bool(reasons), "; ".join(reasons)
+
+
+#: a reason's trailing "value < limit" or "value > limit"
+_FIGURES = re.compile(r"\s+-?(?:inf|nan|[\d.]+)\s*[<>]\s*-?(?:inf|nan|[\d.]+)$")
+
+
+def reason_rules(reason: str) -> list[str]:
+    """The rules a `judge` reason names, without their figures.
+
+    'low coverage 0.41 < 0.65; curves hard to tell apart: class margin -0.07 < 0.15'
+    -> ['low coverage', 'curves hard to tell apart: class margin'].
+    """
+    return [_FIGURES.sub("", part.strip()).strip() for part in str(reason or "").split(";") if part.strip()]
