@@ -336,3 +336,33 @@ def test_style_families_hold_out_pattern_and_wells(tmp_path):
     assert not set(tr.source) & set(HELDOUT_LAS)
     assert set(ho.source) - {"synthetic"} <= set(HELDOUT_LAS) and (ho.source != "synthetic").any()
     assert set(ho["style"]) == {"heldout-faded"} and ho.curve2_style.str.startswith("dash_dot_dot").all()
+
+
+@pytest.mark.parametrize("up", [True, False])
+@pytest.mark.parametrize("log", [False, True])
+def test_a_wrapped_real_curve_backs_up_once_not_twenty_times(up, log):
+    """A heavy-tailed window (most readings low, a long tail up, or the mirror) with a backup scale:
+    the scale's end lies inside the data, and the extreme reading lies at most WRAP_MAX_SPAN scale
+    widths from the scale's other end (one backup cycle), not the 25 that the 70-92th percentile
+    alone gave on such windows."""
+    from veernet_ray.synth.las_source import RealCurve
+    from veernet_ray.synth.render import WRAP_MAX_SPAN, _real_curve
+
+    rng = np.random.default_rng(3)
+    depth = np.arange(2000.0)
+    tail = np.exp(rng.normal(0.0, 1.6, depth.size))  # lognormal: the 99th percentile ~40x the median
+    values = (tail if up else 1000.0 - tail) if not log else (tail if up else 1.0 / tail)
+    if log:
+        values = 10.0 ** (np.log(values) * 1.5)  # a heavy tail in decades too
+    real = RealCurve("x.las", "RES" if log else "GR", "OHMM" if log else "API", "M", depth, values, log)
+    t0, t1 = 10, 510
+    band = (0.2, 1.4) if up else (-0.4, 0.8)
+    for seed in range(8):
+        curve = _real_curve(np.random.default_rng(seed), 1, real, depth, band, (t0, t1), True, up)
+        u = (t1 - curve.axis.row_at(curve.values)) / (t1 - t0)  # track fractions; > 1 or < 0: backed up
+        u = u[np.isfinite(u)]
+        assert (u > 1).any() if up else (u < 0).any()  # it does wrap
+        if up:
+            assert u.max() <= WRAP_MAX_SPAN + 0.25, (seed, u.max())
+        else:
+            assert u.min() >= 1 - WRAP_MAX_SPAN - 0.25, (seed, u.min())

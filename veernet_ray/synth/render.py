@@ -30,6 +30,8 @@ from veernet_ray.synth.styles import ScanStyle, SynthConfig, uniform
 
 SHIFT = 4  # cv2 fixed-point bits: sub-pixel vertex positions (1/16 px)
 MASK_COVERAGE = 128  # anti-aliased coverage (of 255) above which a pixel is ink in the mask
+#: a wrapped real curve spans at most this many scale widths: the printed scale and one backup cycle
+WRAP_MAX_SPAN = 2.0
 FONTS = (
     cv2.FONT_HERSHEY_SIMPLEX,
     cv2.FONT_HERSHEY_PLAIN,
@@ -306,12 +308,18 @@ def _real_curve(rng, cid: int, real: RealCurve, depth, band, track, wrap: bool, 
         hi_d = lo_d + 1.0
     b0, b1 = band
     if wrap:
-        # the printed scale ends inside the data range, so readings beyond it back up
+        # the printed scale ends inside the data range, so readings beyond it back up; on a
+        # heavy-tailed window the percentile can leave the extreme many scale widths beyond it
+        # (25 backup cycles were seen), which no printed log does: the scale end moves out until
+        # the extreme lies within WRAP_MAX_SPAN scale widths of the scale's other end
+        span_d = hi_d - lo_d
         if wrap_up:
             hi_s = float(np.percentile(c[fin], rng.uniform(70, 92)))
+            hi_s = max(hi_s, lo_d + span_d * (1 - b0) / (WRAP_MAX_SPAN - b0))
             lo_s = lo_d - b0 * (hi_s - lo_d) / max(1 - b0, 1e-3)
         else:
             lo_s = float(np.percentile(c[fin], rng.uniform(8, 30)))
+            lo_s = min(lo_s, hi_d - span_d * b1 / (b1 + WRAP_MAX_SPAN - 1))
             hi_s = hi_d + (1 - b1) * (hi_d - lo_s) / max(b1, 1e-3)
     else:
         span = (hi_d - lo_d) / max(b1 - b0, 0.05)
