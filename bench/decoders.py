@@ -135,16 +135,16 @@ def view_probs(stage, image: np.ndarray, cache: Path, family: str, scan: str,
                stretch: tuple[float, float] | None, flip: str) -> np.ndarray:
     """(C, H, W) float probabilities of one scan, through the optional input stretch and averaged over the
     optional flipped views; each view cached under a folder named after it."""
-    from veernet_ray.evaluate.heldout import model_probs
+    from veernet_ray.evaluate.heldout import cache_file_for, model_probs
 
     if stretch is not None:
         image = stretched(image, *stretch)
         cache = cache.with_name(cache.name + f"-st{stretch[0]:g},{stretch[1]:g}")
-    views = [model_probs(stage, image, cache / family / f"{scan}.npy").astype(np.float32) / 255.0]
+    views = [model_probs(stage, image, cache_file_for(cache, family, scan, image)).astype(np.float32) / 255.0]
     for ax in flip:
         a = 1 if ax == "w" else 0
         p = model_probs(stage, np.ascontiguousarray(np.flip(image, a)),
-                        cache.with_name(cache.name + f"-flip{ax}") / family / f"{scan}.npy")
+                        cache_file_for(cache.with_name(cache.name + f"-flip{ax}"), family, scan, image))
         views.append(np.flip(p, a + 1).astype(np.float32) / 255.0)
     return views[0] if len(views) == 1 else np.mean(views, axis=0, dtype=np.float32)
 

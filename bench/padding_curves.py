@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     from veernet_ray.data.collate import round_up
     from veernet_ray.data.manifest import read_manifest
     from veernet_ray.evaluate import normalised
-    from veernet_ray.evaluate.heldout import load_scan
+    from veernet_ray.evaluate.heldout import cache_file_for, load_scan
     from veernet_ray.infer.stages import ModelStage
     from veernet_ray.metrics.curves import curve_metrics
     from veernet_ray.trace.decode import decode
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         for r in read_manifest(root / "manifest.parquet").itertuples(index=False):
             image, truth, cids, wrap = load_scan(root, r)
             h, w = image.shape
-            cached = Path(args.cache) / fam / f"{r.id}.npy" if args.cache else None
+            cached = cache_file_for(args.cache, fam, str(r.id), image) if args.cache else None
             alone = np.load(cached) if cached is not None and cached.is_file() else stage.forward([image])[0]
             cell = (round_up(int(h * args.grow[0]) + stage.margin, stage.multiple),
                     round_up(int(w * args.grow[1]) + stage.margin, stage.multiple))

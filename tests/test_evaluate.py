@@ -275,6 +275,28 @@ def test_evaluate_cache_reuses_the_models_probabilities(tmp_path, capsys):
     pd.testing.assert_frame_equal(a, b)
 
 
+def test_evaluate_cache_is_keyed_by_the_scans_pixels_not_only_its_name(tmp_path):
+    """An evaluation set generated again under the same ids (after a generator change) must not read the
+    probabilities cached for the scans it replaced: the cache file names the pixels' digest."""
+    from veernet_ray.evaluate.heldout import cache_file_for, model_probs
+    from veernet_ray.infer.cli import tiny_checkpoint
+    from veernet_ray.infer.stages import ModelStage
+
+    stage = ModelStage(tiny_checkpoint(tmp_path / "m").read_bytes(), batch_size=1)
+    rng = np.random.default_rng(0)
+    old = rng.integers(0, 255, (96, 256), dtype=np.uint8)
+    new = old.copy()
+    new[40:44, :] = 0  # the same scan id, drawn again with one more line
+    f_old, f_new = (cache_file_for(tmp_path / "c", "train", "s1_000000", im) for im in (old, new))
+    assert f_old != f_new and f_old.parent == f_new.parent and f_old.name.startswith("s1_000000-")
+    assert cache_file_for(tmp_path / "c", "train", "s1_000000", old.copy()) == f_old  # stable
+    assert cache_file_for(tmp_path / "c", "train", "s1_000000", old.reshape(256, 96)) != f_old  # shape counts
+    p_old = model_probs(stage, old, f_old)
+    p_new = model_probs(stage, new, f_new)
+    assert f_old.is_file() and f_new.is_file()
+    assert np.array_equal(p_new, stage.forward([new])[0]) and not np.array_equal(p_new, p_old)
+
+
 def test_qc_reads_a_wrapped_trace_where_its_ink_is():
     """A backup curve's unwrapped rows leave the page; QC reads the pixels at `page` rows, so a
     good wrapped trace has ink under it (read at the unwrapped rows, a third of it had none)."""

@@ -70,6 +70,19 @@ def cache_folder(root: str | Path, checkpoint_hash: str) -> Path:
     return Path(root) / f"{checkpoint_hash}-m{INFER_MARGIN}{'p' if INFER_FILL == 'paper' else INFER_FILL}"
 
 
+def cache_file_for(cache: str | os.PathLike, family: str, scan_id: str, image: np.ndarray) -> Path:
+    """Where one scan's probabilities are cached: <cache>/<family>/<scan id>-<digest of its pixels>.npy.
+
+    Keyed by content as well as by name: an evaluation set generated again under the same ids (a
+    generator change) must not read the probabilities of the scans it replaced.
+    """
+    import hashlib
+
+    digest = hashlib.sha256(np.ascontiguousarray(image).tobytes())
+    digest.update(repr((image.shape, str(image.dtype))).encode())
+    return Path(cache) / family / f"{scan_id}-{digest.hexdigest()[:12]}.npy"
+
+
 def model_probs(stage, image: np.ndarray, cache_file: Path | None = None) -> np.ndarray:
     """The model's (C, H, W) uint8 probabilities for one scan, kept in `cache_file` (.npy) when given
     and read back from it on later calls (when its shape fits the scan), so decoders and QC can be
@@ -126,7 +139,7 @@ def evaluate_sets(checkpoint: str | os.PathLike | None, sets: list[tuple[str, Pa
                 "crossing": bool(r.crossing), "curve2_style": r.curve2_style}
         if stage is not None:
             t0 = time.perf_counter()
-            cache_file = Path(cache) / family / f"{r.id}.npy" if cache is not None else None
+            cache_file = cache_file_for(cache, family, str(r.id), image) if cache is not None else None
             probs = np.divide(model_probs(stage, image, cache_file), np.float32(255.0), dtype=np.float32)
             t1 = time.perf_counter()
             nc = stage.num_classes
