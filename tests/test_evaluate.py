@@ -201,6 +201,27 @@ def test_evaluate_cli_writes_a_report_with_baselines(tmp_path, capsys):
     assert {r["rule"]: r["flags"] for r in report["qc_rules"]} == dict(want)
 
 
+def test_qc_table_shares_for_bad_good_whole_and_off_curves():
+    from veernet_ray.evaluate.heldout import qc_table
+
+    nan = float("nan")
+    rows = [  # (r2, mae, coverage, flagged)
+        *[{"family": "f", "method": "model", "r2": r2, "mae": mae, "coverage": cov, "flagged": fl}
+          for r2, mae, cov, fl in [(-3.0, 0.30, 1.0, True),  # bad, off, flagged
+                                   (0.5, 0.005, 1.0, False),  # bad by R^2 (a flat curve a hair off), not off
+                                   (nan, nan, 0.0, True),  # no trace: bad and off
+                                   (0.99, 0.002, 1.0, True),  # good, whole, flagged
+                                   (0.97, 0.004, 0.5, True),  # good over half the depth
+                                   (0.98, 0.003, 0.95, False),  # good, whole
+                                   (0.9, 0.05, 1.0, False)]],  # neither bad nor good, but off
+        {"family": "f", "method": "viterbi-ink", "r2": -9.0, "mae": 0.5, "coverage": 1.0},
+    ]
+    (all_,) = [r for r in qc_table(rows) if r["family"] == "all"]
+    assert (all_["curves"], all_["flagged"], all_["bad"], all_["good"], all_["whole_good"], all_["off"]) == (7, 4, 3, 3, 2, 3)
+    assert all_["bad_flagged"] == pytest.approx(2 / 3) and all_["good_flagged"] == pytest.approx(2 / 3)
+    assert all_["whole_good_flagged"] == pytest.approx(1 / 2) and all_["off_flagged"] == pytest.approx(2 / 3)
+
+
 def test_qc_rules_table_counts_each_rule_and_the_curves_only_it_flags():
     from veernet_ray.evaluate.heldout import qc_rules_table
 

@@ -235,15 +235,17 @@ def mask_table(confusion: dict[str, np.ndarray]) -> list[dict[str, Any]]:
 
 
 QC_TITLE = ("QC on the model's curves (bad: R^2 < 0.8, good: R^2 >= 0.95, "
-            "whole good: good over at least 90% of the depth)")
+            "whole good: good over at least 90% of the depth, off: mean error above 3% of the track or no trace)")
 
 
-def qc_table(rows: list[dict[str, Any]], bad: float = 0.8, good: float = 0.95, whole: float = 0.9) -> list[dict[str, Any]]:
+def qc_table(rows: list[dict[str, Any]], bad: float = 0.8, good: float = 0.95, whole: float = 0.9,
+             off: float = 0.03) -> list[dict[str, Any]]:
     """How QC did on the model's curves: share of bad curves (R^2 < bad) flagged, of good ones (>= good) flagged.
 
     A good curve traced over only part of the depth is rightly sent to review (R^2 counts only where
     it has values), so the good curves that also cover at least `whole` of the depth ("whole") get
-    their own share.
+    their own share. R^2 is harsh on a nearly flat curve (a trace a hair off it scores below 0.8), so
+    the curves whose mean error is above `off` of the track, or that have no trace ("off"), get theirs.
     """
     import pandas as pd
 
@@ -256,6 +258,7 @@ def qc_table(rows: list[dict[str, Any]], bad: float = 0.8, good: float = 0.95, w
         r2 = s["r2"].fillna(-np.inf)
         badm, goodm = r2 < bad, r2 >= good
         wholem = goodm & (s["coverage"].fillna(0) >= whole)
+        offm = s["mae"].fillna(np.inf) > off
         out.append({
             "family": fam, "curves": int(len(s)), "flagged": int(s["flagged"].sum()),
             "bad": int(badm.sum()), "bad_flagged": float(s.loc[badm, "flagged"].mean()) if badm.any() else float("nan"),
@@ -263,6 +266,7 @@ def qc_table(rows: list[dict[str, Any]], bad: float = 0.8, good: float = 0.95, w
             "good_flagged": float(s.loc[goodm, "flagged"].mean()) if goodm.any() else float("nan"),
             "whole_good": int(wholem.sum()),
             "whole_good_flagged": float(s.loc[wholem, "flagged"].mean()) if wholem.any() else float("nan"),
+            "off": int(offm.sum()), "off_flagged": float(s.loc[offm, "flagged"].mean()) if offm.any() else float("nan"),
         })
     return out
 
