@@ -31,6 +31,7 @@ GRIDS = {
     "min_margin": np.r_[-1.0, np.linspace(-0.2, 0.8, 21)],  # -1: off
     "min_margin_2": np.r_[-1.0, np.linspace(-0.5, 0.5, 21)],  # -1: off
     "min_pen": np.r_[-1.0, np.linspace(-0.3, 0.5, 17)],  # -1: off
+    "pen_margin": np.r_[np.linspace(0.2, 1.0, 9), 9.0],  # 9: the pen rule whatever the margin
     "max_shared": np.linspace(0.02, 0.6, 30),
     "min_ink": np.linspace(0.1, 0.9, 17),
     "max_grid": np.r_[0.0, 0.01, 0.02, np.linspace(0.05, 0.8, 16)],

@@ -123,9 +123,17 @@ def test_qc_passes_a_good_trace_and_flags_confidently_wrong_ones():
     probs[0] = 1 - probs[1] - probs[2]
     good = curve_signals(truth, conf, (1, 2), probs, img)
     assert [judge(s)[0] for s in good] == [False, False], [judge(s) for s in good]
-    # two solid pens: which is curve 1 is a guess, and QC says so
+    # two solid pens: the pens cannot tell which is curve 1; the classes can, decisively, and settle it
     same_pen = curve_signals(truth, conf, (1, 2), _probs(h, w, truth), img)
-    assert all("pen contrast" in judge(s)[1] for s in same_pen)
+    assert all(s["margin"] > QCThresholds().pen_margin for s in same_pen)
+    assert not any("pen contrast" in judge(s)[1] for s in same_pen)
+    assert all("pen contrast" in judge(s, QCThresholds(pen_margin=9.0))[1] for s in same_pen)  # 9: always
+    # two solid pens and classes that cannot tell them apart either: which is curve 1 is a guess, and QC says so
+    alike = _probs(h, w, truth)
+    alike[1:3] = alike[1:3].max(axis=0, keepdims=True) / 2
+    guess = curve_signals(truth, conf, (1, 2), alike, img)
+    assert all(abs(s["margin"]) < 0.05 for s in guess)
+    assert all("pen contrast" in judge(s, class_id=cid)[1] for s, cid in zip(guess, (1, 2)))
 
     # curve 2's trace rides curve 1's ink (same rows): both confident, both on ink
     same = np.stack([truth[0], truth[0]])

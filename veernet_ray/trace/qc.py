@@ -13,7 +13,8 @@ computed from the trace, the probabilities and the scan's own pixels:
 - pen: how much more solid curve 1's trace is than curve 2's (`trace.decode.solidity`
   on the model's curve ink), for both curves of a pair: curve 1 is drawn solid and
   curve 2 broken (docs/contracts.md section 1), and the default decoder takes
-  identity from that; near zero, both pens look alike and identity is a guess;
+  identity from that and from the classes; near zero, both pens look alike, and
+  identity is a guess unless the class margin is decisive (`pen_margin`);
 - shared: share of traced columns where the other curve's trace lies within
   a couple of rows (two traces on one ink, beyond a crossing);
 - ink: share of traced columns where the scan has ink under the trace (a trace
@@ -232,7 +233,9 @@ def judge(sig: dict[str, float], t: QCThresholds = QCThresholds(), class_id: int
 
     below("confidence", t.min_confidence, "low confidence")
     below("margin", t.min_margin_2 if class_id == 2 else t.min_margin, "curves hard to tell apart: class margin")
-    below("pen", t.min_pen, "curves hard to tell apart: pen contrast")
+    margin = sig.get("margin", np.nan)
+    if not (np.isfinite(margin) and margin >= t.pen_margin):  # a decisive class margin settles identity
+        below("pen", t.min_pen, "curves hard to tell apart: pen contrast")
     above("shared", t.max_shared, "shares ink with the other trace")
     below("ink", t.min_ink, "trace off the ink: ink support")
     above("grid", t.max_grid, "rides a grid line, its curve seen elsewhere: share")

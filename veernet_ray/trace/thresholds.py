@@ -25,6 +25,10 @@ class QCThresholds:
     # the same for curve 2 (-1: off); below 0 until stage 7, whose classes split the pens better
     min_margin_2: float = 0.05
     min_pen: float = 0.05  # curve 1's trace at least this much more solid than curve 2's (-1: off)
+    # ... checked only where the curve's class margin is below this: the decoder takes identity from the
+    # classes as well as the pens, and a decisive margin settles it (bench/RESULTS.md, "QC: the pen rule
+    # asks the classes too"; 9: always checked, as before)
+    pen_margin: float = 0.6
     max_shared: float = 0.25  # 0.15 flagged good curves that overlap the other for a stretch
     min_ink: float = 0.8
     # of the riding signal (RIDE_COLUMNS, confirmed beyond the trace, the curve seen elsewhere); 0.02
