@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -27,6 +28,10 @@ def test_every_command_has_help(name):
     out = _run([str(BIN / "veernet"), name, "--help"])
     assert out.returncode == 0, out.stderr
     assert "usage:" in out.stdout
+    text = " ".join(out.stdout.split())
+    # a default is shown once, and only when there is one (argparse's defaults formatter did neither)
+    assert "(default: None)" not in text and "(default: False)" not in text
+    assert not re.search(r"\(default[^()]*(\([^()]*\))?[^()]*\) \(default:", text), text
 
 
 def test_unknown_command_says_what_is_valid():

@@ -9,6 +9,7 @@ are registered; modules are imported only when their command runs, so
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import sys
 
@@ -25,6 +26,28 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "compare": ("veernet_ray.tune.compare", "rank a sweep's runs, plot quality vs euros, recommend one"),
     "demo": ("veernet_ray.demo", "generate -> train -> digitise on local Ray and MLflow, print where results are"),
 }
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """--help with each option's default shown once, and examples kept on their own lines.
+
+    argparse's ArgumentDefaultsHelpFormatter appends "(default: X)" to every option, also where
+    the help already names a default in words and where there is none ("(default: None)"), and
+    its plain formatter runs an epilog's example lines together.
+    """
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        # a line that starts with a space (an example) is kept as written; other lines are wrapped
+        return "\n".join(indent + line if line[:1].isspace() else super(HelpFormatter, self)._fill_text(line, width, indent)
+                         for line in text.splitlines())
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "(default" in text or "%(default)" in text or action.default in (None, False, argparse.SUPPRESS):
+            return text
+        if action.option_strings or action.nargs in ("?", "*"):
+            return f"{text} (default: %(default)s)"
+        return text
 
 
 def _usage() -> str:

@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from veernet_ray.cli import HelpFormatter
 from veernet_ray.evaluate.heldout import EVAL_SEED, EVAL_SETS
 
 
@@ -21,7 +22,7 @@ def build_parser(prog: str = "veernet evaluate") -> argparse.ArgumentParser:
             "(track-normalised, against the truth LAS) overall and per style, the baselines' figures "
             "beside the model's, and how QC did; writes report.md, report.json and curves.parquet."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
         epilog="examples:\n  veernet evaluate                                   # the shipped weights, held-out styles\n"
                "  veernet evaluate --checkpoint runs/ship/best --n 4  # a quick look\n"
                "  veernet evaluate --set train-style                 # training styles (QC thresholds are set here)",

@@ -12,6 +12,7 @@ import sys
 import torch
 from torch import nn
 
+from veernet_ray.cli import HelpFormatter
 from veernet_ray.model.veernet import (
     Bottleneck,
     ResidualDown,
@@ -90,7 +91,7 @@ def _parser() -> argparse.ArgumentParser:
             "Print VeerNet's parameter count (and fp32 size) and a layer table with each block's "
             "output shape for a given input. Shapes come from a meta-device pass, so any input size is instant."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     d = VeerNetConfig()
     p.add_argument("--classes", type=int, choices=(2, 3), default=d.num_classes,

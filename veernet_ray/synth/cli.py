@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from veernet_ray.cli import HelpFormatter
 from veernet_ray.synth.styles import PRESETS, SOURCES, STYLE_FAMILIES, parse_range
 
 
@@ -16,7 +17,7 @@ def build_parser(prog: str = "veernet synth") -> argparse.ArgumentParser:
             "calibration sidecars, plus manifest.parquet (docs/contracts.md sections 1-3). "
             "Same seed, same bytes, whatever the worker count."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("out", help="output folder (created; must be new, hold the same dataset, or use --overwrite)")
     p.add_argument("--n", type=int, default=100, help="number of images")
