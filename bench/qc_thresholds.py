@@ -34,6 +34,7 @@ GRIDS = {
     "pen_margin": np.r_[np.linspace(0.2, 1.0, 9), 9.0],  # 9: the pen rule whatever the margin
     "max_shared": np.linspace(0.02, 0.6, 30),
     "min_ink": np.linspace(0.1, 0.9, 17),
+    "ink_contrast": np.r_[np.linspace(0.2, 0.8, 7), 9.0],  # 9: the ink rule whatever the contrast
     "max_grid": np.r_[0.0, 0.01, 0.02, np.linspace(0.05, 0.8, 16)],
     "max_jumps": np.array([1, 2, 3, 4, 6, 8, 12, 20, 1e9]),
     "min_spread": np.linspace(0.0, 0.05, 11),

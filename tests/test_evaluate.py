@@ -346,3 +346,30 @@ def test_qc_reads_a_wrapped_trace_where_its_ink_is():
     assert sig["ink"] > 0.95 and not judge(sig)[0], judge(sig)
     blind = curve_signals(res.rows, conf, (1,), probs, img, {1: period})[0]
     assert blind["ink"] < 0.8
+
+
+def test_qc_ink_rule_reads_a_broken_pen_against_the_paper_beside_it():
+    """A right trace of a dashed curve 2 has ink under only its dashes (support ~0.7, below
+    min_ink), but paper a few rows off it: a high ink contrast, and the ink rule passes it. The same
+    support along paper flecked with ink beside the trace too (no more ink on it than off it) is
+    flagged, and with `ink_contrast=9` (the old rule) both are."""
+    h, w = 128, 1200
+    x = np.arange(w)
+    curve = 64 + 30 * np.sin(x / 90.0)
+    dashed = (x % 22) < 16  # 16 px on, 6 off
+    img = np.full((h, w), 225, np.uint8)
+    for dr in (-1, 0, 1):  # a 3 px pen
+        img[np.round(curve[dashed]).astype(int) + dr, x[dashed]] = 30
+    rows = np.stack([np.full(w, 10.0), curve])  # curve 1 elsewhere, curve 2 on its dashes
+    conf = np.full((2, w), 0.9)
+    right = curve_signals(rows, conf, (1, 2), _probs(h, w, rows), img)[1]
+    assert 0.6 < right["ink"] < QCThresholds().min_ink and right["ink_contrast"] > QCThresholds().ink_contrast, right
+    assert "off the ink" not in judge(right, QCThresholds(), 2)[1]
+    assert "trace off the ink" in judge(right, QCThresholds(ink_contrast=9.0), 2)[1]
+
+    flecked = np.full((h, w), 225, np.uint8)
+    flecked[np.random.default_rng(3).random((h, w)) < 0.25] = 40  # ink under about half of any row's windows
+    flat = np.stack([np.full(w, 10.0), np.full(w, 64.0)])
+    off = curve_signals(flat, conf, (1, 2), _probs(h, w, flat), flecked)[1]
+    assert off["ink"] < QCThresholds().min_ink and abs(off["ink_contrast"]) < 0.1, off
+    assert "trace off the ink: ink support" in judge(off, QCThresholds(), 2)[1]

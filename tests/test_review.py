@@ -287,6 +287,9 @@ def test_queue_is_worst_first_with_reasons():
 
     assert reason_categories("low coverage 0.41 < 0.60; rides a grid line: share 0.52 > 0.30; uncalibrated") == [
         "low coverage", "rides a grid line", "uncalibrated"]
+    # a rule whose name holds a number keeps it (it was cut to "implausible jumps per")
+    assert reason_categories("implausible jumps per 1000 columns 2.00 > 1.00; curves hard to tell apart: pen contrast"
+                             " -0.10 < 0.05") == ["implausible jumps per 1000 columns", "curves hard to tell apart"]
     worse = {"reason": "a 1 < 2; b 3 > 1", "coverage": 0.9, "mean_confidence": 0.9}
     better = {"reason": "a 1 < 2", "coverage": 0.2, "mean_confidence": 0.2}
     assert severity(worse) > severity(better)

@@ -47,8 +47,7 @@ def build_parser(prog: str = "veernet evaluate") -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from veernet_ray.evaluate.heldout import (cache_folder, curve_table, ensure_set, evaluate_sets, mask_table, markdown,
-                                              QC_RULES_TITLE, QC_TITLE, qc_rules_table, qc_table, write_report)
+    from veernet_ray.evaluate.heldout import cache_folder, ensure_set, evaluate_sets, report_sections, write_report
     from veernet_ray.infer.pipeline import model_provenance, resolve_checkpoint
     from veernet_ray.synth.styles import parse_range
     from veernet_ray.trace.decode import DEFAULT_DECODER
@@ -71,10 +70,8 @@ def run(args: argparse.Namespace) -> int:
             "seconds": round(time.time() - t0, 1)}
     out = Path(args.out or f"runs/eval/{args.set_name}-{facts['checkpoint_hash']}")
     paths = write_report(out, result, meta)
-    print(markdown("Recovered curves (track-normalised, against the truth LAS)", curve_table(result.rows)))
-    print(markdown("Masks (model)", mask_table(result.confusion)))
-    print(markdown(QC_TITLE, qc_table(result.rows)))
-    print(markdown(QC_RULES_TITLE, qc_rules_table(result.rows)))
+    for section in report_sections(paths["tables"]):
+        print(section)
     print(f"report: {paths['markdown']}  (every curve: {paths['parquet']})")
     return 0
 

@@ -271,6 +271,7 @@ def qc_table(rows: list[dict[str, Any]], bad: float = 0.8, good: float = 0.95, w
     return out
 
 
+CURVES_TITLE = "Recovered curves (track-normalised, against the truth LAS)"
 QC_RULES_TITLE = "QC rules over all families (alone: flagged by no other rule)"
 
 
@@ -313,8 +314,17 @@ def markdown(title: str, table: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(out_dir: str | os.PathLike, result: EvalResult, meta: dict[str, Any]) -> dict[str, Path]:
-    """curves.parquet (every row), report.md and report.json (tables + meta) under out_dir."""
+def report_sections(tables: dict[str, list[dict]]) -> list[str]:
+    """The report's tables as markdown, in the order report.md and the command's printout give them."""
+    return [markdown(CURVES_TITLE, tables["curves"]), markdown("Masks (model only)", tables["masks"]),
+            markdown(QC_TITLE, tables["qc"]), markdown(QC_RULES_TITLE, tables["qc_rules"])]
+
+
+def write_report(out_dir: str | os.PathLike, result: EvalResult, meta: dict[str, Any]) -> dict[str, Any]:
+    """curves.parquet (every row), report.md and report.json (tables + meta) under out_dir.
+
+    Returns the three paths and `tables` (what report.json holds), so a caller prints them without
+    building them again."""
     import pandas as pd
 
     out = Path(out_dir)
@@ -323,11 +333,9 @@ def write_report(out_dir: str | os.PathLike, result: EvalResult, meta: dict[str,
     tables = {"curves": curve_table(result.rows), "masks": mask_table(result.confusion),
               "qc": qc_table(result.rows), "qc_rules": qc_rules_table(result.rows)}
     md = [f"# Evaluation: {meta.get('set')}", "", "```", json.dumps(meta, indent=1, default=str), "```", "",
-          markdown("Recovered curves (track-normalised, against the truth LAS)", tables["curves"]),
-          markdown("Masks (model only)", tables["masks"]),
-          markdown(QC_TITLE, tables["qc"]),
-          markdown(QC_RULES_TITLE, tables["qc_rules"])]
+          *report_sections(tables)]
     (out / "report.md").write_text("\n".join(md), encoding="utf-8")
     (out / "report.json").write_text(json.dumps({"meta": meta, **tables, "seconds": result.seconds},
                                                 indent=1, default=str), encoding="utf-8")
-    return {"parquet": out / "curves.parquet", "markdown": out / "report.md", "json": out / "report.json"}
+    return {"parquet": out / "curves.parquet", "markdown": out / "report.md", "json": out / "report.json",
+            "tables": tables}

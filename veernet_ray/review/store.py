@@ -43,6 +43,7 @@ from veernet_ray.io import atomic_path
 from veernet_ray.review import edits
 from veernet_ray.review.scan import (CONF_SUFFIX, Geometry, LasTable, ScanError, load_canonical_image,
                                      load_geometry, read_las_table, write_las_table)
+from veernet_ray.trace.thresholds import reason_categories
 
 REVIEWS_FILE = "reviews.parquet"
 QC_FILE = "qc.parquet"
@@ -80,16 +81,6 @@ def clean_who(who: object) -> str:
     """A reviewer name fit for a LAS header and a table: letters, digits, space . @ - _, at most 64 characters."""
     text = _WHO_BAD.sub("_", str(who or "").strip())[:64].strip()
     return text or "unknown"
-
-
-def reason_categories(reason: str) -> list[str]:
-    """'low coverage 0.41 < 0.60; rides a grid line: share 0.52 > 0.30' -> ['low coverage', 'rides a grid line']."""
-    out = []
-    for part in str(reason or "").split(";"):
-        part = part.strip()
-        if part:
-            out.append(re.split(r"[:]|\s[\d.<>-]", part, maxsplit=1)[0].strip())
-    return out
 
 
 def severity(row: dict) -> float:

@@ -19,6 +19,10 @@ computed from the trace, the probabilities and the scan's own pixels:
   a couple of rows (two traces on one ink, beyond a crossing);
 - ink: share of traced columns where the scan has ink under the trace (a trace
   across blank paper is invented);
+- ink_contrast: that share less the mean share of the same trace shifted INK_OFFSETS
+  rows off itself. A broken pen's own gaps lower the ink support of a right trace,
+  but not its contrast: a few rows off it there is paper. A trace across blank
+  paper, text or a grid has no more ink under it than beside it;
 - grid: share of traced columns that ride a grid line while the model sees
   the curve elsewhere: runs of at least RIDE_COLUMNS consecutive columns where
   the trace stays on rows that are dark across the whole window (a horizontal
@@ -42,11 +46,9 @@ validation scans, never on the held-out evaluation set (bench/RESULTS.md).
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 
-from veernet_ray.trace.thresholds import QCThresholds
+from veernet_ray.trace.thresholds import QCThresholds, reason_rules
 from veernet_ray.trace.tracer import long_runs
 
 __all__ = ["QCThresholds", "curve_signals", "judge", "reason_rules"]
@@ -55,6 +57,9 @@ __all__ = ["QCThresholds", "curve_signals", "judge", "reason_rules"]
 SHARED_ROWS = 2
 #: a trace point has ink under it when the ink map within +-1 row exceeds this
 INK_LEVEL = 0.2
+#: rows the trace is shifted by for the ink it would have off its curve (ink_contrast): beyond a
+#: 6 px pen's half width and the +-1 row window, inside a track's smallest curve swing
+INK_OFFSETS = (-12, -8, 8, 12)
 #: a row is a grid row when its median ink over the window exceeds this
 GRID_LEVEL = 0.25
 #: consecutive columns on grid rows that count as riding the line, not crossing it
@@ -113,7 +118,8 @@ def curve_signals(
             "pen": pen.get(cid, np.nan),
         }
         if have.sum() < 2:
-            sig.update(margin=np.nan, shared=np.nan, ink=np.nan, grid=np.nan, jumps=np.nan, spread=np.nan)
+            sig.update(margin=np.nan, shared=np.nan, ink=np.nan, ink_contrast=np.nan, grid=np.nan, jumps=np.nan,
+                       spread=np.nan)
             out.append(sig)
             continue
         cols = np.flatnonzero(have)
@@ -135,18 +141,33 @@ def curve_signals(
             sig["margin"], sig["shared"] = float(np.mean(own)), 0.0
         if ink is not None:
             sig["ink"] = float(np.mean(ink.at(win, cols[:, None]).max(axis=1) > INK_LEVEL))
+            sig["ink_contrast"] = _ink_contrast(ink, rr, cols, sig["ink"])
             on_grid = np.zeros(w, bool)
             on_grid[cols] = ink.row_median_at(rr, cols) > GRID_LEVEL
             riding = _line_beyond(long_runs(on_grid, RIDE_COLUMNS), pr, page, ink)
             riding = _seen_elsewhere(riding, probs[cid], page)
             sig["grid"] = float(riding[cols].mean())
         else:
-            sig["ink"], sig["grid"] = np.nan, np.nan
+            sig["ink"], sig["ink_contrast"], sig["grid"] = np.nan, np.nan, np.nan
         d = np.abs(np.diff(r[cols])) * (np.diff(cols) == 1)
         sig["jumps"] = float(np.sum(d > 0.25 * h) * 1000.0 / max(w, 1))
         sig["spread"] = float(np.std(r[cols]) / max(h - 1, 1))
         out.append(sig)
     return out
+
+
+def _ink_contrast(ink, rr: np.ndarray, cols: np.ndarray, support: float) -> float:
+    """`support` (the ink share under the trace at rows rr of columns cols) less the mean ink share
+    of the trace shifted by each of INK_OFFSETS rows, over the shifted points that stay inside the scan."""
+    h = ink.image.shape[0]
+    shares = []
+    for off in INK_OFFSETS:
+        q = rr + off
+        inside = (q >= 1) & (q <= h - 2)
+        if inside.any():
+            win = q[inside][:, None] + np.arange(-1, 2)[None, :]
+            shares.append(float(np.mean(ink.at(win, cols[inside][:, None]).max(axis=1) > INK_LEVEL)))
+    return support - float(np.mean(shares)) if shares else np.nan
 
 
 def _line_beyond(runs: np.ndarray, pr: np.ndarray, page: np.ndarray, ink) -> np.ndarray:
@@ -237,21 +258,10 @@ def judge(sig: dict[str, float], t: QCThresholds = QCThresholds(), class_id: int
     if not (np.isfinite(margin) and margin >= t.pen_margin):  # a decisive class margin settles identity
         below("pen", t.min_pen, "curves hard to tell apart: pen contrast")
     above("shared", t.max_shared, "shares ink with the other trace")
-    below("ink", t.min_ink, "trace off the ink: ink support")
+    contrast = sig.get("ink_contrast", np.nan)
+    if not (np.isfinite(contrast) and contrast >= t.ink_contrast):  # clearly more ink on it than beside it
+        below("ink", t.min_ink, "trace off the ink: ink support")
     above("grid", t.max_grid, "rides a grid line, its curve seen elsewhere: share")
     above("jumps", t.max_jumps, "implausible jumps per 1000 columns")
     below("spread", t.min_spread, "nearly flat trace (grid line?): spread")
     return bool(reasons), "; ".join(reasons)
-
-
-#: a reason's trailing "value < limit" or "value > limit"
-_FIGURES = re.compile(r"\s+-?(?:inf|nan|[\d.]+)\s*[<>]\s*-?(?:inf|nan|[\d.]+)$")
-
-
-def reason_rules(reason: str) -> list[str]:
-    """The rules a `judge` reason names, without their figures.
-
-    'low coverage 0.41 < 0.65; curves hard to tell apart: class margin -0.07 < 0.15'
-    -> ['low coverage', 'curves hard to tell apart: class margin'].
-    """
-    return [_FIGURES.sub("", part.strip()).strip() for part in str(reason or "").split(";") if part.strip()]

@@ -6,6 +6,7 @@ without importing numpy, numba or the tracer.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 
 
@@ -30,7 +31,12 @@ class QCThresholds:
     # asks the classes too"; 9: always checked, as before)
     pen_margin: float = 0.6
     max_shared: float = 0.25  # 0.15 flagged good curves that overlap the other for a stretch
-    min_ink: float = 0.8
+    # 0.8 until the contrast below; with it, 0.85 (bench/RESULTS.md, "QC: ink support against the ink beside it")
+    min_ink: float = 0.85
+    # ... checked only where the ink under the trace is less than this above the ink a few rows off it
+    # (ink_contrast): a broken pen's gaps lower a right trace's support but not its contrast (9: always
+    # checked, as before)
+    ink_contrast: float = 0.6
     # of the riding signal (RIDE_COLUMNS, confirmed beyond the trace, the curve seen elsewhere); 0.02
     # (a 40-column run in 2,000) over 0 and 0.05: the best of the three on both training-style sets
     # (bench/RESULTS.md, "QC: riding a grid line, or drawn on one")
@@ -44,3 +50,25 @@ class QCThresholds:
 
 #: the defaults, for signatures and --help
 QC_DEFAULTS = QCThresholds()
+
+
+#: a reason's trailing "value < limit" or "value > limit"
+_FIGURES = re.compile(r"\s+-?(?:inf|nan|[\d.]+)\s*[<>]\s*-?(?:inf|nan|[\d.]+)$")
+
+
+def reason_rules(reason: str) -> list[str]:
+    """The rules a `judge` reason names, without their figures.
+
+    'low coverage 0.41 < 0.65; curves hard to tell apart: class margin -0.07 < 0.15'
+    -> ['low coverage', 'curves hard to tell apart: class margin'].
+    """
+    return [_FIGURES.sub("", part.strip()).strip() for part in str(reason or "").split(";") if part.strip()]
+
+
+def reason_categories(reason: str) -> list[str]:
+    """The rules a reason names, by category (the text before a rule's colon): what the review page filters on.
+
+    'low coverage 0.41 < 0.65; curves hard to tell apart: pen contrast 0.01 < 0.05; uncalibrated'
+    -> ['low coverage', 'curves hard to tell apart', 'uncalibrated'].
+    """
+    return [rule.split(":", 1)[0].strip() for rule in reason_rules(reason)]
