@@ -373,3 +373,28 @@ def test_qc_ink_rule_reads_a_broken_pen_against_the_paper_beside_it():
     off = curve_signals(flat, conf, (1, 2), _probs(h, w, flat), flecked)[1]
     assert off["ink"] < QCThresholds().min_ink and abs(off["ink_contrast"]) < 0.1, off
     assert "trace off the ink: ink support" in judge(off, QCThresholds(), 2)[1]
+
+
+def test_qc_flags_a_trace_that_backs_up_beyond_both_ends_of_its_scale():
+    """A backup scale lies beyond one end of the scale: a trace unwrapped one period up in one
+    stretch passes; one that also goes a period down elsewhere misread a crossing (cycles 2)."""
+    h, w, period = 96, 900, 80.0
+    x = np.arange(w)
+    page = 48 + 30 * np.sin(x / 60.0)
+    img = np.full((h, w), 230, np.uint8)
+    img[np.round(page).astype(int), x] = 20
+    probs = _probs(h, w, np.stack([page]))[:2]
+    probs[0] = 1 - probs[1]
+    conf = np.full((1, w), 0.9)
+    one_way = np.where((x > 300) & (x < 400), period, 0.0)
+    both_ways = one_way + np.where((x > 600) & (x < 700), -period, 0.0)
+    sig = {}
+    for name, offset in (("one", one_way), ("both", both_ways)):
+        rows = (page + offset)[None, :]
+        sig[name] = curve_signals(rows, conf, (1,), probs, img, {1: period}, page=page[None, :])[0]
+    assert sig["one"]["cycles"] == 1.0 and "backs up" not in judge(sig["one"])[1]
+    assert sig["both"]["cycles"] == 2.0
+    assert "backs up beyond both ends of its scale: wrap cycles 2.00 > 1.00" in judge(sig["both"])[1]
+    assert "backs up" not in judge(sig["both"], QCThresholds(max_cycles=9.0))[1]
+    no_wrap = curve_signals((page + both_ways)[None, :], conf, (1,), probs, img, None, page=page[None, :])[0]
+    assert no_wrap["cycles"] == 0.0  # without a backup scale there are no cycles to count

@@ -36,6 +36,10 @@ computed from the trace, the probabilities and the scan's own pixels:
   unexplained, and the model still marks it;
 - jumps: large row jumps per 1,000 columns (physically implausible, unless a
   backup scale wraps the curve);
+- cycles: for a curve with a backup scale, the wrap cycles its unwrapped trace spans
+  (rows less page, in periods: 0 on scale, 1 with backups beyond one end). A backup
+  scale lies beyond one end of the scale, so a trace that backs up beyond both (2)
+  misread a crossing and is off by a whole track width somewhere;
 - spread: the trace's spread in track fractions (a nearly flat trace is most
   often a grid line, and its figures are fragile).
 
@@ -119,7 +123,7 @@ def curve_signals(
         }
         if have.sum() < 2:
             sig.update(margin=np.nan, shared=np.nan, ink=np.nan, ink_contrast=np.nan, grid=np.nan, jumps=np.nan,
-                       spread=np.nan)
+                       cycles=np.nan, spread=np.nan)
             out.append(sig)
             continue
         cols = np.flatnonzero(have)
@@ -151,6 +155,12 @@ def curve_signals(
             sig["ink"], sig["ink_contrast"], sig["grid"] = np.nan, np.nan, np.nan
         d = np.abs(np.diff(r[cols])) * (np.diff(cols) == 1)
         sig["jumps"] = float(np.sum(d > 0.25 * h) * 1000.0 / max(w, 1))
+        period = (wrap_px or {}).get(cid)
+        if period and np.isfinite(period) and period > 0:
+            cycles = np.round((r[cols] - pr[cols]) / period)
+            sig["cycles"] = float(cycles.max() - cycles.min())
+        else:
+            sig["cycles"] = 0.0
         sig["spread"] = float(np.std(r[cols]) / max(h - 1, 1))
         out.append(sig)
     return out
@@ -263,5 +273,6 @@ def judge(sig: dict[str, float], t: QCThresholds = QCThresholds(), class_id: int
         below("ink", t.min_ink, "trace off the ink: ink support")
     above("grid", t.max_grid, "rides a grid line, its curve seen elsewhere: share")
     above("jumps", t.max_jumps, "implausible jumps per 1000 columns")
+    above("cycles", t.max_cycles, "backs up beyond both ends of its scale: wrap cycles")
     below("spread", t.min_spread, "nearly flat trace (grid line?): spread")
     return bool(reasons), "; ".join(reasons)

@@ -42,6 +42,9 @@ class QCThresholds:
     # (bench/RESULTS.md, "QC: riding a grid line, or drawn on one")
     max_grid: float = 0.02
     max_jumps: float = 1.0  # per 1,000 columns
+    # wrap cycles a backed-up trace spans: 1 is a backup beyond one end of the scale, as drawn; not tuned
+    # (bench/RESULTS.md, "QC: a trace that backs up both ways"; 9: off)
+    max_cycles: float = 1.0
     min_spread: float = 0.035  # std of the trace, track fractions
 
     def to_dict(self) -> dict[str, float]:
