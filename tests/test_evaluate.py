@@ -191,6 +191,11 @@ def test_evaluate_cli_writes_a_report_with_baselines(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "viterbi-ink" in text and "darkest-row" in text and "iou_1" in text and "bad_flagged" in text
     report = json.loads((out / "report.json").read_text())
+    import cv2
+
+    picture = cv2.imread(str(out / "report.png"))  # the picture report.md shows, and the printout names
+    assert picture is not None and picture.shape[0] > 400 and picture.shape[1] > 1000 and picture.std() > 10
+    assert "(report.png)" in (out / "report.md").read_text() and str(out / "report.png") in text
     fams = {r["family"] for r in report["curves"]}
     assert {"all", "heldout-dashgrid", "heldout-bitonal", "heldout-faded", "heldout-plain"} <= fams
     import pandas as pd

@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     paths = write_report(out, result, meta)
     for section in report_sections(paths["tables"]):
         print(section)
-    print(f"report: {paths['markdown']}  (every curve: {paths['parquet']})")
+    print(f"report: {paths['markdown']}  (every curve: {paths['parquet']}; picture: {paths['figure']})")
     return 0
 
 

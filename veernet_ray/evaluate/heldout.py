@@ -332,10 +332,15 @@ def write_report(out_dir: str | os.PathLike, result: EvalResult, meta: dict[str,
     pd.DataFrame(result.rows).to_parquet(out / "curves.parquet", index=False)
     tables = {"curves": curve_table(result.rows), "masks": mask_table(result.confusion),
               "qc": qc_table(result.rows), "qc_rules": qc_rules_table(result.rows)}
+    from veernet_ray.evaluate.figure import write_figure
+
+    figure = write_figure(result.rows, out / "report.png",
+                          title=f"veernet evaluate: {meta.get('set')}, checkpoint {meta.get('checkpoint_hash', '?')}")
     md = [f"# Evaluation: {meta.get('set')}", "", "```", json.dumps(meta, indent=1, default=str), "```", "",
+          f"![every curve's R^2 per style and method; the model's curves by error and QC verdict]({figure.name})", "",
           *report_sections(tables)]
     (out / "report.md").write_text("\n".join(md), encoding="utf-8")
     (out / "report.json").write_text(json.dumps({"meta": meta, **tables, "seconds": result.seconds},
                                                 indent=1, default=str), encoding="utf-8")
     return {"parquet": out / "curves.parquet", "markdown": out / "report.md", "json": out / "report.json",
-            "tables": tables}
+            "figure": figure, "tables": tables}
