@@ -339,7 +339,7 @@ def test_qc_reads_a_wrapped_trace_where_its_ink_is():
     h, w = 96, 600
     period = 0.8 * h
     x = np.arange(w)
-    unwrapped = -40 + 0.25 * x  # beyond the top edge for the first 160 columns
+    unwrapped = -40 + 0.12 * x  # beyond the top edge for the first 333 columns, then on its scale
     drawn = np.mod(unwrapped, period)
     img = np.full((h, w), 230, np.uint8)
     img[np.round(drawn).astype(int), x] = 20
