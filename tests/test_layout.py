@@ -563,6 +563,28 @@ def test_prepare_rows_reports_a_sheet_without_tracks(tmp_path):
     assert (tmp_path / "out" / "layout" / "memo.png").is_file()
 
 
+def test_a_sheet_overlay_draws_each_trace_where_its_ink_is():
+    """Traces live in the rows of a track's canonical strip (`rot90(crop, 1)`, as `prepare_rows` cuts it);
+    the sheet overlay must put them back on the curve's own pixels of the portrait sheet."""
+    from veernet_ray.layout.stages import TRACE_RGB, draw_sheet_traces
+
+    sheet = np.full((900, 700), 235, np.uint8)
+    r0, r1, c0, c1 = 100, 799, 200, 520  # a track: rows 100..799, columns 200..519
+    depth = np.arange(r0, r1 + 1)
+    col = np.round(360 + 120 * np.sin(depth / 70.0)).astype(int)  # the curve, drawn down the page
+    sheet[depth, col] = 20
+    canon = np.rot90(sheet[r0 : r1 + 1, c0:c1], 1)  # value axis down the rows, depth along the columns
+    page = canon.argmin(axis=0).astype(np.float64)  # the darkest row of each column: the curve
+    page[:50] = np.nan  # no value there
+    rgb = draw_sheet_traces(sheet, [((r0, r1, c0, c1), {1: page})])
+    assert rgb.shape == (900, 700, 3)
+    red = np.all(rgb == TRACE_RGB[1], axis=2)
+    assert red[depth[50:], col[50:]].all()  # on the curve's own ink wherever it has a value
+    assert not red[depth[:40], col[:40]].any()  # and nowhere where it has none
+    assert not red[:, :c0 - 2].any() and not red[:, c1 + 1:].any()  # inside its track
+    assert np.all(rgb[r0 + 5, c0] == (0, 170, 0))  # the track's box
+
+
 # ------------------------------------------------------------------ veernet infer --layout sheet
 @pytest.fixture(scope="module")
 def ray_gcs(env_base):
@@ -635,6 +657,9 @@ def test_infer_layout_sheet_end_to_end(ray_gcs, env_base, tmp_path):
     _, _, unit = read_las_curves(out / "nolabels.las")
     assert unit == "PX"
     assert (out / "layout" / "nolabels.png").is_file()
+    # a flagged sheet gets its traced curves drawn on it, the whole sheet at its own size
+    drawn = cv2.imread(str(out / "overlays" / "nolabels.png"))
+    assert drawn is not None and drawn.shape[:2] == cv2.imread(str(next(scans.glob("nolabels.*"))), 0).shape
     err = pd.read_parquet(out / "errors.parquet")
     row = err[err["id"] == "blank"]
     assert len(row) == 1 and row["kind"].iloc[0] in ("no_track", "blank")

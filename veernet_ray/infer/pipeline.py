@@ -478,7 +478,7 @@ def _run_dataset(opts: InferOptions, items: list[Item], ckpt: Path, provenance: 
         from veernet_ray.layout.stages import merge_sheets
 
         rows = merge_sheets(rows, output=str(output), provenance=provenance, min_coverage=opts.min_coverage,
-                            min_confidence=opts.min_confidence)
+                            min_confidence=opts.min_confidence, overlays=opts.overlays)
     return rows, res
 
 

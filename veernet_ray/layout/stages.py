@@ -14,7 +14,9 @@ the sheet's LAS. Per-track curves go to OUTPUT/.veernet/tracks/<sheet>/ as
 Nothing here raises for a bad sheet: no track -> an error row (kind
 `no_track`); labels missing, unreadable or contradictory -> the sheet is
 digitised with DEPT in sheet rows (unit PX), flagged in QC and in
-OUTPUT/layout/<ID>.json, with an overlay PNG beside it.
+OUTPUT/layout/<ID>.json, with an overlay PNG beside it (tracks, labels, depth fit).
+The traced curves are drawn on the whole sheet in OUTPUT/overlays/<ID>.png (as
+`--overlays` asks: every sheet, flagged ones, or none).
 """
 
 from __future__ import annotations
@@ -175,12 +177,13 @@ def write_any(row: dict[str, Any], *, provenance: dict[str, Any], output: str, m
         for k, c in enumerate(log.curves):
             arrays[f"v{k}"] = c.values
             arrays[f"c{k}"] = c.confidence
+            arrays[f"p{k}"] = trace.page[order[k]]  # rows of the track's canonical crop: the sheet overlay
             meta.append({"class_id": c.class_id, "mnemonic": c.mnemonic, "unit": c.unit, "descr": c.descr,
                          "signals": signals[order[k]]})
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as fh:
                 np.savez(fh, **arrays)
-        out.update(status="done", curves=json.dumps({"npz": str(path), "unit": log.depth_unit,
+        out.update(status="done", curves=json.dumps({"npz": str(path), "unit": log.depth_unit, "crop": [r0, r1, c0, c1],
                                                      "calibrated": log.calibrated, "curves": meta}, default=float))
     except OSError as exc:
         out.update(status="error", kind="write_failed", message=f"{type(exc).__name__}: {exc}", stage="write")
@@ -191,10 +194,12 @@ def write_any(row: dict[str, Any], *, provenance: dict[str, Any], output: str, m
 
 
 def merge_sheets(rows: list[dict[str, Any]], *, output: str, provenance: dict[str, Any], min_coverage: float = QC_DEFAULTS.min_coverage,
-                 min_confidence: float = QC_DEFAULTS.min_confidence) -> list[dict[str, Any]]:
+                 min_confidence: float = QC_DEFAULTS.min_confidence, overlays: str = "flagged") -> list[dict[str, Any]]:
     """Replace each sheet's track rows with one sheet row (its LAS written) plus error rows for failed tracks.
 
-    Strip rows pass through. Shape of a sheet row: that of `infer.stages.write_row`'s output.
+    Strip rows pass through. Shape of a sheet row: that of `infer.stages.write_row`'s output. A sheet's
+    traced curves are drawn on it in OUTPUT/overlays/<ID>.png when `overlays` is "all", or "flagged"
+    and QC flagged one of its curves (the row's `overlay`; else the layout overlay, if one was drawn).
     """
     from veernet_ray.infer.listing import qc_record_path
 
@@ -227,11 +232,73 @@ def merge_sheets(rows: list[dict[str, Any]], *, output: str, provenance: dict[st
                                  min_confidence=min_confidence)
             with atomic_path(qc_record_path(Path(output), sid)) as tmp:
                 tmp.write_text(json.dumps(qc), encoding="utf-8")
-            sheet.update(qc=json.dumps(qc), flagged=any(q["flagged"] for q in qc), overlay=record.get("overlay", ""))
+            flagged = any(q["flagged"] for q in qc)
+            overlay = record.get("overlay", "")
+            if overlays == "all" or (overlays == "flagged" and flagged):
+                try:  # the LAS is written: a picture that cannot be drawn is said, not an error of the sheet
+                    overlay = str(write_sheet_overlay(Path(output) / "overlays" / f"{sid}.png", record, done))
+                except (OSError, ValueError, KeyError) as exc:
+                    sheet["message"] = f"curve overlay not drawn: {type(exc).__name__}: {exc}"
+            sheet.update(qc=json.dumps(qc), flagged=flagged, overlay=overlay)
         except Exception as exc:
             sheet.update(status="error", kind="merge_failed", message=f"{type(exc).__name__}: {exc}", stage="merge")
         out.append(sheet)
     return out
+
+
+#: colours of the traced curves on a sheet overlay (RGB), by class: curve 1 red, curve 2 blue
+TRACE_RGB = {1: (220, 20, 20), 2: (20, 70, 235)}
+
+
+def draw_sheet_traces(portrait: np.ndarray, tracks: list[tuple[tuple[int, int, int, int], dict[int, np.ndarray]]]) -> np.ndarray:
+    """The sheet (H, W) uint8, portrait as its layout read it, lightened, with each track's box (green) and
+    traced curves drawn 3 px wide; (H, W, 3) uint8 RGB.
+
+    tracks: (crop, {class_id: page rows}) per track. crop = (r0, r1, c0, c1) as the layout cut it
+    (rows r0..r1, columns c0..c1-1); page rows are rows of the crop's canonical strip
+    `rot90(crop, 1)`, one per crop row (NaN: no value), so canonical (row i, column j) lies at sheet
+    (r0 + j, c1 - 1 - i).
+    """
+    h, w = portrait.shape
+    rgb = np.repeat((portrait.astype(np.float32) * 0.45 + 140).astype(np.uint8)[:, :, None], 3, axis=2)
+    for (r0, r1, c0, c1), curves in tracks:
+        rgb[r0 : r1 + 1, [c0, max(c0, c1 - 1)]] = (0, 170, 0)
+        rgb[[r0, r1], c0:c1] = (0, 170, 0)
+        for cid, page in curves.items():
+            page = np.asarray(page, dtype=np.float64)
+            j = np.flatnonzero(np.isfinite(page))
+            rows = r0 + j
+            cols = c1 - 1 - np.round(page[j]).astype(np.int64)
+            colour = TRACE_RGB.get(int(cid), (230, 140, 0))
+            for dr in (-1, 0, 1):
+                for dc in (-1, 0, 1):
+                    rr, cc = rows + dr, cols + dc
+                    ok = (rr >= 0) & (rr < h) & (cc >= 0) & (cc < w)
+                    rgb[rr[ok], cc[ok]] = colour
+    return rgb
+
+
+def write_sheet_overlay(path: str | Path, record: dict[str, Any], tracks: list[dict[str, Any]]) -> Path:
+    """OUTPUT/overlays/<ID>.png: the sheet with every digitised track's curves on it (`draw_sheet_traces`)."""
+    import cv2
+
+    from veernet_ray.layout.sheet import to_portrait
+
+    portrait, _ = to_portrait(read_image(record["path"]))
+    drawn = []
+    for t in tracks:
+        info = json.loads(t["curves"])
+        with np.load(info["npz"]) as z:
+            curves = {c["class_id"]: z[f"p{k}"] for k, c in enumerate(info["curves"]) if f"p{k}" in z}
+        drawn.append((tuple(int(v) for v in info["crop"]), curves))
+    rgb = draw_sheet_traces(portrait, drawn)
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 6])
+    if not ok:
+        raise OSError(f"cannot encode the overlay {path}")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buf.tobytes())
+    return Path(path)
 
 
 def write_sheet_las(sid: str, tracks: list[dict], record: dict, provenance: dict, *, min_coverage: float,
