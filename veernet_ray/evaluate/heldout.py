@@ -40,6 +40,7 @@ def ensure_set(name: str, root: str | os.PathLike, *, n: int = 12, seed: int = E
                width: tuple[int, int] | None = None, progress: bool = True) -> list[tuple[str, Path]]:
     """[(family, manifest)] of evaluation set `name` under root/<name>/<family>-n<n>-s<seed>, generated once."""
     from veernet_ray.synth import generate_dataset
+    from veernet_ray.synth.generate import DatasetExistsError
 
     if name not in EVAL_SETS:
         raise KeyError(f"unknown evaluation set {name!r}; valid: {sorted(EVAL_SETS)}")
@@ -48,9 +49,14 @@ def ensure_set(name: str, root: str | os.PathLike, *, n: int = 12, seed: int = E
     out = []
     for i, family in enumerate(EVAL_SETS[name]):
         tag = f"{family}-n{n}-s{seed + i}" + (f"-w{width[0]}-{width[1]}" if width else "")
-        manifest = generate_dataset(Path(root) / name / tag, n=n, seed=seed + i, preset=preset, width=width,
-                                    las_dir=las_arg, split=(0.0, 0.0, 1.0), style_family=family,
-                                    progress=progress, workers=1)
+        kwargs = dict(n=n, seed=seed + i, preset=preset, width=width, las_dir=las_arg, split=(0.0, 0.0, 1.0),
+                      style_family=family, progress=progress, workers=1)
+        try:
+            manifest = generate_dataset(Path(root) / name / tag, **kwargs)
+        except DatasetExistsError:  # drawn by an older generator (its synth.json differs): a cache, drawn again
+            print(f"veernet evaluate: {Path(root) / name / tag} was generated with other settings; generating it again",
+                  file=sys.stderr)
+            manifest = generate_dataset(Path(root) / name / tag, overwrite=True, **kwargs)
         out.append((family, manifest))
     return out
 

@@ -197,6 +197,8 @@ def render_sample(
     text = _text_layer(rng, h, w, t0, t1, depth, pitch, curves, style, size, dunit, splice)
     if grid is not None:
         img *= 1.0 - grid.astype(np.float32) * np.float32(uniform(rng, style.grid_ink) / 255.0)
+    if style.p_heavy_rule > 0:
+        _heavy_rules(_side_rng(seed, index, rng), img, t0, t1, style, size)
     if text is not None:
         img *= 1.0 - text.astype(np.float32) * np.float32(uniform(rng, style.text_ink) / 255.0)
     for cid in (bottom, on_top):
@@ -463,6 +465,37 @@ def _crosses(r1: np.ndarray, r2: np.ndarray) -> bool:
 
 
 # ---------------------------------------------------------------- grid and text
+#: the side stream's third seed word: draws added after a dataset's scans were fixed come from
+#: their own stream, so a knob at 0 leaves those scans byte for byte as they were
+SIDE_STREAM = 7919
+
+
+def _side_rng(seed, index: int, rng: np.random.Generator) -> np.random.Generator:
+    if isinstance(seed, np.random.Generator):  # an explicit generator: a child stream (spawning draws nothing)
+        return rng.spawn(1)[0]
+    return np.random.default_rng([int(seed), int(index), SIDE_STREAM])
+
+
+def _heavy_rules(rng: np.random.Generator, img: np.ndarray, t0: int, t1: int, style: ScanStyle, size: float) -> None:
+    """A rule along the depth as heavy and dark as a pen, drawn into `img` (paper 1.0) under the curves:
+    with p_heavy_rule, one or two across the track (the middle, a quarter, or anywhere) and, half the
+    time, the track's borders as heavily. The mask keeps them background."""
+    if rng.random() >= style.p_heavy_rule:
+        return
+    h = img.shape[0]
+    width = max(2, int(round(rng.uniform(2.0, 6.0) * max(size, 0.4))))
+    ink = np.float32(rng.uniform(0.6, 1.0))
+    rows = []
+    for _ in range(int(rng.integers(1, 3))):
+        f = float(rng.choice([0.5, 0.25, 0.75, rng.uniform(0.1, 0.9)]))
+        rows.append(int(round(t0 + f * (t1 - t0))))
+    if rng.random() < 0.5:
+        rows += [t0, t1]
+    for y in rows:
+        a, b = max(0, y - width // 2), min(h, y + (width + 1) // 2)
+        img[a:b, :] *= 1.0 - ink
+
+
 def _grid_layer(rng, h, w, t0, t1, depth, pitch, curves, style: ScanStyle, size: float) -> np.ndarray | None:
     layer = np.zeros((h, w), np.uint8)
     drew = False

@@ -41,7 +41,7 @@ HEADER_WORDS = ("COMPANY", "WELL", "FIELD", "COUNTY", "STATE", "DATE", "RUN NO",
 NOTES = ("TOP LANSING", "DST #1", "CORE", "BASE KC", "ARBUCKLE", "PERFS", "SHOW OIL", "CHECK", "REPEAT", "TD")
 #: track contents: no skew (it would shear the track against the sheet's borders), no scan border,
 #: no own 1-bit threshold (the whole sheet is thresholded) and no splice (the sheet splices)
-TRACK_STYLE = ScanStyle(p_skew=0.0, p_scan_border=0.0, p_bitonal=0.0, p_header_splice=0.0, p_fold=0.0,
+TRACK_STYLE = ScanStyle(p_skew=0.0, p_scan_border=0.0, p_bitonal=0.0, p_header_splice=0.0, p_fold=0.0, p_heavy_rule=0.0,
                         p_low_contrast=0.0, p_jpeg=0.0)
 
 

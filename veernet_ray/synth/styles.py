@@ -62,6 +62,10 @@ class ScanStyle:
     grid_spacing_px: tuple[float, float] = (8.0, 60.0)  # minor depth-line spacing at seed size
     p_dashed_grid: float = 0.12
     p_track_border: float = 0.8
+    # a rule along the depth as heavy and dark as a pen (2-6 px at seed size, 0.6-1.0 ink): a mid-track
+    # rule, or borders drawn as heavily, as on real sheets (bench/RESULTS.md, "The shipped model's
+    # curves on a real sheet"); drawn from its own random stream, so 0 leaves every scan as it was
+    p_heavy_rule: float = 0.2
     p_depth_numbers: float = 0.8
     p_text: float = 0.6  # header block, scale labels, annotations
     p_formation_tops: float = 0.3  # lines across the track with a (handwritten) formation name
@@ -211,6 +215,7 @@ STYLE_FAMILIES: dict[str, ScanStyle] = {
     "train": ScanStyle(),
     # dense dashed log-decade grid, medium-dark, yellowed paper, JPEG blocking
     "heldout-dashgrid": ScanStyle(
+        p_heavy_rule=0.0,  # drawn after these families were fixed: they stay as they were
         curve1_width=(2, 3), curve2_width=(1, 2), curve2_patterns=("dash_dot_dot",), curve_ink=(0.75, 0.95),
         p_grid=1.0, p_minor_grid=1.0, p_log_grid=1.0, p_dashed_grid=1.0, grid_ink=(0.45, 0.7),
         grid_spacing_px=(8.0, 14.0), paper_tone=(0.8, 0.9), p_jpeg=1.0, jpeg_quality=(30, 50),
@@ -218,12 +223,14 @@ STYLE_FAMILIES: dict[str, ScanStyle] = {
     ),
     # 1-bit photocopy: bold pens, speckle, halftone, thresholded after noise
     "heldout-bitonal": ScanStyle(
+        p_heavy_rule=0.0,  # drawn after these families were fixed: they stay as they were
         curve1_width=(3, 5), curve2_width=(2, 3), curve2_patterns=("dash_dot_dot",), curve_ink=(0.85, 1.0),
         p_grid=1.0, grid_ink=(0.3, 0.6), p_bitonal=1.0, bitonal_threshold=(0.4, 0.6), p_speckle=1.0,
         p_halftone=0.5, p_jpeg=0.0, noise_sigma=(6.0, 12.0), p_low_contrast=0.0,
     ),
     # faded: low contrast, faded thin ink under a grid darker than the curves, blur
     "heldout-faded": ScanStyle(
+        p_heavy_rule=0.0,  # drawn after these families were fixed: they stay as they were
         curve1_width=(1, 2), curve2_width=(1, 2), curve2_patterns=("dash_dot_dot",), curve_ink=(0.55, 0.75),
         p_fade=1.0, fade_strength=(0.2, 0.4), p_grid=1.0, grid_ink=(0.75, 0.9), p_low_contrast=1.0,
         low_contrast=(0.5, 0.7), p_blur=1.0, blur_sigma=(0.5, 0.9), p_bitonal=0.0, p_jpeg=0.0,
@@ -232,6 +239,7 @@ STYLE_FAMILIES: dict[str, ScanStyle] = {
     # plain: what issue 11's first measurement used, where the classical tracers do well: a solid
     # curve 1, a broken curve 2, a light regular depth grid, JPEG; no wraps, fades, gaps or clutter
     "heldout-plain": ScanStyle(
+        p_heavy_rule=0.0,  # drawn after these families were fixed: they stay as they were
         curve1_width=(2, 3), curve2_width=(1, 2), curve2_patterns=("dash_dot_dot",), curve_ink=(0.8, 0.95),
         p_wrap=0.0, p_fade=0.0, p_gaps=0.0, p_grid=1.0, p_minor_grid=0.0, p_log_grid=0.0, grid_ink=(0.2, 0.4),
         grid_spacing_px=(20.0, 40.0), p_dashed_grid=0.0, p_text=0.3, p_formation_tops=0.0, p_header_splice=0.0,
