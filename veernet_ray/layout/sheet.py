@@ -361,12 +361,17 @@ def draw_overlay(image: np.ndarray, a: SheetAnalysis, max_side: int = 2400) -> n
 
 
 def write_overlay(path: str | Path, image: np.ndarray, a: SheetAnalysis) -> Path:
+    return write_rgb_png(path, draw_overlay(image, a))
+
+
+def write_rgb_png(path: str | Path, rgb: np.ndarray, compression: int = 9) -> Path:
+    """An (H, W, 3) RGB uint8 picture as a PNG at `path`, written atomically (its folder made)."""
     from veernet_ray.io import atomic_path
 
-    rgb = draw_overlay(image, a)
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, compression])
     if not ok:
         raise OSError(f"cannot encode the overlay {path}")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         tmp.write_bytes(buf.tobytes())
     return Path(path)

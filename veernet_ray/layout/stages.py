@@ -280,9 +280,7 @@ def draw_sheet_traces(portrait: np.ndarray, tracks: list[tuple[tuple[int, int, i
 
 def write_sheet_overlay(path: str | Path, record: dict[str, Any], tracks: list[dict[str, Any]]) -> Path:
     """OUTPUT/overlays/<ID>.png: the sheet with every digitised track's curves on it (`draw_sheet_traces`)."""
-    import cv2
-
-    from veernet_ray.layout.sheet import to_portrait
+    from veernet_ray.layout.sheet import to_portrait, write_rgb_png
 
     portrait, _ = to_portrait(read_image(record["path"]))
     drawn = []
@@ -291,14 +289,7 @@ def write_sheet_overlay(path: str | Path, record: dict[str, Any], tracks: list[d
         with np.load(info["npz"]) as z:
             curves = {c["class_id"]: z[f"p{k}"] for k, c in enumerate(info["curves"]) if f"p{k}" in z}
         drawn.append((tuple(int(v) for v in info["crop"]), curves))
-    rgb = draw_sheet_traces(portrait, drawn)
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 6])
-    if not ok:
-        raise OSError(f"cannot encode the overlay {path}")
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(buf.tobytes())
-    return Path(path)
+    return write_rgb_png(path, draw_sheet_traces(portrait, drawn), compression=6)
 
 
 def write_sheet_las(sid: str, tracks: list[dict], record: dict, provenance: dict, *, min_coverage: float,

@@ -144,7 +144,7 @@ def curve_signals(
         else:
             sig["margin"], sig["shared"] = float(np.mean(own)), 0.0
         if ink is not None:
-            sig["ink"] = float(np.mean(ink.at(win, cols[:, None]).max(axis=1) > INK_LEVEL))
+            sig["ink"] = float(np.mean(_ink_under(ink, rr, cols)))
             sig["ink_contrast"] = _ink_contrast(ink, rr, cols, sig["ink"])
             on_grid = np.zeros(w, bool)
             on_grid[cols] = ink.row_median_at(rr, cols) > GRID_LEVEL
@@ -166,6 +166,13 @@ def curve_signals(
     return out
 
 
+def _ink_under(ink, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """(n,) bool: the scan has ink (above INK_LEVEL) within +-1 row of each (row, column) point, rows
+    clipped to the scan."""
+    win = np.clip(rows[:, None] + np.arange(-1, 2)[None, :], 0, ink.image.shape[0] - 1)
+    return ink.at(win, cols[:, None]).max(axis=1) > INK_LEVEL
+
+
 def _ink_contrast(ink, rr: np.ndarray, cols: np.ndarray, support: float) -> float:
     """`support` (the ink share under the trace at rows rr of columns cols) less the mean ink share
     of the trace shifted by each of INK_OFFSETS rows, over the shifted points that stay inside the scan."""
@@ -175,8 +182,7 @@ def _ink_contrast(ink, rr: np.ndarray, cols: np.ndarray, support: float) -> floa
         q = rr + off
         inside = (q >= 1) & (q <= h - 2)
         if inside.any():
-            win = q[inside][:, None] + np.arange(-1, 2)[None, :]
-            shares.append(float(np.mean(ink.at(win, cols[inside][:, None]).max(axis=1) > INK_LEVEL)))
+            shares.append(float(np.mean(_ink_under(ink, q[inside], cols[inside]))))
     return support - float(np.mean(shares)) if shares else np.nan
 
 
