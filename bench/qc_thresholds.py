@@ -3,6 +3,12 @@
     .venv/bin/veernet evaluate --set train-style --checkpoint runs/ship/best --out runs/eval/tune-qc
     .venv/bin/python bench/qc_thresholds.py runs/eval/tune-qc/curves.parquet
     .venv/bin/python bench/qc_thresholds.py runs/eval/tune-qc/curves.parquet --min-bad 0.95 --folds 2 --repeats 5
+    .venv/bin/python bench/qc_thresholds.py runs/eval/tune-qc/curves.parquet runs/eval/val/curves.parquet \
+        --check runs/eval/fresh/curves.parquet
+
+Several curves.parquet files are pooled into one tuning set (training styles and the validation
+styles, `veernet evaluate --set val-style`, say); `--check` files are only scored, with the
+defaults and with the chosen thresholds, one line each.
     .venv/bin/python bench/qc_thresholds.py --smoke-test
 
 Reads the model's per-curve QC signals and R^2 from a `veernet evaluate` run
@@ -117,11 +123,25 @@ def cross_check(df, folds: int, repeats: int, seed: int = 0, **search_kwargs) ->
     return flagged_bad / max(n_bad, 1), flagged_good / max(n_good, 1), parts
 
 
+def read_curves(path, tag: str = ""):
+    """The model's rows of one curves.parquet; scan ids prefixed with `tag` so pooled sets stay apart."""
+    import pandas as pd
+
+    df = pd.read_parquet(path)
+    df = df[df["method"] == "model"].copy()
+    if "qc_coverage" not in df:  # runs before the trace's own coverage was recorded
+        df["qc_coverage"] = df["coverage"]
+    df["scan"] = tag + ":" + df["scan"].astype(str) if tag else df["scan"]
+    return df
+
+
 def main(argv: list[str] | None = None) -> int:
     import pandas as pd
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("curves", nargs="?", help="curves.parquet of a `veernet evaluate` run on a tuning set")
+    p.add_argument("curves", nargs="*", help="curves.parquet of `veernet evaluate` runs on tuning sets (pooled)")
+    p.add_argument("--check", nargs="+", default=[], metavar="CURVES",
+                   help="curves.parquet files only scored (never tuned on): defaults and chosen thresholds")
     p.add_argument("--max-good", type=float, default=0.10, help="most good curves QC may flag on the tuning set")
     p.add_argument("--min-bad", type=float, default=None,
                    help="instead: flag the fewest good curves while flagging at least this share of bad ones")
@@ -147,10 +167,7 @@ def main(argv: list[str] | None = None) -> int:
                            "qc_margin": r2, "qc_pen": 0.3, "qc_shared": 0.0, "qc_ink": 0.9, "qc_grid": 0.0, "qc_jumps": 0.0,
                            "qc_spread": 0.1, "scan": [f"s{i // 2}" for i in range(n)]})
     elif args.curves:
-        df = pd.read_parquet(args.curves)
-        df = df[df["method"] == "model"].copy()
-        if "qc_coverage" not in df:  # runs before the trace's own coverage was recorded
-            df["qc_coverage"] = df["coverage"]
+        df = pd.concat([read_curves(f, tag=str(i)) for i, f in enumerate(args.curves)], ignore_index=True)
     else:
         p.error("give a curves.parquet or --smoke-test")
     before = rates(df, __import__("veernet_ray.trace.qc", fromlist=["QCThresholds"]).QCThresholds())
@@ -164,6 +181,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"current defaults: bad flagged {before[0]:.2f}, good flagged {before[1]:.2f}")
     print(f"chosen:           bad flagged {bad:.2f}, good flagged {good:.2f}")
     print(repr(t))
+    from veernet_ray.trace.qc import QCThresholds
+
+    for f in args.curves * (len(args.curves) > 1) + args.check:
+        one = read_curves(f)
+        r2 = one["r2"].fillna(-np.inf)
+        (b0, g0), (b1, g1) = rates(one, QCThresholds()), rates(one, t)
+        print(f"{'check' if f in args.check else 'tuning'} {f}: {(r2 < 0.8).sum()} bad, {(r2 >= 0.95).sum()} good; "
+              f"defaults {b0:.2f}/{g0:.2f}, chosen {b1:.2f}/{g1:.2f} (bad/good flagged)")
     if args.folds:
         fb, fg, parts = cross_check(df, args.folds, args.repeats, max_good=args.max_good, min_bad=args.min_bad,
                                     keep=keep, penalty=args.penalty)

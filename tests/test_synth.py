@@ -323,10 +323,12 @@ def test_style_families_hold_out_pattern_and_wells(tmp_path):
 
     from veernet_ray.synth.styles import HELDOUT_LAS, STYLE_FAMILIES, style_family
 
-    assert all("dash_dot_dot" not in STYLE_FAMILIES["train"].curve2_patterns for _ in [0])
+    assert not {"dash_dot_dot", "paired_dots"} & set(STYLE_FAMILIES["train"].curve2_patterns)
     for name, st in STYLE_FAMILIES.items():
         if name.startswith("heldout"):
             assert st.curve2_patterns == ("dash_dot_dot",)
+        if name.startswith("val"):  # validation: a pattern neither training nor the held-out set draws
+            assert st.curve2_patterns == ("paired_dots",)
     with pytest.raises(KeyError, match="valid"):
         style_family("nope")
     tr = pd.read_parquet(generate_dataset(tmp_path / "t", n=6, seed=3, las_dir=LAS_DIR, source="las",
@@ -336,6 +338,15 @@ def test_style_families_hold_out_pattern_and_wells(tmp_path):
     assert not set(tr.source) & set(HELDOUT_LAS)
     assert set(ho.source) - {"synthetic"} <= set(HELDOUT_LAS) and (ho.source != "synthetic").any()
     assert set(ho["style"]) == {"heldout-faded"} and ho.curve2_style.str.startswith("dash_dot_dot").all()
+    va = pd.read_parquet(generate_dataset(tmp_path / "v", n=3, seed=3, las_dir=LAS_DIR, source="las",
+                                          style_family="val-smudge", progress=False, **TINY))
+    assert not set(va.source) & set(HELDOUT_LAS)  # validation styles, training wells
+    assert set(va["style"]) == {"val-smudge"} and va.curve2_style.str.startswith("paired_dots").all()
+    from veernet_ray.evaluate.heldout import EVAL_SETS
+
+    sets = {k: set(v) for k, v in EVAL_SETS.items()}
+    assert all(f in STYLE_FAMILIES for fams in sets.values() for f in fams)
+    assert not sets["val-style"] & (sets["heldout-style"] | sets["train-style"])  # three sets, no family shared
 
 
 @pytest.mark.parametrize("up", [True, False])
@@ -386,4 +397,4 @@ def test_heavy_rules_come_from_their_own_stream_and_stay_background():
         changed += rows.size > 0
         assert np.array_equal(render_sample(31, i, on).image, b.image)  # deterministic
     assert changed == 6
-    assert all(STYLE_FAMILIES[f].p_heavy_rule == 0.0 for f in STYLE_FAMILIES if f.startswith("heldout"))
+    assert all(STYLE_FAMILIES[f].p_heavy_rule == 0.0 for f in STYLE_FAMILIES if f != "train")

@@ -25,12 +25,14 @@ def build_parser(prog: str = "veernet evaluate") -> argparse.ArgumentParser:
         formatter_class=HelpFormatter,
         epilog="examples:\n  veernet evaluate                                   # the shipped weights, held-out styles\n"
                "  veernet evaluate --checkpoint runs/ship/best --n 4  # a quick look\n"
-               "  veernet evaluate --set train-style                 # training styles (QC thresholds are set here)",
+               "  veernet evaluate --set train-style                 # training styles (QC thresholds are set here)\n"
+               "  veernet evaluate --set val-style --n 48            # unseen styles for choices (which stage ships)",
     )
     p.add_argument("--checkpoint", default=None,
                    help="checkpoint.pt, a folder holding one, or models:/name/version (default: the shipped weights)")
     p.add_argument("--set", dest="set_name", choices=sorted(EVAL_SETS), default="heldout-style",
-                   help="evaluation set")
+                   help="evaluation set: heldout-style is only reported; train-style (training styles) and "
+                        "val-style (unseen styles from training wells) are where choices are made")
     p.add_argument("--n", type=int, default=12, help="scans per style family")
     p.add_argument("--seed", type=int, default=EVAL_SEED, help="base seed of the set (one per family from here)")
     p.add_argument("--width", default=None, metavar="MIN,MAX",

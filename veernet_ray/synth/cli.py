@@ -39,7 +39,8 @@ def build_parser(prog: str = "veernet synth") -> argparse.ArgumentParser:
                    help='ScanStyle overrides as JSON, e.g. \'{"p_skew": 0, "p_wrap": 0.5}\'')
     p.add_argument("--family", choices=sorted(STYLE_FAMILIES), default="train",
                    help="style family: 'train' for training data; 'heldout-*' draw styles and wells training "
-                   "never sees (leave-style-out evaluation); --style overrides apply on top")
+                   "never sees (leave-style-out evaluation); 'val-*' draw styles neither sees, from training wells (where choices "
+                   "about unseen styles are made); --style overrides apply on top")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--sheets", action="store_true",
                    help="render whole archive sheets instead (header, 2-4 tracks, depth column; ID.tif and "

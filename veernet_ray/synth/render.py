@@ -381,6 +381,9 @@ def _dash_mask(rng, rows: np.ndarray, pattern: str, width: int, size: float) -> 
         gap = rng.uniform(3, 7) * s + width
         dot = rng.uniform(0.5, 2.0) + width
         cycle = [rng.uniform(12, 30) * s + width, gap, dot, gap, dot, gap]
+    elif pattern == "paired_dots":  # validation families only (styles.VAL_FAMILIES)
+        dot = rng.uniform(0.5, 2.0) + width
+        cycle = [dot, rng.uniform(1.5, 3.0) * s + width, dot, rng.uniform(8, 16) * s + width]
     else:  # dash_dot
         gap = rng.uniform(3, 8) * s + width
         cycle = [rng.uniform(10, 30) * s + width, gap, rng.uniform(0.5, 2.0) + width, gap]

@@ -29,9 +29,11 @@ SOURCES = ("stochastic", "las", "mixed")
 
 #: Curve-2 dash patterns in pixels of arc length: (on, off, on, off...) cycles.
 #: Curve 1 is always solid (docs/contracts.md section 1: identity is visible).
-CURVE2_PATTERNS = ("solid_thin", "dashed", "long_dashed", "dotted", "dash_dot", "short_stroke", "dash_dot_dot")
-#: What training data draws by default: every pattern except `dash_dot_dot`,
-#: which only the held-out style family uses (leave-style-out evaluation).
+CURVE2_PATTERNS = ("solid_thin", "dashed", "long_dashed", "dotted", "dash_dot", "short_stroke", "dash_dot_dot",
+                   "paired_dots")
+#: What training data draws by default: every pattern except `dash_dot_dot`, which only the
+#: held-out style families use (leave-style-out evaluation), and `paired_dots`, which only the
+#: validation families use (choices about unseen styles are made there, never on the held-out set).
 TRAIN_CURVE2_PATTERNS = ("solid_thin", "dashed", "long_dashed", "dotted", "dash_dot", "short_stroke")
 
 
@@ -248,6 +250,29 @@ STYLE_FAMILIES: dict[str, ScanStyle] = {
         p_low_contrast=0.0, p_bitonal=0.0,
     ),
 }
+
+
+#: Validation families: styles training never draws either, for the choices the held-out set must
+#: not see (which stage ships, QC thresholds that have to hold on unseen styles). Their curve-2
+#: pattern (`paired_dots`) is unseen too; their real curves come from the training wells, so they
+#: test styles, not wells. Their scans come from `veernet evaluate --set val-style`.
+VAL_FAMILIES: dict[str, ScanStyle] = {
+    # smudged carbon copy: blur beyond the training range, dark dense grid, grey thin pens, speckle
+    "val-smudge": ScanStyle(
+        p_heavy_rule=0.0, curve1_width=(1, 3), curve2_width=(1, 2), curve2_patterns=("paired_dots",),
+        curve_ink=(0.6, 0.85), p_grid=1.0, p_minor_grid=1.0, grid_ink=(0.5, 0.8), grid_spacing_px=(10.0, 20.0),
+        paper_tone=(0.75, 0.9), p_blur=1.0, blur_sigma=(1.1, 1.5), p_speckle=1.0, noise_sigma=(3.0, 8.0),
+        p_jpeg=0.0, p_bitonal=0.0, p_low_contrast=0.0, p_halftone=0.0,
+    ),
+    # coarse copy: bold pens, JPEG below the training range, halftone screen, washed out
+    "val-coarse": ScanStyle(
+        p_heavy_rule=0.0, curve1_width=(3, 6), curve2_width=(2, 4), curve2_patterns=("paired_dots",),
+        curve_ink=(0.7, 0.95), p_grid=1.0, grid_ink=(0.3, 0.6), grid_spacing_px=(15.0, 40.0),
+        p_jpeg=1.0, jpeg_quality=(12, 22), p_halftone=1.0, p_low_contrast=1.0, low_contrast=(0.4, 0.6),
+        p_bitonal=0.0, p_blur=0.0, noise_sigma=(2.0, 6.0),
+    ),
+}
+STYLE_FAMILIES.update(VAL_FAMILIES)
 
 
 def style_family(name: str) -> ScanStyle:
