@@ -44,6 +44,7 @@ GRIDS = {
     "max_grid": np.r_[0.0, 0.01, 0.02, np.linspace(0.05, 0.8, 16)],
     "max_jumps": np.array([1, 2, 3, 4, 6, 8, 12, 20, 1e9]),
     "max_cycles": np.array([1.0, 9.0]),  # 9: off
+    "max_backup": np.r_[np.linspace(0.2, 0.5, 7), 9.0],  # 9: off
     "min_spread": np.linspace(0.0, 0.05, 11),
     "min_coverage": np.linspace(0.3, 0.9, 13),
 }

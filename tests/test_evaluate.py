@@ -403,3 +403,26 @@ def test_qc_flags_a_trace_that_backs_up_beyond_both_ends_of_its_scale():
     assert "backs up" not in judge(sig["both"], QCThresholds(max_cycles=9.0))[1]
     no_wrap = curve_signals((page + both_ways)[None, :], conf, (1,), probs, img, None, page=page[None, :])[0]
     assert no_wrap["cycles"] == 0.0  # without a backup scale there are no cycles to count
+    assert no_wrap["backup"] == 0.0
+
+
+def test_qc_flags_a_trace_whose_main_scale_is_in_doubt():
+    """The unwrap calls the cycle a trace spends most of the depth on its main scale. A backup over a
+    ninth of the depth passes; one over 45% of it (a curve drawn on its backup for more than half the
+    depth reads like that, a whole period off everywhere) is flagged."""
+    h, w, period = 96, 900, 80.0
+    x = np.arange(w)
+    page = 48 + 30 * np.sin(x / 60.0)
+    img = np.full((h, w), 230, np.uint8)
+    img[np.round(page).astype(int), x] = 20
+    probs = _probs(h, w, np.stack([page]))[:2]
+    probs[0] = 1 - probs[1]
+    conf = np.full((1, w), 0.9)
+    sig = {}
+    for name, stretch in (("short", (x >= 300) & (x < 400)), ("long", (x >= 300) & (x < 705))):
+        rows = (page + np.where(stretch, period, 0.0))[None, :]
+        sig[name] = curve_signals(rows, conf, (1,), probs, img, {1: period}, page=page[None, :])[0]
+    assert sig["short"]["backup"] == pytest.approx(100 / 900) and "main scale" not in judge(sig["short"])[1]
+    assert sig["long"]["backup"] == pytest.approx(405 / 900)
+    assert "main scale in doubt: share on the backup scale 0.45 > 0.40" in judge(sig["long"])[1]
+    assert "main scale" not in judge(sig["long"], QCThresholds(max_backup=9.0))[1]

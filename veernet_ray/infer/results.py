@@ -23,9 +23,9 @@ from veernet_ray.io import atomic_path
 # module at start-up (through `pipeline`), and `veernet infer --help` should not pay for them.
 
 #: qc_* are the signals of trace.qc (class margin, pen contrast, shared ink, ink support and its contrast against
-#: the ink beside the trace, grid share, jumps, wrap cycles spanned, spread)
+#: the ink beside the trace, grid share, jumps, wrap cycles spanned, share on the backup scale, spread)
 QC_SIGNALS = ["qc_margin", "qc_pen", "qc_shared", "qc_ink", "qc_ink_contrast", "qc_grid", "qc_jumps", "qc_cycles",
-              "qc_spread"]
+              "qc_backup", "qc_spread"]
 QC_COLUMNS = ["scan_id", "curve", "class_id", "coverage", "mean_confidence", *QC_SIGNALS, "flagged", "reason",
               "path", "las"]
 ERROR_COLUMNS = ["path", "id", "kind", "message", "stage", "status"]

@@ -40,6 +40,11 @@ computed from the trace, the probabilities and the scan's own pixels:
   (rows less page, in periods: 0 on scale, 1 with backups beyond one end). A backup
   scale lies beyond one end of the scale, so a trace that backs up beyond both (2)
   misread a crossing and is off by a whole track width somewhere;
+- backup: for a curve with a backup scale, the share of its trace on the backup
+  (off the main scale). The unwrap takes the cycle the trace spends most of the
+  depth on as the main scale, so a curve drawn on its backup for more than half
+  the depth comes out a whole period off everywhere with nothing in the pixels
+  to show it; a share near a half says the main scale is in doubt;
 - spread: the trace's spread in track fractions (a nearly flat trace is most
   often a grid line, and its figures are fragile).
 
@@ -123,7 +128,7 @@ def curve_signals(
         }
         if have.sum() < 2:
             sig.update(margin=np.nan, shared=np.nan, ink=np.nan, ink_contrast=np.nan, grid=np.nan, jumps=np.nan,
-                       cycles=np.nan, spread=np.nan)
+                       cycles=np.nan, backup=np.nan, spread=np.nan)
             out.append(sig)
             continue
         cols = np.flatnonzero(have)
@@ -159,8 +164,9 @@ def curve_signals(
         if period and np.isfinite(period) and period > 0:
             cycles = np.round((r[cols] - pr[cols]) / period)
             sig["cycles"] = float(cycles.max() - cycles.min())
+            sig["backup"] = float(np.mean(cycles != 0))
         else:
-            sig["cycles"] = 0.0
+            sig["cycles"], sig["backup"] = 0.0, 0.0
         sig["spread"] = float(np.std(r[cols]) / max(h - 1, 1))
         out.append(sig)
     return out
@@ -280,5 +286,6 @@ def judge(sig: dict[str, float], t: QCThresholds = QCThresholds(), class_id: int
     above("grid", t.max_grid, "rides a grid line, its curve seen elsewhere: share")
     above("jumps", t.max_jumps, "implausible jumps per 1000 columns")
     above("cycles", t.max_cycles, "backs up beyond both ends of its scale: wrap cycles")
+    above("backup", t.max_backup, "main scale in doubt: share on the backup scale")
     below("spread", t.min_spread, "nearly flat trace (grid line?): spread")
     return bool(reasons), "; ".join(reasons)

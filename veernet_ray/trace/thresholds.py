@@ -18,7 +18,9 @@ class QCThresholds:
     # ink-classes-closed decoder: bench/qc_thresholds.py --min-bad 0.92 --keep max_shared,min_confidence
     # (bench/RESULTS.md, "Curve identity from the classes again"); kept for ink-classes-jumps, where a
     # retune did worse on fresh training-style scans (bench/RESULTS.md, "Curve identity at the paths' jumps");
-    # kept for the stage-8 weights (89% / 35% of bad / good curves flagged on the same 240 curves)
+    # kept for the stage-8 weights (89% / 35% of bad / good curves flagged on the same 240 curves), and for
+    # stages 10 and 11, where a retune on training and validation styles did no better on scans it was not
+    # tuned on (bench/RESULTS.md, "A validation set of unseen styles")
     min_coverage: float = 0.65
     # the tuner's 0.75 flagged 1% more bad curves, and a perfect trace of soft probabilities (mean 0.76)
     min_confidence: float = 0.5
@@ -45,6 +47,11 @@ class QCThresholds:
     # wrap cycles a backed-up trace spans: 1 is a backup beyond one end of the scale, as drawn; not tuned
     # (bench/RESULTS.md, "QC: a trace that backs up both ways"; 9: off)
     max_cycles: float = 1.0
+    # share of a backed-up trace on its backup scale: the unwrap calls the cycle most of the trace is on the
+    # main scale, so a share near a half leaves it in doubt; 0.4 is "within 0.1 of a half", not tuned (the
+    # search on training and validation styles took 0.3, one bad curve apart; bench/RESULTS.md, "QC: the
+    # main scale in doubt"; 9: off)
+    max_backup: float = 0.4
     min_spread: float = 0.035  # std of the trace, track fractions
 
     def to_dict(self) -> dict[str, float]:
