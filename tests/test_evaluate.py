@@ -382,28 +382,33 @@ def test_qc_ink_rule_reads_a_broken_pen_against_the_paper_beside_it():
     assert "trace off the ink: ink support" in judge(off, QCThresholds(), 2)[1]
 
 
-def test_qc_flags_a_trace_that_backs_up_beyond_both_ends_of_its_scale():
-    """A backup scale lies beyond one end of the scale: a trace unwrapped one period up in one
-    stretch passes; one that also goes a period down elsewhere misread a crossing (cycles 2)."""
-    h, w, period = 96, 900, 80.0
-    x = np.arange(w)
-    page = 48 + 30 * np.sin(x / 60.0)
+def _unwrapped_signals(offsets: dict[str, np.ndarray], period: float | None = 80.0) -> dict[str, dict]:
+    """QC signals of one curve drawn on a 96 x 900 scan (a sine, on its page rows), traced as its page
+    rows plus each of `offsets` (whole periods, per column), with a backup scale of `period` rows."""
+    h, w = 96, 900
+    page = 48 + 30 * np.sin(np.arange(w) / 60.0)
     img = np.full((h, w), 230, np.uint8)
-    img[np.round(page).astype(int), x] = 20
+    img[np.round(page).astype(int), np.arange(w)] = 20
     probs = _probs(h, w, np.stack([page]))[:2]
     probs[0] = 1 - probs[1]
     conf = np.full((1, w), 0.9)
+    wrap = {1: period} if period else None
+    return {name: curve_signals((page + off)[None, :], conf, (1,), probs, img, wrap, page=page[None, :])[0]
+            for name, off in offsets.items()}
+
+
+def test_qc_flags_a_trace_that_backs_up_beyond_both_ends_of_its_scale():
+    """A backup scale lies beyond one end of the scale: a trace unwrapped one period up in one
+    stretch passes; one that also goes a period down elsewhere misread a crossing (cycles 2)."""
+    x, period = np.arange(900), 80.0
     one_way = np.where((x > 300) & (x < 400), period, 0.0)
     both_ways = one_way + np.where((x > 600) & (x < 700), -period, 0.0)
-    sig = {}
-    for name, offset in (("one", one_way), ("both", both_ways)):
-        rows = (page + offset)[None, :]
-        sig[name] = curve_signals(rows, conf, (1,), probs, img, {1: period}, page=page[None, :])[0]
+    sig = _unwrapped_signals({"one": one_way, "both": both_ways}, period)
     assert sig["one"]["cycles"] == 1.0 and "backs up" not in judge(sig["one"])[1]
     assert sig["both"]["cycles"] == 2.0
     assert "backs up beyond both ends of its scale: wrap cycles 2.00 > 1.00" in judge(sig["both"])[1]
     assert "backs up" not in judge(sig["both"], QCThresholds(max_cycles=9.0))[1]
-    no_wrap = curve_signals((page + both_ways)[None, :], conf, (1,), probs, img, None, page=page[None, :])[0]
+    no_wrap = _unwrapped_signals({"both": both_ways}, None)["both"]
     assert no_wrap["cycles"] == 0.0  # without a backup scale there are no cycles to count
     assert no_wrap["backup"] == 0.0
 
@@ -412,18 +417,9 @@ def test_qc_flags_a_trace_whose_main_scale_is_in_doubt():
     """The unwrap calls the cycle a trace spends most of the depth on its main scale. A backup over a
     ninth of the depth passes; one over 45% of it (a curve drawn on its backup for more than half the
     depth reads like that, a whole period off everywhere) is flagged."""
-    h, w, period = 96, 900, 80.0
-    x = np.arange(w)
-    page = 48 + 30 * np.sin(x / 60.0)
-    img = np.full((h, w), 230, np.uint8)
-    img[np.round(page).astype(int), x] = 20
-    probs = _probs(h, w, np.stack([page]))[:2]
-    probs[0] = 1 - probs[1]
-    conf = np.full((1, w), 0.9)
-    sig = {}
-    for name, stretch in (("short", (x >= 300) & (x < 400)), ("long", (x >= 300) & (x < 705))):
-        rows = (page + np.where(stretch, period, 0.0))[None, :]
-        sig[name] = curve_signals(rows, conf, (1,), probs, img, {1: period}, page=page[None, :])[0]
+    x, period = np.arange(900), 80.0
+    sig = _unwrapped_signals({"short": np.where((x >= 300) & (x < 400), period, 0.0),
+                              "long": np.where((x >= 300) & (x < 705), period, 0.0)}, period)
     assert sig["short"]["backup"] == pytest.approx(100 / 900) and "main scale" not in judge(sig["short"])[1]
     assert sig["long"]["backup"] == pytest.approx(405 / 900)
     assert "main scale in doubt: share on the backup scale 0.45 > 0.40" in judge(sig["long"])[1]
