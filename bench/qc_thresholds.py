@@ -5,11 +5,11 @@
     .venv/bin/python bench/qc_thresholds.py runs/eval/tune-qc/curves.parquet --min-bad 0.95 --folds 2 --repeats 5
     .venv/bin/python bench/qc_thresholds.py runs/eval/tune-qc/curves.parquet runs/eval/val/curves.parquet \
         --check runs/eval/fresh/curves.parquet
+    .venv/bin/python bench/qc_thresholds.py --smoke-test
 
 Several curves.parquet files are pooled into one tuning set (training styles and the validation
 styles, `veernet evaluate --set val-style`, say); `--check` files are only scored, with the
 defaults and with the chosen thresholds, one line each.
-    .venv/bin/python bench/qc_thresholds.py --smoke-test
 
 Reads the model's per-curve QC signals and R^2 from a `veernet evaluate` run
 (curves.parquet), then searches `trace.qc.QCThresholds` one signal at a time
@@ -139,6 +139,8 @@ def read_curves(path, tag: str = ""):
 def main(argv: list[str] | None = None) -> int:
     import pandas as pd
 
+    from veernet_ray.trace.qc import QCThresholds
+
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("curves", nargs="*", help="curves.parquet of `veernet evaluate` runs on tuning sets (pooled)")
     p.add_argument("--check", nargs="+", default=[], metavar="CURVES",
@@ -171,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         df = pd.concat([read_curves(f, tag=str(i)) for i, f in enumerate(args.curves)], ignore_index=True)
     else:
         p.error("give a curves.parquet or --smoke-test")
-    before = rates(df, __import__("veernet_ray.trace.qc", fromlist=["QCThresholds"]).QCThresholds())
+    before = rates(df, QCThresholds())
     keep = tuple(k for k in args.keep.split(",") if k)
     unknown = [k for k in keep if k not in GRIDS]
     if unknown:
@@ -182,9 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"current defaults: bad flagged {before[0]:.2f}, good flagged {before[1]:.2f}")
     print(f"chosen:           bad flagged {bad:.2f}, good flagged {good:.2f}")
     print(repr(t))
-    from veernet_ray.trace.qc import QCThresholds
-
-    for f in args.curves * (len(args.curves) > 1) + args.check:
+    pooled = args.curves if len(args.curves) > 1 else []  # each tuning set's own figures, when there are several
+    for f in pooled + args.check:
         one = read_curves(f)
         r2 = one["r2"].fillna(-np.inf)
         (b0, g0), (b1, g1) = rates(one, QCThresholds()), rates(one, t)

@@ -75,6 +75,34 @@ def test_benchmark_smoke_modes_run(script):
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
 
 
+def test_qc_threshold_search_pools_tuning_sets_and_only_scores_checks(tmp_path):
+    """Two curves.parquet files pooled for the search (their scan ids kept apart), a third only scored;
+    each printed with the defaults' and the chosen thresholds' figures."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(1)
+    files = []
+    for k in range(3):
+        n = 40
+        r2 = rng.uniform(-1, 1, n)
+        df = pd.DataFrame({"method": "model", "scan": [f"s{i // 2}" for i in range(n)], "class_id": 1 + np.arange(n) % 2,
+                           "r2": r2, "coverage": 0.9, "qc_coverage": 0.9, "qc_confidence": 0.9, "qc_margin": r2,
+                           "qc_pen": 0.3, "qc_shared": 0.0, "qc_ink": 0.95, "qc_grid": 0.0, "qc_jumps": 0.0,
+                           "qc_spread": 0.1})
+        files.append(tmp_path / f"c{k}.parquet")
+        df.to_parquet(files[-1])
+    out = _run([sys.executable, "bench/qc_thresholds.py", str(files[0]), str(files[1]), "--check", str(files[2]),
+                "--keep", "min_coverage,min_confidence,min_pen,pen_margin,max_shared,min_ink,ink_contrast,max_grid,"
+                "max_jumps,max_cycles,max_backup,min_spread,min_margin_2"], timeout=600)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert "tuning curves: 80" in out.stdout  # pooled: 2 x 40, scans of both sets kept apart
+    assert f"tuning {files[0]}:" in out.stdout and f"tuning {files[1]}:" in out.stdout
+    check = [line for line in out.stdout.splitlines() if line.startswith(f"check {files[2]}:")]
+    assert len(check) == 1 and "defaults" in check[0] and "chosen" in check[0]
+    assert "min_margin=0.15" not in out.stdout.split("chosen:")[1]  # the margin, the one signal that separates, moved
+
+
 def test_decoder_bench_runs_the_model_on_stretched_and_flipped_views(tmp_path):
     curves = tmp_path / "curves.parquet"
     out = _run([sys.executable, "bench/decoders.py", "--smoke-test", "--decoders", "ink-classes-closed",
