@@ -60,8 +60,13 @@ def _kill_rank1_once(run_dir: Path, ray_dir: Path, moment: str, done: threading.
 
 def _submit_with_a_kill(moment: str, name: str, register_as: str, ray_head, mlflow_server, demo_data, storage: Path,
                         env_base) -> dict:
+    # at the commit moment rank 1 holds its report of epoch 1 for 20 s: Ray cannot commit the epoch before
+    # it reports, so the kill lands in the window however loaded the machine is (a missed window failed
+    # this test once, with a sheet inference running beside the suite)
+    hold = {"env_vars": {"VEERNET_TEST_HOLD_REPORT": "1:1:20"}} if moment == "commit" else {}
     cmd = [
-        str(BIN / "ray"), "job", "submit", "--address", ray_head["address"], "--working-dir", str(ROOT), "--",
+        str(BIN / "ray"), "job", "submit", "--address", ray_head["address"], "--working-dir", str(ROOT),
+        *(["--runtime-env-json", json.dumps(hold)] if hold else []), "--",
         sys.executable, "jobs/train.py", "--config", "configs/demo.yaml", "--name", name,
         "--manifest", str(demo_data),
         "--set", f"storage={storage}", f"tracking.tracking_uri={mlflow_server}", f"tracking.experiment={name}",

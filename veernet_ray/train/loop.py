@@ -291,10 +291,28 @@ def train_func(config: dict[str, Any]) -> None:
                 say(f"[veernet] epoch {epoch + 1}/{tc.epochs} " + " ".join(
                     f"{k}={v:.4g}" for k, v in reported.items() if k in _PRINTED))
             else:
+                _hold_report(rank, epoch)
                 ray.train.report({}, checkpoint=None)
 
 
 _PRINTED = ("train_loss", "val_miou_fg", "val_iou_1", "val_iou_2", "val_curve_r2_median", "val_curve_mae", "images_per_s")
+
+
+#: a fault test's hook, "RANK:EPOCH:SECONDS": that rank waits this long before it reports that epoch. Ray
+#: commits an epoch's checkpoint once every rank has reported, so the window between rank 0's checkpoint
+#: reaching storage and the commit stays open long enough for a kill to land in it on a loaded machine
+#: (tests/test_train_job.py, the "commit" moment)
+HOLD_REPORT_ENV = "VEERNET_TEST_HOLD_REPORT"
+
+
+def _hold_report(rank: int, epoch: int) -> None:
+    spec = os.environ.get(HOLD_REPORT_ENV, "")
+    try:
+        hold_rank, hold_epoch, seconds = spec.split(":")
+        if (int(hold_rank), int(hold_epoch)) == (rank, epoch):
+            time.sleep(float(seconds))
+    except ValueError:  # unset or malformed: no hold
+        return
 
 
 def _nan(v: float) -> bool:
