@@ -162,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.folds == 1 or args.folds < 0:
         p.error(f"--folds must be 0 (off) or at least 2, got {args.folds}")
+    tuning = {f: read_curves(f, tag=str(i)) for i, f in enumerate(args.curves)}
     if args.smoke_test:
         rng = np.random.default_rng(0)
         n = 60
@@ -169,8 +170,8 @@ def main(argv: list[str] | None = None) -> int:
         df = pd.DataFrame({"r2": r2, "class_id": 1 + np.arange(n) % 2, "qc_coverage": 0.9, "qc_confidence": 0.4 + 0.5 * (r2 > 0.5),
                            "qc_margin": r2, "qc_pen": 0.3, "qc_shared": 0.0, "qc_ink": 0.9, "qc_grid": 0.0, "qc_jumps": 0.0,
                            "qc_spread": 0.1, "scan": [f"s{i // 2}" for i in range(n)]})
-    elif args.curves:
-        df = pd.concat([read_curves(f, tag=str(i)) for i, f in enumerate(args.curves)], ignore_index=True)
+    elif tuning:
+        df = pd.concat(tuning.values(), ignore_index=True)
     else:
         p.error("give a curves.parquet or --smoke-test")
     before = rates(df, QCThresholds())
@@ -184,12 +185,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"current defaults: bad flagged {before[0]:.2f}, good flagged {before[1]:.2f}")
     print(f"chosen:           bad flagged {bad:.2f}, good flagged {good:.2f}")
     print(repr(t))
-    pooled = args.curves if len(args.curves) > 1 else []  # each tuning set's own figures, when there are several
-    for f in pooled + args.check:
-        one = read_curves(f)
+    # each tuning set's own figures, when there are several, then the sets only scored
+    sets = [("tuning", f, one) for f, one in tuning.items()] * (len(tuning) > 1)
+    for role, f, one in sets + [("check", f, read_curves(f)) for f in args.check]:
         r2 = one["r2"].fillna(-np.inf)
         (b0, g0), (b1, g1) = rates(one, QCThresholds()), rates(one, t)
-        print(f"{'check' if f in args.check else 'tuning'} {f}: {(r2 < 0.8).sum()} bad, {(r2 >= 0.95).sum()} good; "
+        print(f"{role} {f}: {(r2 < 0.8).sum()} bad, {(r2 >= 0.95).sum()} good; "
               f"defaults {b0:.2f}/{g0:.2f}, chosen {b1:.2f}/{g1:.2f} (bad/good flagged)")
     if args.folds:
         fb, fg, parts = cross_check(df, args.folds, args.repeats, max_good=args.max_good, min_bad=args.min_bad,
