@@ -338,10 +338,11 @@ def test_style_families_hold_out_pattern_and_wells(tmp_path):
     assert not set(tr.source) & set(HELDOUT_LAS)
     assert set(ho.source) - {"synthetic"} <= set(HELDOUT_LAS) and (ho.source != "synthetic").any()
     assert set(ho["style"]) == {"heldout-faded"} and ho.curve2_style.str.startswith("dash_dot_dot").all()
-    va = pd.read_parquet(generate_dataset(tmp_path / "v", n=3, seed=3, las_dir=LAS_DIR, source="las",
-                                          style_family="val-smudge", progress=False, **TINY))
-    assert not set(va.source) & set(HELDOUT_LAS)  # validation styles, training wells
-    assert set(va["style"]) == {"val-smudge"} and va.curve2_style.str.startswith("paired_dots").all()
+    for fam in ("val-smudge", "val-brokengrid"):
+        va = pd.read_parquet(generate_dataset(tmp_path / fam, n=3, seed=3, las_dir=LAS_DIR, source="las",
+                                              style_family=fam, progress=False, **TINY))
+        assert not set(va.source) & set(HELDOUT_LAS)  # validation styles, training wells
+        assert set(va["style"]) == {fam} and va.curve2_style.str.startswith("paired_dots").all()
     from veernet_ray.evaluate.heldout import EVAL_SETS
 
     sets = {k: set(v) for k, v in EVAL_SETS.items()}
@@ -377,6 +378,43 @@ def test_a_wrapped_real_curve_backs_up_once_not_twenty_times(up, log):
             assert u.max() <= WRAP_MAX_SPAN + 0.25, (seed, u.max())
         else:
             assert u.min() >= 1 - WRAP_MAX_SPAN - 0.25, (seed, u.min())
+
+
+def _longest_hold(v: np.ndarray) -> int:
+    """The longest run of one finite reading in v (NaN columns end a run)."""
+    best = run = 0
+    for a, b in zip(v[:-1], v[1:]):
+        run = run + 1 if (np.isfinite(a) and a == b) else 0
+        best = max(best, run)
+    return best + 1
+
+
+def test_held_readings_come_from_their_own_stream_and_keep_truth_and_mask_together():
+    """p_flat makes a curve hold one reading over stretches of the depth (a straight line along the depth,
+    as a grid line is). Its draws come from a side stream: the scale, the layout and every reading outside
+    the held stretches are what p_flat=0 draws; the truth holds the reading, and the mask's ink sits on it.
+    The held-out families keep p_flat at 0 (their well holds readings of its own)."""
+    from veernet_ray.synth.styles import STYLE_FAMILIES
+
+    off = SynthConfig.from_preset("demo", style=NO_SKEW.replace(p_flat=0.0, p_gaps=0.0, p_wrap=0.0))
+    on = SynthConfig.from_preset("demo", style=NO_SKEW.replace(p_flat=1.0, p_gaps=0.0, p_wrap=0.0))
+    for i in range(6):
+        a, b = render_sample(37, i, off), render_sample(37, i, on)
+        assert a.sidecar == b.sidecar and a.image.shape == b.image.shape
+        w = a.image.shape[1]
+        for k, (va, vb) in enumerate(zip(a.values, b.values)):
+            assert np.array_equal(np.isfinite(va), np.isfinite(vb))  # holding draws no ink where none was
+            assert _longest_hold(va) < 0.04 * w <= _longest_hold(vb), (i, k)
+            assert np.mean(va[np.isfinite(va)] == vb[np.isfinite(vb)]) > 0.2  # the rest as it was
+            # the mask's ink follows the held truth: its class sits on the truth row over the stretch
+            ax = b.sidecar.curves[k]
+            rows = np.round(ax.row_at(vb)).astype(float)
+            cols = np.flatnonzero(np.isfinite(rows) & (rows >= 0) & (rows < b.mask.shape[0]))
+            near = [np.any(b.mask[max(0, int(rows[x]) - 2): int(rows[x]) + 3, x] == ax.class_id) for x in cols]
+            assert np.mean(near) > 0.6, (i, k, np.mean(near))
+        assert np.array_equal(render_sample(37, i, on).image, b.image)  # deterministic
+    assert all(STYLE_FAMILIES[f].p_flat == 0.0 for f in STYLE_FAMILIES if f.startswith("heldout"))
+    assert STYLE_FAMILIES["train"].p_flat > 0
 
 
 def test_heavy_rules_come_from_their_own_stream_and_stay_background():

@@ -92,6 +92,30 @@ def test_short_gap_bridged_long_gap_nan():
     assert np.isfinite(res.rows[0, 300:]).all()
 
 
+def test_a_path_comes_back_near_where_it_left_not_on_other_ink_across_the_track():
+    """A broken curve (30 columns on, 70 off) with other ink far across the track in its gaps:
+    with the gap slack the trace stays on its dots (absent between them); without it (inf, the rule
+    before) coming back anywhere costs only a switch, and the path hops onto the other ink."""
+    import math
+
+    h, w = 400, 400
+    dots = np.full(w, np.nan)
+    other = np.full(w, np.nan)
+    for x in range(0, w, 100):
+        dots[x : x + 30] = 350.0
+        other[x + 40 : x + 70] = 50.0
+    p = render([dots, other], h, w)
+    probs = np.stack([1.0 - (p[1] + p[2]), p[1] + p[2]])
+    near = trace_curves(probs, (1,), gap_slack=0.5).rows[0]
+    anywhere = trace_curves(probs, (1,), gap_slack=math.inf).rows[0]
+    on_other = np.isfinite(other)
+    assert np.nanmax(np.abs(near[np.isfinite(dots)] - 350.0)) < 1.0
+    assert not (np.abs(near[on_other] - 50.0) < 5).any()  # never on the other ink
+    assert (np.abs(anywhere[on_other] - 50.0) < 5).mean() > 0.5  # the old rule hops there
+    with pytest.raises(ValueError, match="gap_slack"):
+        trace_curves(probs, (1,), gap_slack=-1.0)
+
+
 def backup_curve():
     """A curve drifting up past the top edge: drawn rows wrap with period P."""
     period = H - 1.0

@@ -30,7 +30,7 @@ EVAL_SETS: dict[str, tuple[str, ...]] = {
     # training styles, other seeds: what QC thresholds are chosen on (never on the held-out set)
     "train-style": ("train",),
     # styles training never draws, from training wells: where choices about unseen styles are made
-    "val-style": ("val-smudge", "val-coarse"),
+    "val-style": ("val-smudge", "val-coarse", "val-brokengrid"),
 }
 #: base seed of the evaluation sets; far from any training seed
 EVAL_SEED = 90210

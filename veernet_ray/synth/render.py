@@ -149,6 +149,11 @@ def render_sample(
             kind = kinds[i] if kinds[i].mnemonic not in avoid else kinds[1 - i]
             curves.append(_stochastic_curve(rng, cid, kind, w, bands[i], (t0, t1), size))
 
+    if style.p_flat > 0:
+        frng = _side_rng(seed, index, rng, FLAT_STREAM)
+        for c in curves:
+            _hold_readings(frng, c.values, style.p_flat)
+
     # ---- curve layers
     layers, cores, fades, inks, wraps, rows_wrapped = [], [], [], [], [], []
     styles_meta = _curve_styles(rng, style)
@@ -471,12 +476,35 @@ def _crosses(r1: np.ndarray, r2: np.ndarray) -> bool:
 #: the side stream's third seed word: draws added after a dataset's scans were fixed come from
 #: their own stream, so a knob at 0 leaves those scans byte for byte as they were
 SIDE_STREAM = 7919
+FLAT_STREAM = 7927
 
 
-def _side_rng(seed, index: int, rng: np.random.Generator) -> np.random.Generator:
+def _side_rng(seed, index: int, rng: np.random.Generator, stream: int = SIDE_STREAM) -> np.random.Generator:
     if isinstance(seed, np.random.Generator):  # an explicit generator: a child stream (spawning draws nothing)
         return rng.spawn(1)[0]
-    return np.random.default_rng([int(seed), int(index), SIDE_STREAM])
+    return np.random.default_rng([int(seed), int(index), stream])
+
+
+def _hold_readings(rng: np.random.Generator, values: np.ndarray, p: float) -> None:
+    """With probability p, one to three stretches (4-30% of the depth each) where the curve holds one
+    reading, in place: the reading it had on entering the stretch (a pen at rest, a tool pegged) or,
+    a third of the time, another of its readings (a step to a casing or baseline level). Columns the
+    curve does not cover stay NaN; the truth is the held reading, so mask, truth and sidecar agree."""
+    if rng.random() >= p:
+        return
+    w = values.size
+    fin = np.flatnonzero(np.isfinite(values))
+    if fin.size == 0:
+        return
+    for _ in range(int(rng.integers(1, 4))):
+        length = max(2, int(rng.uniform(0.04, 0.3) * w))
+        x0 = int(rng.integers(0, max(1, w - length)))
+        seg = values[x0 : x0 + length]
+        on = np.isfinite(seg)
+        if not on.any():
+            continue
+        level = seg[on][0] if rng.random() >= 1 / 3 else values[fin[int(rng.integers(fin.size))]]
+        seg[on] = level
 
 
 def _heavy_rules(rng: np.random.Generator, img: np.ndarray, t0: int, t1: int, style: ScanStyle, size: float) -> None:

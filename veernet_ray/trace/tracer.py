@@ -57,6 +57,11 @@ MAX_GAP = 12
 #: a wrapped path's edge crossing is counted between on-columns at most this many apart: a broken
 #: (dashed, dotted) backup curve often leaves the page in a gap (bench/RESULTS.md, "Wraps across gaps")
 UNWRAP_GAP = 256
+#: rows per column of a gap that a curve may move for free on coming back (`trace_curves`' gap_slack):
+#: beyond it each row costs the jump penalty, so a dotted curve 2 does not hop onto curve 1's ink in its
+#: gaps for the price of a switch. Chosen on the training-style and validation sets (bench/RESULTS.md,
+#: "A path comes back near where it left"); inf is the rule before it (anywhere, for the switch alone)
+GAP_SLACK = 0.5
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,7 @@ def trace_curves(
     min_confidence: float = MIN_CONFIDENCE,
     max_gap: int = MAX_GAP,
     max_jump: float | None = None,
+    gap_slack: float | None = None,
 ) -> TraceResult:
     """Trace each class in `class_ids` through a (C, H, W) probability map.
 
@@ -120,6 +126,10 @@ def trace_curves(
     max_gap: longest run of NaN columns (between confident ones) that is bridged.
     max_jump: row change between adjacent columns above which an unwrapped trace
         is cut (NaN); default half the image height.
+    gap_slack: rows a curve may move per column of a gap at no cost: coming back after a gap
+        costs jump_penalty per row beyond gap_slack x the gap's length from where the path left
+        (a dotted curve 2 cannot hop onto curve 1's ink in its gaps for the price of a switch);
+        inf: anywhere for the switch alone; default GAP_SLACK.
     """
     probs = _check_probs(probs)
     n_classes, height, width = probs.shape
@@ -133,7 +143,10 @@ def trace_curves(
     if not 0 <= min_confidence <= 1:
         raise ValueError(f"min_confidence must lie in [0, 1], got {min_confidence!r}")
     max_jump = 0.5 * height if max_jump is None else float(max_jump)
-    args = (jump_penalty, switch_cost, presence, min_confidence, max_gap, max_jump)
+    gap_slack = GAP_SLACK if gap_slack is None else float(gap_slack)
+    if not gap_slack >= 0:
+        raise ValueError(f"gap_slack must be a number >= 0 (inf: no cost), got {gap_slack!r}")
+    args = (jump_penalty, switch_cost, presence, min_confidence, max_gap, max_jump, gap_slack)
     if not class_ids:
         empty = np.zeros((0, width))
         return TraceResult(empty, empty.copy(), (), np.zeros((0, width), bool), height)
@@ -241,7 +254,8 @@ class _Channel:
 
 
 def _trace(chans: list[_Channel], class_ids: tuple[int, ...], periods: np.ndarray, jump_penalty: float,
-           switch_cost: float, presence: float, min_confidence: float, max_gap: int, max_jump: float) -> "TraceResult":
+           switch_cost: float, presence: float, min_confidence: float, max_gap: int, max_jump: float,
+           gap_slack: float = math.inf) -> "TraceResult":
     """One independent trace per class (the body of `trace_curves`, inputs already checked)."""
     k = len(class_ids)
     height, width = chans[0].x.shape
@@ -249,7 +263,8 @@ def _trace(chans: list[_Channel], class_ids: tuple[int, ...], periods: np.ndarra
     cmass = np.stack([c.mass for c in chans]).astype(np.float64)  # (K, W, n)
     emit_on = -np.log(np.clip(cmass, P_FLOOR, 1.0))
     emit_abs = -math.log(presence)
-    state, path_shift = _viterbi(cand, emit_on, emit_abs, periods, float(jump_penalty), float(switch_cost))
+    state, path_shift = _viterbi(cand, emit_on, emit_abs, periods, float(jump_penalty), float(switch_cost),
+                                 float(gap_slack))
     n = cand.shape[2]
     on = state < n  # (K, W); state n = absent
     pick = np.minimum(state, n - 1)[:, :, None]
@@ -411,7 +426,8 @@ def _col_mean(x, scale):  # pragma: no cover - compiled
 
 # ------------------------------------------------------------------- Viterbi
 def _viterbi(
-    cand: np.ndarray, emit_on: np.ndarray, emit_abs: float, periods: np.ndarray, pen: float, switch: float
+    cand: np.ndarray, emit_on: np.ndarray, emit_abs: float, periods: np.ndarray, pen: float, switch: float,
+    gap_slack: float = math.inf,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Best state sequence over candidate rows. cand: (K, W, n) rows; emit_on: (K, W, n).
 
@@ -427,7 +443,8 @@ def _viterbi(
     k, width, n = cand.shape
     cand = np.ascontiguousarray(cand, dtype=np.int64)
     state = _viterbi_states(cand, np.ascontiguousarray(emit_on, dtype=np.float64), float(emit_abs),
-                            np.ascontiguousarray(periods, dtype=np.float64), float(pen), float(switch))
+                            np.ascontiguousarray(periods, dtype=np.float64), float(pen), float(switch),
+                            float(gap_slack))
     path_shift = np.zeros((k, width), np.int64)
     for ci in np.flatnonzero(np.isfinite(periods)):
         # the wrap crossing of each step between on-columns: argmin over s of |r_t + sP - r_prev|,
@@ -445,12 +462,16 @@ def _viterbi(
 
 
 @numba.njit(cache=True, nogil=True)
-def _viterbi_states(cand, emit_on, emit_abs, periods, pen, switch):  # pragma: no cover - compiled
+def _viterbi_states(cand, emit_on, emit_abs, periods, pen, switch, slack):  # pragma: no cover - compiled
     """The DP itself, per class: (K, W) best states (n = absent).
 
     Column t's cost of reaching candidate j from candidate i is pen * |r_j - r_i| (the
     shorter way round a wrapped class's period) + emit_on[t, j]; entering or leaving
-    "absent" costs `switch`, being absent `emit_abs`. Ties go to the lowest source state.
+    "absent" costs `switch`, being absent `emit_abs`. The absent state remembers the row its
+    best path left from and for how many columns it has been absent (g): coming back at r_j
+    costs pen * max(0, |r_j - left| - slack * g) more (nothing when it never was on; slack inf:
+    nothing ever). With a finite slack the memory is the best absent path's alone, so the path is
+    the best one under that approximation, not over every sequence. Ties go to the lowest source state.
     A loop over columns that no NumPy or SciPy routine does (STYLE.md practice 10): as
     NumPy calls it cost ~8 us per column in call overhead alone, compiled ~0.2 us.
     """
@@ -460,12 +481,15 @@ def _viterbi_states(cand, emit_on, emit_abs, periods, pen, switch):  # pragma: n
     back = np.zeros((width, s), np.uint8)
     v = np.empty(s)
     nxt = np.empty(s)
+    gated = np.isfinite(slack)
     for ci in range(k):
         period = periods[ci]
         wrapped = np.isfinite(period)
         for j in range(n):
             v[j] = emit_on[ci, 0, j]
         v[n] = emit_abs
+        left = np.nan  # the row the absent state's best path left from (NaN: never on)
+        gap = 0
         for t in range(1, width):
             for j in range(n):
                 e = emit_on[ci, t, j]
@@ -482,7 +506,15 @@ def _viterbi_states(cand, emit_on, emit_abs, periods, pen, switch):  # pragma: n
                     if val < best:
                         best = val
                         arg = i
-                val = v[n] + (switch + e)
+                back_cost = 0.0
+                if gated and np.isfinite(left):
+                    d = rj - left
+                    a = abs(d)
+                    if wrapped:
+                        a = min(a, abs(d + period))
+                        a = min(a, abs(d - period))
+                    back_cost = pen * max(0.0, a - slack * gap)
+                val = v[n] + (switch + e + back_cost)
                 if val < best:
                     best = val
                     arg = n
@@ -502,6 +534,11 @@ def _viterbi_states(cand, emit_on, emit_abs, periods, pen, switch):  # pragma: n
                 arg = n
             nxt[n] = best
             back[t, n] = arg
+            if arg == n:
+                gap += 1
+            else:
+                left = float(cand[ci, t - 1, arg])
+                gap = 1
             v, nxt = nxt, v
         st = 0
         for j in range(1, n):
