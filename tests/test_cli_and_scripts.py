@@ -100,7 +100,10 @@ def test_qc_threshold_search_pools_tuning_sets_and_only_scores_checks(tmp_path):
     assert f"tuning {files[0]}:" in out.stdout and f"tuning {files[1]}:" in out.stdout
     check = [line for line in out.stdout.splitlines() if line.startswith(f"check {files[2]}:")]
     assert len(check) == 1 and "defaults" in check[0] and "chosen" in check[0]
-    assert "min_margin=0.15" not in out.stdout.split("chosen:")[1]  # the margin, the one signal that separates, moved
+    from veernet_ray.trace.qc import QCThresholds
+
+    # the margin, the one signal that separates (it is the R^2 here), moved off its default
+    assert f"min_margin={QCThresholds().min_margin}," not in out.stdout.split("chosen:")[1]
 
 
 def test_decoder_bench_runs_the_model_on_stretched_and_flipped_views(tmp_path):

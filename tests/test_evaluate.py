@@ -122,18 +122,22 @@ def test_qc_passes_a_good_trace_and_flags_confidently_wrong_ones():
     probs[2, truth[1].astype(int)[gaps], x[gaps]] = 0.0
     probs[0] = 1 - probs[1] - probs[2]
     good = curve_signals(truth, conf, (1, 2), probs, img)
-    assert [judge(s)[0] for s in good] == [False, False], [judge(s) for s in good]
-    # two solid pens: the pens cannot tell which is curve 1; the classes can, decisively, and settle it
+    assert [judge(s, class_id=c)[0] for s, c in zip(good, (1, 2))] == [False, False], [judge(s) for s in good]
+    # the pen rule (off by default since stage 12's retune; min_pen 0.05 before): two solid pens cannot
+    # tell which is curve 1; the classes can, decisively, and settle it
+    pens = QCThresholds(min_pen=0.05)
     same_pen = curve_signals(truth, conf, (1, 2), _probs(h, w, truth), img)
-    assert all(s["margin"] > QCThresholds().pen_margin for s in same_pen)
-    assert not any("pen contrast" in judge(s)[1] for s in same_pen)
-    assert all("pen contrast" in judge(s, QCThresholds(pen_margin=9.0))[1] for s in same_pen)  # 9: always
-    # two solid pens and classes that cannot tell them apart either: which is curve 1 is a guess, and QC says so
+    assert all(s["margin"] > pens.pen_margin for s in same_pen)
+    assert not any("pen contrast" in judge(s, pens)[1] for s in same_pen)
+    assert all("pen contrast" in judge(s, QCThresholds(min_pen=0.05, pen_margin=9.0))[1] for s in same_pen)  # 9: always
+    # two solid pens and classes that cannot tell them apart either: which is curve 1 is a guess, and QC
+    # says so: by the class margin, and by the pens where that rule is on
     alike = _probs(h, w, truth)
     alike[1:3] = alike[1:3].max(axis=0, keepdims=True) / 2
     guess = curve_signals(truth, conf, (1, 2), alike, img)
     assert all(abs(s["margin"]) < 0.05 for s in guess)
-    assert all("pen contrast" in judge(s, class_id=cid)[1] for s, cid in zip(guess, (1, 2)))
+    assert all("class margin" in judge(s, class_id=cid)[1] for s, cid in zip(guess, (1, 2)))
+    assert all("pen contrast" in judge(s, pens, class_id=cid)[1] for s, cid in zip(guess, (1, 2)))
 
     # curve 2's trace rides curve 1's ink (same rows): both confident, both on ink
     same = np.stack([truth[0], truth[0]])
@@ -284,8 +288,9 @@ def test_qc_pen_signal_says_which_trace_is_the_solid_pen():
     assert sig[0]["pen"] == pytest.approx(0.5, abs=0.05) and sig[1]["pen"] == sig[0]["pen"]
     swapped = curve_signals(truth[::-1].copy(), conf, (1, 2), probs, img)
     assert swapped[0]["pen"] == pytest.approx(-sig[0]["pen"])
-    assert "pen contrast" in judge(swapped[0])[1] and "pen" not in judge(sig[0])[1]
-    assert "pen" not in judge(swapped[0], QCThresholds(min_pen=-1.0))[1]  # -1: off
+    pens = QCThresholds(min_pen=0.05)  # the rule as it was before stage 12's retune turned it off
+    assert "pen contrast" in judge(swapped[0], pens)[1] and "pen" not in judge(sig[0], pens)[1]
+    assert "pen" not in judge(swapped[0])[1]  # -1 (the default): off
 
 
 def test_evaluate_cache_reuses_the_models_probabilities(tmp_path, capsys):
@@ -415,12 +420,12 @@ def test_qc_flags_a_trace_that_backs_up_beyond_both_ends_of_its_scale():
 
 def test_qc_flags_a_trace_whose_main_scale_is_in_doubt():
     """The unwrap calls the cycle a trace spends most of the depth on its main scale. A backup over a
-    ninth of the depth passes; one over 45% of it (a curve drawn on its backup for more than half the
+    ninth of the depth passes; one over half of it (a curve drawn on its backup for more than half the
     depth reads like that, a whole period off everywhere) is flagged."""
     x, period = np.arange(900), 80.0
     sig = _unwrapped_signals({"short": np.where((x >= 300) & (x < 400), period, 0.0),
-                              "long": np.where((x >= 300) & (x < 705), period, 0.0)}, period)
+                              "long": np.where((x >= 300) & (x < 750), period, 0.0)}, period)
     assert sig["short"]["backup"] == pytest.approx(100 / 900) and "main scale" not in judge(sig["short"])[1]
-    assert sig["long"]["backup"] == pytest.approx(405 / 900)
-    assert "main scale in doubt: share on the backup scale 0.45 > 0.40" in judge(sig["long"])[1]
+    assert sig["long"]["backup"] == pytest.approx(450 / 900)
+    assert "main scale in doubt: share on the backup scale 0.50 > 0.45" in judge(sig["long"])[1]
     assert "main scale" not in judge(sig["long"], QCThresholds(max_backup=9.0))[1]
