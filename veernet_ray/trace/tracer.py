@@ -461,6 +461,16 @@ def _viterbi(
     return state, path_shift
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _row_distance(d, period, wrapped):  # pragma: no cover - compiled
+    """|d| rows, or the shorter way round a wrapped class's period."""
+    a = abs(d)
+    if wrapped:
+        a = min(a, abs(d + period))
+        a = min(a, abs(d - period))
+    return a
+
+
 @numba.njit(cache=True, nogil=True)
 def _viterbi_states(cand, emit_on, emit_abs, periods, pen, switch, slack):  # pragma: no cover - compiled
     """The DP itself, per class: (K, W) best states (n = absent).
@@ -497,23 +507,14 @@ def _viterbi_states(cand, emit_on, emit_abs, periods, pen, switch, slack):  # pr
                 best = np.inf
                 arg = 0
                 for i in range(n):
-                    d = rj - float(cand[ci, t - 1, i])
-                    a = abs(d)
-                    if wrapped:
-                        a = min(a, abs(d + period))
-                        a = min(a, abs(d - period))
+                    a = _row_distance(rj - float(cand[ci, t - 1, i]), period, wrapped)
                     val = v[i] + (a * pen + e)
                     if val < best:
                         best = val
                         arg = i
                 back_cost = 0.0
                 if gated and np.isfinite(left):
-                    d = rj - left
-                    a = abs(d)
-                    if wrapped:
-                        a = min(a, abs(d + period))
-                        a = min(a, abs(d - period))
-                    back_cost = pen * max(0.0, a - slack * gap)
+                    back_cost = pen * max(0.0, _row_distance(rj - left, period, wrapped) - slack * gap)
                 val = v[n] + (switch + e + back_cost)
                 if val < best:
                     best = val

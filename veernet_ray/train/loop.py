@@ -299,10 +299,9 @@ _PRINTED = ("train_loss", "val_miou_fg", "val_iou_1", "val_iou_2", "val_curve_r2
 
 
 #: a fault test's hook, "RANK:EPOCH:SECONDS": that rank (1 or above; rank 0 is never held) waits this long
-#: before it reports that epoch. Ray
-#: commits an epoch's checkpoint once every rank has reported, so the window between rank 0's checkpoint
-#: reaching storage and the commit stays open long enough for a kill to land in it on a loaded machine
-#: (tests/test_train_job.py, the "commit" moment)
+#: before it reports that epoch. Ray commits an epoch's checkpoint once every rank has reported, so the
+#: window between rank 0's checkpoint reaching storage and the commit stays open long enough for a kill
+#: to land in it on a loaded machine (tests/test_train_job.py, the "commit" moment)
 HOLD_REPORT_ENV = "VEERNET_TEST_HOLD_REPORT"
 
 
