@@ -115,6 +115,8 @@ def test_decoder_bench_runs_the_model_on_stretched_and_flipped_views(tmp_path):
 
     df = pd.read_parquet(curves)
     assert len(df) == 4 and set(df.decoder) == {"ink-classes-closed"}  # 2 scans x 2 curves
+    # R^2 is read where a trace has a value: the table counts short traces beside it
+    assert "coverage_c2" in out.stdout and "bad_or_short" in out.stdout and "whole_good" in out.stdout
     bad = _run([sys.executable, "bench/decoders.py", "--smoke-test", "--stretch", "90,5"])
     assert bad.returncode == 2 and "LO,HI" in bad.stderr and "Traceback" not in bad.stderr
 

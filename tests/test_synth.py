@@ -423,8 +423,8 @@ def test_heavy_rules_come_from_their_own_stream_and_stay_background():
     at 1 rows along the depth darken while the mask and the truth stay as they were."""
     from veernet_ray.synth.styles import STYLE_FAMILIES
 
-    cfg = SynthConfig.from_preset("demo", style=NO_SKEW.replace(p_heavy_rule=0.0, p_bitonal=0.0))
-    on = SynthConfig.from_preset("demo", style=NO_SKEW.replace(p_heavy_rule=1.0, p_bitonal=0.0))
+    cfg = SynthConfig.from_preset("demo", style=NO_SKEW.replace(p_heavy_rule=0.0, p_bitonal=0.0, p_flat_on_rule=0.0))
+    on = SynthConfig.from_preset("demo", style=NO_SKEW.replace(p_heavy_rule=1.0, p_bitonal=0.0, p_flat_on_rule=0.0))
     changed = 0
     for i in range(6):
         a, b = render_sample(31, i, cfg), render_sample(31, i, on)
@@ -436,3 +436,44 @@ def test_heavy_rules_come_from_their_own_stream_and_stay_background():
         assert np.array_equal(render_sample(31, i, on).image, b.image)  # deterministic
     assert changed == 6
     assert all(STYLE_FAMILIES[f].p_heavy_rule == 0.0 for f in STYLE_FAMILIES if f != "train")
+
+
+def test_held_readings_sit_on_heavy_rules_and_only_the_curve_is_curve_there():
+    """p_flat_on_rule puts a held stretch on a heavy rule's row: the curve runs on the rule for a while,
+    the mask calls that stretch curve, and the rule beyond the curve's ink stays background. A scan
+    without rules draws nothing for it, so p_flat_on_rule leaves rule-less scans as they were."""
+    style = NO_SKEW.replace(p_flat=1.0, p_heavy_rule=1.0, p_flat_on_rule=1.0, p_gaps=0.0, p_wrap=0.0, p_bitonal=0.0)
+    on_rule = 0
+    for i in range(6):
+        b = render_sample(41, i, SynthConfig.from_preset("demo", style=style))
+        paper = render_sample(41, i, SynthConfig.from_preset("demo", style=style.replace(p_heavy_rule=0.0)))
+        h, w = b.mask.shape
+        ruled = np.flatnonzero(np.mean(paper.image.astype(int) - b.image.astype(int) > 40, axis=1) > 0.5)
+        assert ruled.size, i
+        for k, v in enumerate(b.values):
+            ax = b.sidecar.curves[k]
+            held = np.zeros(w, bool)  # columns of a run of one reading longer than 4% of the depth
+            x = 0
+            while x < w:
+                y = x
+                while y + 1 < w and np.isfinite(v[x]) and v[y + 1] == v[x]:
+                    y += 1
+                if y - x + 1 >= 0.04 * w:
+                    held[x : y + 1] = True
+                x = y + 1
+            row = np.round(ax.row_at(v[held])) if held.any() else np.array([])
+            sits = np.array([np.min(np.abs(ruled - r)) <= 3 for r in row if np.isfinite(r)])
+            if sits.size and sits.all():
+                on_rule += 1
+                r = int(row[0])
+                cols = np.flatnonzero(held)
+                assert np.mean(b.mask[max(0, r - 2): r + 3][:, cols] == ax.class_id) > 0.15, (i, k)
+        # the rule row away from any curve ink stays background
+        for r in ruled:
+            assert np.mean(b.mask[r] == 0) > 0.3 or np.mean(b.mask[r] > 0) < 0.95
+    assert on_rule >= 4
+    # a style without rules: the flat stream draws nothing for p_flat_on_rule
+    plain = NO_SKEW.replace(p_flat=1.0, p_heavy_rule=0.0, p_gaps=0.0)
+    a = render_sample(41, 0, SynthConfig.from_preset("demo", style=plain.replace(p_flat_on_rule=0.0)))
+    c = render_sample(41, 0, SynthConfig.from_preset("demo", style=plain))
+    assert np.array_equal(a.image, c.image) and all(np.array_equal(x, y, equal_nan=True) for x, y in zip(a.values, c.values))

@@ -149,10 +149,13 @@ def render_sample(
             kind = kinds[i] if kinds[i].mnemonic not in avoid else kinds[1 - i]
             curves.append(_stochastic_curve(rng, cid, kind, w, bands[i], (t0, t1), size))
 
-    if style.p_flat > 0:
-        frng = _side_rng(seed, index, rng, FLAT_STREAM)
+    # heavy rules are planned here, from their own stream, so a held reading can sit on one's row
+    frng = _side_rng(seed, index, rng, FLAT_STREAM) if style.p_flat > 0 else None
+    rules = _plan_heavy_rules(_side_rng(seed, index, rng), t0, t1, style, size) if style.p_heavy_rule > 0 else None
+    if frng is not None:
         for c in curves:
-            _hold_readings(frng, c.values, style.p_flat)
+            _hold_readings(frng, c.values, style.p_flat,
+                           on_rules=(c.axis, rules[0], style.p_flat_on_rule) if rules and style.p_flat_on_rule > 0 else None)
 
     # ---- curve layers
     layers, cores, fades, inks, wraps, rows_wrapped = [], [], [], [], [], []
@@ -202,8 +205,8 @@ def render_sample(
     text = _text_layer(rng, h, w, t0, t1, depth, pitch, curves, style, size, dunit, splice)
     if grid is not None:
         img *= 1.0 - grid.astype(np.float32) * np.float32(uniform(rng, style.grid_ink) / 255.0)
-    if style.p_heavy_rule > 0:
-        _heavy_rules(_side_rng(seed, index, rng), img, t0, t1, style, size)
+    if rules:
+        _paint_heavy_rules(img, *rules)
     if text is not None:
         img *= 1.0 - text.astype(np.float32) * np.float32(uniform(rng, style.text_ink) / 255.0)
     for cid in (bottom, on_top):
@@ -485,17 +488,28 @@ def _side_rng(seed, index: int, rng: np.random.Generator, stream: int = SIDE_STR
     return np.random.default_rng([int(seed), int(index), stream])
 
 
-def _hold_readings(rng: np.random.Generator, values: np.ndarray, p: float) -> None:
+def _hold_readings(rng: np.random.Generator, values: np.ndarray, p: float, on_rules=None) -> None:
     """With probability p, one to three stretches (4-30% of the depth each) where the curve holds one
     reading, in place: the reading it had on entering the stretch (a pen at rest, a tool pegged) or,
     a third of the time, another of its readings (a step to a casing or baseline level). Columns the
-    curve does not cover stay NaN; the truth is the held reading, so mask, truth and sidecar agree."""
+    curve does not cover stay NaN; the truth is the held reading, so mask, truth and sidecar agree.
+
+    `on_rules` = (axis, rule rows, q): the scan has heavy rules along the depth, and each stretch sits on
+    one of their rows within the curve's own range of rows with probability q: the curve runs on the rule there (curve in the mask) and the
+    rule beyond it stays background, the one difference a model must learn between the two straight
+    lines. No draw is made for it on a scan without rules or with q 0."""
     if rng.random() >= p:
         return
     w = values.size
     fin = np.flatnonzero(np.isfinite(values))
     if fin.size == 0:
         return
+    own = np.array([], float)  # rule rows within the curve's own range of rows: a hold there adds no crossing
+    if on_rules is not None:
+        span = on_rules[0].row_at(values[fin])
+        span = span[np.isfinite(span)]
+        rows = np.asarray(on_rules[1], float)
+        own = rows[(rows >= span.min()) & (rows <= span.max())] if span.size else own
     for _ in range(int(rng.integers(1, 4))):
         length = max(2, int(rng.uniform(0.04, 0.3) * w))
         x0 = int(rng.integers(0, max(1, w - length)))
@@ -504,16 +518,18 @@ def _hold_readings(rng: np.random.Generator, values: np.ndarray, p: float) -> No
         if not on.any():
             continue
         level = seg[on][0] if rng.random() >= 1 / 3 else values[fin[int(rng.integers(fin.size))]]
+        if on_rules is not None and own.size and rng.random() < on_rules[2]:
+            at = float(on_rules[0].value_at(float(own[int(rng.integers(own.size))])))
+            level = at if np.isfinite(at) else level
         seg[on] = level
 
 
-def _heavy_rules(rng: np.random.Generator, img: np.ndarray, t0: int, t1: int, style: ScanStyle, size: float) -> None:
-    """A rule along the depth as heavy and dark as a pen, drawn into `img` (paper 1.0) under the curves:
-    with p_heavy_rule, one or two across the track (the middle, a quarter, or anywhere) and, half the
-    time, the track's borders as heavily. The mask keeps them background."""
+def _plan_heavy_rules(rng: np.random.Generator, t0: int, t1: int, style: ScanStyle, size: float):
+    """Rules along the depth as heavy and dark as a pen: with p_heavy_rule, one or two across the track
+    (the middle, a quarter, or anywhere) and, half the time, the track's borders as heavily. Returns
+    (rows, width px, ink 0-1), or None for a scan without them."""
     if rng.random() >= style.p_heavy_rule:
-        return
-    h = img.shape[0]
+        return None
     width = max(2, int(round(rng.uniform(2.0, 6.0) * max(size, 0.4))))
     ink = np.float32(rng.uniform(0.6, 1.0))
     rows = []
@@ -522,6 +538,12 @@ def _heavy_rules(rng: np.random.Generator, img: np.ndarray, t0: int, t1: int, st
         rows.append(int(round(t0 + f * (t1 - t0))))
     if rng.random() < 0.5:
         rows += [t0, t1]
+    return rows, width, ink
+
+
+def _paint_heavy_rules(img: np.ndarray, rows: list[int], width: int, ink: np.float32) -> None:
+    """Draw planned rules into `img` (paper 1.0) under the curves; the mask keeps them background."""
+    h = img.shape[0]
     for y in rows:
         a, b = max(0, y - width // 2), min(h, y + (width + 1) // 2)
         img[a:b, :] *= 1.0 - ink

@@ -61,6 +61,10 @@ class ScanStyle:
     # hold a reading (bench/RESULTS.md, "Flat stretches"); drawn from its own random stream, so 0 leaves
     # every scan as it was
     p_flat: float = 0.25
+    # on a scan with heavy rules (below), a held stretch sits on a rule's row this often: the curve runs
+    # on the rule for a while and leaves it, where a rule alone is background (bench/RESULTS.md, "Held
+    # readings on a rule")
+    p_flat_on_rule: float = 0.5
     # grid and annotation
     p_grid: float = 0.85
     p_minor_grid: float = 0.7
