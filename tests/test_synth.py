@@ -441,7 +441,9 @@ def test_heavy_rules_come_from_their_own_stream_and_stay_background():
 def test_held_readings_sit_on_heavy_rules_and_only_the_curve_is_curve_there():
     """p_flat_on_rule puts a held stretch on a heavy rule's row: the curve runs on the rule for a while,
     the mask calls that stretch curve, and the rule beyond the curve's ink stays background. A scan
-    without rules draws nothing for it, so p_flat_on_rule leaves rule-less scans as they were."""
+    without rules draws nothing for it, so p_flat_on_rule leaves rule-less scans as they were, and at
+    its default, 0, every scan is as it was (the evaluation sets stay as drawn)."""
+    assert ScanStyle().p_flat_on_rule == 0.0
     style = NO_SKEW.replace(p_flat=1.0, p_heavy_rule=1.0, p_flat_on_rule=1.0, p_gaps=0.0, p_wrap=0.0, p_bitonal=0.0)
     on_rule = 0
     for i in range(6):
@@ -475,5 +477,5 @@ def test_held_readings_sit_on_heavy_rules_and_only_the_curve_is_curve_there():
     # a style without rules: the flat stream draws nothing for p_flat_on_rule
     plain = NO_SKEW.replace(p_flat=1.0, p_heavy_rule=0.0, p_gaps=0.0)
     a = render_sample(41, 0, SynthConfig.from_preset("demo", style=plain.replace(p_flat_on_rule=0.0)))
-    c = render_sample(41, 0, SynthConfig.from_preset("demo", style=plain))
+    c = render_sample(41, 0, SynthConfig.from_preset("demo", style=plain.replace(p_flat_on_rule=1.0)))
     assert np.array_equal(a.image, c.image) and all(np.array_equal(x, y, equal_nan=True) for x, y in zip(a.values, c.values))

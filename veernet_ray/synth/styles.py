@@ -63,8 +63,9 @@ class ScanStyle:
     p_flat: float = 0.25
     # on a scan with heavy rules (below), a held stretch sits on a rule's row this often: the curve runs
     # on the rule for a while and leaves it, where a rule alone is background (bench/RESULTS.md, "Held
-    # readings on a rule")
-    p_flat_on_rule: float = 0.5
+    # readings on a rule"). 0 by default, so the evaluation sets stay as they were drawn; stage 13's
+    # data set it with --style
+    p_flat_on_rule: float = 0.0
     # grid and annotation
     p_grid: float = 0.85
     p_minor_grid: float = 0.7
