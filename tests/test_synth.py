@@ -423,8 +423,8 @@ def test_heavy_rules_come_from_their_own_stream_and_stay_background():
     at 1 rows along the depth darken while the mask and the truth stay as they were."""
     from veernet_ray.synth.styles import STYLE_FAMILIES
 
-    cfg = SynthConfig.from_preset("demo", style=NO_SKEW.replace(p_heavy_rule=0.0, p_bitonal=0.0, p_flat_on_rule=0.0))
-    on = SynthConfig.from_preset("demo", style=NO_SKEW.replace(p_heavy_rule=1.0, p_bitonal=0.0, p_flat_on_rule=0.0))
+    cfg = SynthConfig.from_preset("demo", style=NO_SKEW.replace(p_heavy_rule=0.0, p_bitonal=0.0))
+    on = SynthConfig.from_preset("demo", style=NO_SKEW.replace(p_heavy_rule=1.0, p_bitonal=0.0))
     changed = 0
     for i in range(6):
         a, b = render_sample(31, i, cfg), render_sample(31, i, on)
@@ -478,4 +478,5 @@ def test_held_readings_sit_on_heavy_rules_and_only_the_curve_is_curve_there():
     plain = NO_SKEW.replace(p_flat=1.0, p_heavy_rule=0.0, p_gaps=0.0)
     a = render_sample(41, 0, SynthConfig.from_preset("demo", style=plain.replace(p_flat_on_rule=0.0)))
     c = render_sample(41, 0, SynthConfig.from_preset("demo", style=plain.replace(p_flat_on_rule=1.0)))
-    assert np.array_equal(a.image, c.image) and all(np.array_equal(x, y, equal_nan=True) for x, y in zip(a.values, c.values))
+    assert np.array_equal(a.image, c.image)
+    assert all(np.array_equal(x, y, equal_nan=True) for x, y in zip(a.values, c.values))

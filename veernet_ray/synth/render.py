@@ -154,8 +154,8 @@ def render_sample(
     rules = _plan_heavy_rules(_side_rng(seed, index, rng), t0, t1, style, size) if style.p_heavy_rule > 0 else None
     if frng is not None:
         for c in curves:
-            _hold_readings(frng, c.values, style.p_flat,
-                           on_rules=(c.axis, rules[0], style.p_flat_on_rule) if rules and style.p_flat_on_rule > 0 else None)
+            on_rules = (c.axis, rules[0], style.p_flat_on_rule) if rules and style.p_flat_on_rule > 0 else None
+            _hold_readings(frng, c.values, style.p_flat, on_rules=on_rules)
 
     # ---- curve layers
     layers, cores, fades, inks, wraps, rows_wrapped = [], [], [], [], [], []
@@ -494,10 +494,11 @@ def _hold_readings(rng: np.random.Generator, values: np.ndarray, p: float, on_ru
     a third of the time, another of its readings (a step to a casing or baseline level). Columns the
     curve does not cover stay NaN; the truth is the held reading, so mask, truth and sidecar agree.
 
-    `on_rules` = (axis, rule rows, q): the scan has heavy rules along the depth, and each stretch sits on
-    one of their rows within the curve's own range of rows with probability q: the curve runs on the rule there (curve in the mask) and the
-    rule beyond it stays background, the one difference a model must learn between the two straight
-    lines. No draw is made for it on a scan without rules or with q 0."""
+    `on_rules` = (axis, rule rows, q): the scan has heavy rules along the depth, and each stretch sits,
+    with probability q, on one of their rows within the curve's own range of rows: the curve runs on
+    the rule there (curve in the mask) and the rule beyond it stays background, the one difference a
+    model must learn between the two straight lines. No draw is made for it on a scan without rules
+    or with q 0."""
     if rng.random() >= p:
         return
     w = values.size
