@@ -117,27 +117,24 @@ SECOND_INKED = 0.25
 SECOND_FLOOR = 0.02
 
 
-def other_class_ink(probs: np.ndarray, window: int = 0, weight: float = 1.0):
-    """A `trace_twice` second_ink: the erased ink scaled, pixel by pixel, by (1 - weight) + weight *
-    p_other / (p1 + p2), where "other" is the class the first path is not: the class the model sees
-    less of along it (`class_evidence`), column by column over `window` columns (0: once per scan).
-    The share is taken relative to its 99th percentile on the ink left; below SECOND_FLOOR, not at all.
-    What the first pass leaves of its own curve (a bold pen's edges, a stretch it skipped) then weighs
-    less than the other curve's sparse ink (bench/RESULTS.md, "The second pass looks for the other
-    class")."""
+def other_class_ink(probs: np.ndarray, window: int):
+    """A `trace_twice` second_ink: the erased ink scaled, pixel by pixel, by p_other / (p1 + p2), where
+    "other" is the class the first path is not: the class the model sees less of along it
+    (`class_evidence`), column by column over `window` columns. The share is taken relative to its
+    99th percentile on the ink left; below SECOND_FLOOR, not at all. What the first pass leaves of
+    its own curve (a bold pen's edges, a stretch it skipped) then weighs less than the other curve's
+    sparse ink (bench/RESULTS.md, "The second pass looks for the other class")."""
     def second(erased: np.ndarray, page: np.ndarray) -> np.ndarray:
         ev = class_evidence(probs, page[None, :])[0]
         if not np.isfinite(ev).any():
             return erased
         p1, p2 = probs[1].astype(np.float32), probs[2].astype(np.float32)
         total = np.maximum(p1 + p2, 1.0 if probs.dtype == np.uint8 else 1e-6)
-        if window > 1:  # the first path's class column by column, from its evidence nearby
-            k = np.ones(min(window, ev.size))
-            num = np.convolve(np.nan_to_num(ev), k, mode="same")
-            den = np.convolve(np.isfinite(ev).astype(np.float64), k, mode="same")
-            first_is_1 = np.where(den > 0, num / np.maximum(den, 1.0), np.nanmean(ev)) >= 0
-        else:
-            first_is_1 = np.full(ev.size, np.nanmean(ev) >= 0)
+        # the first path's class column by column, from its evidence nearby
+        k = np.ones(min(window, ev.size))
+        num = np.convolve(np.nan_to_num(ev), k, mode="same")
+        den = np.convolve(np.isfinite(ev).astype(np.float64), k, mode="same")
+        first_is_1 = np.where(den > 0, num / np.maximum(den, 1.0), np.nanmean(ev)) >= 0
         share = np.where(first_is_1[None, :], p2, p1) / total
         # relative to the most the other class gets on the scan's remaining ink: where the model calls
         # every pen one class (a pattern it never saw), the ink keeps its shape instead of fading away
@@ -145,8 +142,7 @@ def other_class_ink(probs: np.ndarray, window: int = 0, weight: float = 1.0):
         top = float(np.percentile(share[inked], 99)) if inked.any() else 0.0
         if top < SECOND_FLOOR:  # the model sees none of the other class: no cue, the ink as it is
             return erased
-        share = np.clip(share / top, 0.0, 1.0)
-        out = erased.astype(np.float32) * ((1.0 - weight) + weight * share)
+        out = erased.astype(np.float32) * np.clip(share / top, 0.0, 1.0)
         return np.round(out).astype(np.uint8) if erased.dtype == np.uint8 else out
     return second
 
